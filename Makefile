@@ -1,0 +1,46 @@
+# Parley — the two commands of the README, and their helpers.
+#   make demo   bring up Kafka + FerretDB and every service, then run the pipeline demo
+#   make test   install everything the tests need and run them (they start their own servers)
+# Both install what they need on a fresh machine (virtualenv, Python packages, Kafka jars,
+# FerretDB). Requires python3 >= 3.11, a JDK >= 17 with Maven, and Go >= 1.24.
+
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STACK  := $(PYTHON) deploy/local/stack.py
+
+.PHONY: setup demo test unit stop status logs clean lint
+
+$(VENV)/.installed: pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Parley needs Python 3.11 or newer; python3 is " + sys.version.split()[0])'
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+setup: $(VENV)/.installed
+	$(STACK) install
+
+demo: setup
+	$(STACK) start
+	$(PY) -m deploy.local.services start
+	$(PY) -m deploy.local.services status
+
+test: setup
+	$(PY) -m pytest
+
+unit: $(VENV)/.installed
+	$(PY) -m pytest tests/unit
+
+stop:
+	-$(PY) -m deploy.local.services stop
+	$(STACK) stop
+
+status:
+	$(STACK) status; $(PY) -m deploy.local.services status
+
+lint: $(VENV)/.installed
+	$(PY) -m ruff check .
+
+clean: stop
+	rm -rf .parley var

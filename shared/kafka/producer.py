@@ -1,0 +1,73 @@
+"""Publish enveloped events: keyed by case, acknowledged by all in-sync replicas, idempotent."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+
+from shared.contracts.envelope import Envelope
+from shared.settings import KafkaSettings
+
+log = logging.getLogger(__name__)
+
+
+def event_headers(envelope: Envelope[Any]) -> list[tuple[str, bytes]]:
+    """Headers that let a reader route or trace an event without parsing it."""
+    return [
+        ("event_type", envelope.event_type.encode()),
+        ("event_id", str(envelope.event_id).encode()),
+        ("correlation_id", envelope.correlation_id.encode()),
+        ("schema_version", str(envelope.schema_version).encode()),
+    ]
+
+
+class Publisher:
+    """An aiokafka producer that sends envelopes to the topic named by their event type."""
+
+    def __init__(self, settings: KafkaSettings, *, client_id: str = "parley") -> None:
+        self.settings = settings
+        self._producer = AIOKafkaProducer(
+            bootstrap_servers=settings.bootstrap,
+            client_id=client_id,
+            acks="all",
+            enable_idempotence=True,
+            linger_ms=5,
+            request_timeout_ms=30_000,
+        )
+
+    async def start(self) -> None:
+        await self._producer.start()
+
+    async def stop(self) -> None:
+        await self._producer.stop()
+
+    async def __aenter__(self) -> Publisher:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    async def publish(self, envelope: Envelope[Any]) -> None:
+        """Send one event and wait until the broker has acknowledged it."""
+        await self._producer.send_and_wait(
+            self.settings.topic(envelope.event_type),
+            value=envelope.to_bytes(),
+            key=envelope.key(),
+            headers=event_headers(envelope),
+        )
+
+    async def send_raw(
+        self,
+        topic: str,
+        value: bytes | None,
+        *,
+        key: bytes | None = None,
+        headers: list[tuple[str, bytes]] | None = None,
+    ) -> None:
+        """Send bytes to a logical topic as they are (channel ingress, dead letters)."""
+        await self._producer.send_and_wait(
+            self.settings.topic(topic), value=value, key=key, headers=headers or []
+        )

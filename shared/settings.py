@@ -1,0 +1,71 @@
+"""Settings shared by every service: where Kafka and MongoDB are, and how names are prefixed.
+
+Each group reads its own environment variables (``PARLEY_KAFKA_*``, ``PARLEY_MONGO_*``,
+``PARLEY_*``); a service's own ``settings.py`` composes them with its own fields. Nothing
+is read at import time: call the service's cached ``get_settings()``.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class KafkaSettings(BaseSettings):
+    """How to reach Kafka and how to name topics."""
+
+    model_config = SettingsConfigDict(env_prefix="PARLEY_KAFKA_", extra="ignore")
+
+    bootstrap: str = Field(
+        "127.0.0.1:9092", description="Comma-separated host:port list of Kafka brokers."
+    )
+    topic_prefix: str = Field(
+        "",
+        description="Prepended to every topic and consumer-group name (tests use one per test).",
+    )
+    partitions: int = Field(6, ge=1, description="Partitions for topics this project creates.")
+    replication_factor: int = Field(1, ge=1, description="Replication factor for new topics.")
+    session_timeout_s: float = Field(10.0, gt=0, description="Consumer-group session timeout.")
+    rebalance_timeout_s: float = Field(20.0, gt=0, description="Consumer-group rebalance timeout.")
+    heartbeat_interval_s: float = Field(1.0, gt=0, description="Consumer heartbeat interval.")
+
+    def topic(self, name: str) -> str:
+        """Return the physical topic name of a catalogue topic."""
+        return f"{self.topic_prefix}{name}"
+
+
+class MongoSettings(BaseSettings):
+    """How to reach MongoDB (or a MongoDB wire-protocol server such as FerretDB)."""
+
+    model_config = SettingsConfigDict(env_prefix="PARLEY_MONGO_", extra="ignore")
+
+    url: str = Field("mongodb://127.0.0.1:27017/", description="MongoDB connection string.")
+    db_prefix: str = Field(
+        "parley_", description="Prepended to each service's database name (tests use their own)."
+    )
+    server_selection_timeout_ms: int = Field(10_000, gt=0, description="Driver selection timeout.")
+
+    def database(self, service: str) -> str:
+        """Return the database name a service owns."""
+        return f"{self.db_prefix}{service}"
+
+
+class CommonSettings(BaseSettings):
+    """What every service has: its environment, logging, Kafka and MongoDB."""
+
+    model_config = SettingsConfigDict(env_prefix="PARLEY_", extra="ignore")
+
+    environment: str = Field(
+        "development", description="development, test or production; production refuses defaults."
+    )
+    log_level: str = Field("INFO", description="Root log level.")
+    log_json: bool = Field(False, description="Write log lines as JSON objects.")
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    mongo: MongoSettings = Field(default_factory=MongoSettings)
+
+    @field_validator("environment")
+    @classmethod
+    def _known_environment(cls, value: str) -> str:
+        if value not in {"development", "test", "production"}:
+            raise ValueError("must be development, test or production")
+        return value

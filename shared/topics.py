@@ -1,0 +1,134 @@
+"""The topic catalogue: every Kafka topic Parley uses, what it carries, who reads it.
+
+A topic's name is its event type (past tense). Each one has a dead-letter topic
+``<name>.dlq`` where consumers put what they could not process, with the original bytes
+and the reason in headers (see ``shared.kafka.dlq``). Physical names get the configured
+``PARLEY_KAFKA_TOPIC_PREFIX`` in front (``KafkaSettings.topic``).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import ValidationError
+
+from shared.contracts import intake, stages
+from shared.contracts.envelope import Envelope, Payload
+from shared.errors import InvalidMessage
+
+DLQ_SUFFIX = ".dlq"
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    """One topic of the catalogue."""
+
+    name: str
+    description: str
+    payload: type[Payload] | None = None  # None: not enveloped (channel ingress)
+    consumers: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def dlq(self) -> str:
+        """Name of this topic's dead-letter topic."""
+        return self.name + DLQ_SUFFIX
+
+
+def _spec(payload: type[Payload], description: str, *consumers: str) -> TopicSpec:
+    return TopicSpec(payload.event_type, description, payload, ("supervision", *consumers))
+
+
+CATALOGUE: dict[str, TopicSpec] = {
+    spec.name: spec
+    for spec in (
+        TopicSpec(
+            "complaint.received",
+            "Complaints as channels publish them (ComplaintSubmission JSON, not enveloped; "
+            "key: the channel's complaint id).",
+            None,
+            ("intake",),
+        ),
+        _spec(intake.ComplaintRegistered, "A complaint became or joined a case.", "investigation"),
+        _spec(intake.CustomerNotified, "A message to the customer was issued."),
+        _spec(
+            stages.InvestigationCompleted, "Findings, evidence and category.", "negotiation"
+        ),
+        _spec(stages.NegotiationStarted, "A negotiation workspace opened."),
+        _spec(stages.NegotiationFailed, "Negotiation ended without agreement."),
+        _spec(stages.SettlementProposed, "An offer went to the customer."),
+        _spec(stages.SettlementApproved, "An offer above authority was approved."),
+        _spec(stages.SettlementAgreed, "The customer accepted an offer.", "followup"),
+        _spec(stages.SettlementExecuted, "The agreed remedy was carried out.", "followup"),
+        _spec(stages.CaseEscalated, "The case goes to mediation or litigation.", "followup"),
+        _spec(stages.FollowupCompleted, "The satisfaction callback was made."),
+        _spec(stages.CaseClosed, "The case was closed.", "intake"),
+        _spec(stages.SupervisionAlert, "Something needs a person's attention."),
+    )
+}
+
+
+def spec(name: str) -> TopicSpec:
+    """Return the catalogue entry of a topic (logical name, without prefix)."""
+    try:
+        return CATALOGUE[name]
+    except KeyError:
+        raise KeyError(f"{name!r} is not in the topic catalogue") from None
+
+
+def all_topics(*, dead_letters: bool = True) -> list[str]:
+    """Return every logical topic name, with their dead-letter topics unless told not to."""
+    names = list(CATALOGUE)
+    if dead_letters:
+        names += [CATALOGUE[n].dlq for n in CATALOGUE]
+    return names
+
+
+def validation_errors(exc: ValidationError) -> list[dict[str, str]]:
+    """Turn pydantic errors into ``{"field", "problem"}`` pairs, leaving out the input values.
+
+    The input may hold personal data, so it never goes into a reason that is logged or
+    published.
+    """
+    return [
+        {"field": ".".join(str(p) for p in err["loc"]) or "(root)", "problem": err["msg"]}
+        for err in exc.errors(include_url=False, include_input=False, include_context=False)
+    ]
+
+
+def decode_json(raw: bytes | None) -> Any:
+    """Decode UTF-8 JSON bytes, or raise ``InvalidMessage`` saying what is wrong."""
+    if raw is None:
+        raise InvalidMessage("message has no value")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidMessage(f"value is not valid UTF-8 (byte {exc.start})") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InvalidMessage(f"value is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    except RecursionError:
+        raise InvalidMessage("value is JSON nested too deeply") from None
+
+
+def decode(topic: str, raw: bytes | None) -> Envelope[Any]:
+    """Decode an enveloped event from ``topic`` (logical name), or raise ``InvalidMessage``."""
+    entry = spec(topic)
+    if entry.payload is None:
+        raise InvalidMessage(f"{topic} is not an enveloped topic")
+    data = decode_json(raw)
+    if not isinstance(data, dict):
+        raise InvalidMessage("value must be a JSON object")
+    if data.get("event_type") not in (None, entry.name):
+        raise InvalidMessage(
+            f"event_type {str(data.get('event_type'))[:64]!r} does not belong on {topic}"
+        )
+    try:
+        return Envelope[entry.payload].model_validate(data)  # type: ignore[name-defined]
+    except ValidationError as exc:
+        errors = validation_errors(exc)
+        raise InvalidMessage(
+            "; ".join(f"{e['field']}: {e['problem']}" for e in errors), errors=errors
+        ) from None

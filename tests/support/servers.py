@@ -1,0 +1,168 @@
+"""Where the tests' Kafka and MongoDB come from, in this order:
+
+1. environment variables naming existing servers (``PARLEY_TEST_KAFKA_BOOTSTRAP`` and
+   ``PARLEY_TEST_MONGO_URL``);
+2. testcontainers with the official ``apache/kafka`` and ``mongo`` images, when a Docker
+   engine answers;
+3. otherwise the project's local stack (``deploy/local/stack.py``) on test ports, started
+   once per test session from a fresh data directory and stopped at its end.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from deploy.local import stack
+
+REPO = Path(__file__).resolve().parents[2]
+STACK_SCRIPT = REPO / "deploy" / "local" / "stack.py"
+
+
+
+
+@dataclass
+class Servers:
+    """Addresses of the servers under test, and how to restart the broker if we can."""
+
+    kafka_bootstrap: str
+    mongo_url: str
+    source: str
+    restart_kafka: Callable[[], None] | None = None
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def docker_answers() -> bool:
+    """Whether a Docker engine answers (the client alone is not enough)."""
+    if os.environ.get("PARLEY_TEST_NO_DOCKER"):
+        return False
+    try:
+        import docker
+
+        client = docker.from_env(timeout=3)
+        client.ping()
+        return True
+    except Exception:  # noqa: BLE001 - any failure means "no engine here"
+        return False
+
+
+def _wait(check: Callable[[], bool], what: str, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.5)
+    raise RuntimeError(f"{what} did not answer within {timeout}s")
+
+
+@contextmanager
+def _containers() -> Iterator[Servers]:
+    from testcontainers.core.container import DockerContainer
+    from testcontainers.mongodb import MongoDbContainer
+
+    port = _free_port()
+    kafka = (
+        DockerContainer(os.environ.get("PARLEY_TEST_KAFKA_IMAGE", "apache/kafka:4.1.1"))
+        .with_bind_ports(9092, port)
+        .with_env("KAFKA_NODE_ID", "1")
+        .with_env("KAFKA_PROCESS_ROLES", "broker,controller")
+        .with_env("KAFKA_LISTENERS", "PLAINTEXT://:9092,CONTROLLER://:9093")
+        .with_env("KAFKA_ADVERTISED_LISTENERS", f"PLAINTEXT://127.0.0.1:{port}")
+        .with_env("KAFKA_CONTROLLER_LISTENER_NAMES", "CONTROLLER")
+        .with_env("KAFKA_LISTENER_SECURITY_PROTOCOL_MAP", "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT")
+        .with_env("KAFKA_CONTROLLER_QUORUM_VOTERS", "1@localhost:9093")
+        .with_env("KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR", "1")
+        .with_env("KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR", "1")
+        .with_env("KAFKA_TRANSACTION_STATE_LOG_MIN_ISR", "1")
+        .with_env("KAFKA_GROUP_INITIAL_REBALANCE_DELAY_MS", "0")
+        .with_env("KAFKA_AUTO_CREATE_TOPICS_ENABLE", "false")
+    )
+    mongo = MongoDbContainer(os.environ.get("PARLEY_TEST_MONGO_IMAGE", "mongo:7.0"))
+    with kafka, mongo:
+        _wait(lambda: stack.kafka_answers("127.0.0.1", port), "Kafka container")
+
+        def restart() -> None:
+            kafka.get_wrapped_container().restart()
+            _wait(lambda: stack.kafka_answers("127.0.0.1", port), "Kafka container")
+
+        yield Servers(f"127.0.0.1:{port}", mongo.get_connection_url(), "testcontainers", restart)
+
+
+def _stack_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env.setdefault("PARLEY_STACK_DIR", str(REPO / ".parley" / "test-stack"))
+    env.setdefault("PARLEY_KAFKA_PORT", os.environ.get("PARLEY_TEST_KAFKA_PORT", "39092"))
+    env.setdefault(
+        "PARLEY_KAFKA_CONTROLLER_PORT", os.environ.get("PARLEY_TEST_KAFKA_CONTROLLER_PORT", "39093")
+    )
+    env.setdefault("PARLEY_FERRETDB_PORT", os.environ.get("PARLEY_TEST_FERRETDB_PORT", "37017"))
+    env.setdefault("PARLEY_FERRETDB_DEBUG_PORT", "0")
+    env.setdefault("PARLEY_KAFKA_HEAP", "768m")
+    return env
+
+
+def _stack(*args: str) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(
+        [sys.executable, str(STACK_SCRIPT), *args],
+        env=_stack_env(),
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    return proc
+
+
+@contextmanager
+def _local_stack() -> Iterator[Servers]:
+    env = _stack_env()
+    started_here = _stack("status").returncode != 0
+    if started_here:
+        _stack("stop")
+        shutil.rmtree(env["PARLEY_STACK_DIR"], ignore_errors=True)
+        proc = _stack("start")
+        if proc.returncode != 0:
+            raise RuntimeError(f"local stack did not start:\n{proc.stdout}\n{proc.stderr}")
+
+    def restart() -> None:
+        proc = _stack("restart", "kafka")
+        if proc.returncode != 0:
+            raise RuntimeError(f"Kafka did not restart:\n{proc.stdout}\n{proc.stderr}")
+
+    try:
+        yield Servers(
+            f"127.0.0.1:{env['PARLEY_KAFKA_PORT']}",
+            f"mongodb://127.0.0.1:{env['PARLEY_FERRETDB_PORT']}/",
+            "local",
+            restart,
+        )
+    finally:
+        if started_here and not os.environ.get("PARLEY_TEST_KEEP_STACK"):
+            _stack("stop")
+
+
+@contextmanager
+def provide_servers() -> Iterator[Servers]:
+    """Yield servers for a whole test session (see the module docstring for the order)."""
+    kafka = os.environ.get("PARLEY_TEST_KAFKA_BOOTSTRAP")
+    mongo = os.environ.get("PARLEY_TEST_MONGO_URL")
+    if kafka and mongo:
+        yield Servers(kafka, mongo, "env")
+    elif docker_answers():
+        with _containers() as servers:
+            yield servers
+    else:
+        with _local_stack() as servers:
+            yield servers
