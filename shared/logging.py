@@ -93,3 +93,10 @@ def setup_logging(level: str = "INFO", *, json_lines: bool = False) -> None:
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level.upper())
+
+
+def install_context_filter() -> None:
+    """Add ``ContextFilter`` to every root handler (after faust/uvicorn set up their own)."""
+    for handler in logging.getLogger().handlers:
+        if not any(isinstance(f, ContextFilter) for f in handler.filters):
+            handler.addFilter(ContextFilter())

@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from shared.contracts import intake, stages
+from shared.contracts import followup, intake, investigation, negotiation, supervision
 from shared.contracts.envelope import Envelope, Payload
 from shared.errors import InvalidMessage
 
@@ -53,18 +53,18 @@ CATALOGUE: dict[str, TopicSpec] = {
         _spec(intake.ComplaintRegistered, "A complaint became or joined a case.", "investigation"),
         _spec(intake.CustomerNotified, "A message to the customer was issued."),
         _spec(
-            stages.InvestigationCompleted, "Findings, evidence and category.", "negotiation"
+            investigation.InvestigationCompleted, "Findings, evidence and category.", "negotiation"
         ),
-        _spec(stages.NegotiationStarted, "A negotiation workspace opened."),
-        _spec(stages.NegotiationFailed, "Negotiation ended without agreement."),
-        _spec(stages.SettlementProposed, "An offer went to the customer."),
-        _spec(stages.SettlementApproved, "An offer above authority was approved."),
-        _spec(stages.SettlementAgreed, "The customer accepted an offer.", "followup"),
-        _spec(stages.SettlementExecuted, "The agreed remedy was carried out.", "followup"),
-        _spec(stages.CaseEscalated, "The case goes to mediation or litigation.", "followup"),
-        _spec(stages.FollowupCompleted, "The satisfaction callback was made."),
-        _spec(stages.CaseClosed, "The case was closed.", "intake"),
-        _spec(stages.SupervisionAlert, "Something needs a person's attention."),
+        _spec(negotiation.NegotiationStarted, "A negotiation workspace opened."),
+        _spec(negotiation.NegotiationFailed, "Negotiation ended without agreement."),
+        _spec(negotiation.SettlementProposed, "An offer went to the customer."),
+        _spec(negotiation.SettlementApproved, "An offer above authority was approved."),
+        _spec(negotiation.SettlementAgreed, "The customer accepted an offer.", "followup"),
+        _spec(followup.SettlementExecuted, "The agreed remedy was carried out.", "followup"),
+        _spec(negotiation.CaseEscalated, "The case goes to mediation or litigation.", "followup"),
+        _spec(followup.FollowupCompleted, "The satisfaction callback was made."),
+        _spec(followup.CaseClosed, "The case was closed.", "intake"),
+        _spec(supervision.SupervisionAlert, "Something needs a person's attention."),
     )
 }
 

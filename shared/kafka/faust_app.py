@@ -65,3 +65,15 @@ def faust_dead_letter(app: faust.App, settings: CommonSettings, consumer: str) -
         return await app.producer.send_and_wait(topic, key, value, None, None, headers)
 
     return DeadLetter(send=send, consumer=consumer, topic_prefix=settings.kafka.topic_prefix)
+
+
+def faust_send(app: faust.App, settings: CommonSettings) -> Any:
+    """Return ``send(topic, key, value)`` publishing to a logical topic via the app's producer.
+
+    Suits ``shared.outbox.relay``; envelope headers are not needed by any consumer.
+    """
+
+    async def send(topic: str, key: bytes, value: bytes) -> object:
+        return await app.producer.send_and_wait(settings.kafka.topic(topic), key, value, None, None, None)
+
+    return send

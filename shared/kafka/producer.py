@@ -71,3 +71,7 @@ class Publisher:
         await self._producer.send_and_wait(
             self.settings.topic(topic), value=value, key=key, headers=headers or []
         )
+
+    async def send(self, topic: str, key: bytes, value: bytes) -> object:
+        """``send(topic, key, value)`` for ``shared.outbox.relay``."""
+        return await self._producer.send_and_wait(self.settings.topic(topic), value=value, key=key)

@@ -1,0 +1,66 @@
+"""The transactional outbox, in one document: a state change and the events it must publish.
+
+MongoDB multi-document transactions need a replica set and FerretDB v1 has none, so a
+handler writes its state change *and* the events it owes in the same single-document write:
+``outbox.<event_id> = {"topic", "key", "value"}`` plus ``outbox_pending: true``. ``relay``
+then publishes each pending event and removes it (``$unset``) once the broker acknowledged
+it. A crash in between leaves the event in the document; the next redelivery or the
+periodic ``relay_pending`` sweep publishes it again. Consumers dedupe on ``event_id``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from pymongo.asynchronous.collection import AsyncCollection
+
+from shared.contracts.envelope import Envelope
+
+log = logging.getLogger(__name__)
+
+#: Publish (logical topic, key, value bytes) and return once acknowledged.
+SendFn = Callable[[str, bytes, bytes], Awaitable[object]]
+
+
+def outbox_fields(events: list[Envelope[Any]]) -> dict[str, Any]:
+    """Return the ``$set`` fields that put ``events`` in a document's outbox."""
+    fields: dict[str, Any] = {
+        f"outbox.{e.event_id}": {
+            "topic": e.event_type,
+            "key": e.case_id,
+            "value": e.model_dump_json(),
+        }
+        for e in events
+    }
+    if events:
+        fields["outbox_pending"] = True
+    return fields
+
+
+async def relay(collection: AsyncCollection[dict[str, Any]], doc_id: Any, send: SendFn) -> int:
+    """Publish a document's pending events; return how many were published now."""
+    doc = await collection.find_one({"_id": doc_id}, {"outbox": 1})
+    if doc is None:
+        return 0
+    pending = doc.get("outbox") or {}
+    for event_id, item in pending.items():
+        await send(item["topic"], item["key"].encode(), item["value"].encode())
+        await collection.update_one({"_id": doc_id}, {"$unset": {f"outbox.{event_id}": ""}})
+    await collection.update_one(
+        {"_id": doc_id, "outbox_pending": True}, {"$set": {"outbox_pending": False}}
+    )
+    return len(pending)
+
+
+async def relay_pending(
+    collection: AsyncCollection[dict[str, Any]], send: SendFn, *, limit: int = 500
+) -> int:
+    """Publish what crashed writers left in any document's outbox; return the count."""
+    total = 0
+    async for doc in collection.find({"outbox_pending": True}, {"_id": 1}).limit(limit):
+        total += await relay(collection, doc["_id"], send)
+    if total:
+        log.info("relayed %d events left in outboxes", total)
+    return total

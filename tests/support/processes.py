@@ -1,0 +1,119 @@
+"""Run a service as a real process against the test servers, as production runs it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from shared.settings import CommonSettings
+from tests.support.servers import REPO
+
+
+def service_env(settings: CommonSettings, **extra: str) -> dict[str, str]:
+    """Environment that points a service process at this test's servers and names."""
+    k, m = settings.kafka, settings.mongo
+    env = dict(
+        os.environ,
+        PARLEY_ENVIRONMENT="test",
+        PARLEY_KAFKA_BOOTSTRAP=k.bootstrap,
+        PARLEY_KAFKA_TOPIC_PREFIX=k.topic_prefix,
+        PARLEY_KAFKA_PARTITIONS=str(k.partitions),
+        PARLEY_KAFKA_SESSION_TIMEOUT_S=str(k.session_timeout_s),
+        PARLEY_KAFKA_REBALANCE_TIMEOUT_S=str(k.rebalance_timeout_s),
+        PARLEY_KAFKA_HEARTBEAT_INTERVAL_S=str(k.heartbeat_interval_s),
+        PARLEY_MONGO_URL=m.url,
+        PARLEY_MONGO_DB_PREFIX=m.db_prefix,
+    )
+    env.update(extra)
+    return env
+
+
+class ServiceProcess:
+    """A started service process with its log file."""
+
+    def __init__(self, proc: subprocess.Popen[bytes], log: Path) -> None:
+        self.proc = proc
+        self.log = log
+
+    def log_text(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+    def kill(self) -> None:
+        """SIGKILL: the process gets no chance to commit or flush anything."""
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=30)
+
+    def stop(self, timeout: float = 60) -> None:
+        if self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def start_service(
+    module: str,
+    args: list[str],
+    env: dict[str, str],
+    log: Path,
+    *,
+    ready_text: str | None = None,
+    ready_url: str | None = None,
+    timeout: float = 120,
+) -> ServiceProcess:
+    """Start ``python -m <module> <args>`` and wait until it is ready.
+
+    Ready means ``ready_text`` appeared in its log (a faust worker logs ``Worker]: Ready``)
+    or ``ready_url`` answered 200.
+    """
+    log.parent.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", module, *args],
+        cwd=REPO,
+        env=env,
+        stdout=log.open("ab"),
+        stderr=subprocess.STDOUT,
+    )
+    service = ServiceProcess(proc, log)
+    start_size = 0
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"{module} {args} exited with {proc.returncode}:\n{service.log_text()[-4000:]}")
+        if ready_text and ready_text in service.log_text()[start_size:]:
+            return service
+        if ready_url:
+            try:
+                with urllib.request.urlopen(ready_url, timeout=1) as resp:
+                    if resp.status == 200:
+                        return service
+            except OSError:
+                pass
+        time.sleep(0.3)
+    service.stop()
+    raise AssertionError(f"{module} {args} not ready after {timeout}s:\n{service.log_text()[-4000:]}")
+
+
+@contextmanager
+def running_service(
+    module: str, args: list[str], env: dict[str, str], log: Path, **kwargs: object
+) -> Iterator[ServiceProcess]:
+    """Context manager around ``start_service`` that always stops the process."""
+    service = start_service(module, args, env, log, **kwargs)  # type: ignore[arg-type]
+    try:
+        yield service
+    finally:
+        service.stop()
+
+
+WORKER_READY = "Worker]: Ready"
