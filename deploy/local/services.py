@@ -1,0 +1,177 @@
+"""Start, stop and inspect Parley's service processes on this machine (for ``make demo``).
+
+Each service runs as ``python -m services.<name> worker`` and, where it has an HTTP face,
+``python -m services.<name> api --port N``. Processes, pid files and logs live under
+``PARLEY_RUN_DIR`` (default ``.parley/run``). Services are pointed at Kafka and MongoDB by
+the usual ``PARLEY_KAFKA_*`` / ``PARLEY_MONGO_*`` environment variables (defaults: the local
+stack). A service whose package has no ``__main__`` yet is skipped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+RUN_DIR = Path(os.environ.get("PARLEY_RUN_DIR", REPO / ".parley" / "run"))
+
+
+@dataclass(frozen=True)
+class Proc:
+    """One service process."""
+
+    service: str
+    mode: str  # worker | api
+    port: int | None = None
+
+    @property
+    def name(self) -> str:
+        return f"{self.service}-{self.mode}"
+
+    @property
+    def args(self) -> list[str]:
+        extra = ["--port", str(self.port)] if self.port else []
+        return [sys.executable, "-m", f"services.{self.service}", self.mode, *extra]
+
+    @property
+    def pidfile(self) -> Path:
+        return RUN_DIR / f"{self.name}.pid"
+
+    @property
+    def logfile(self) -> Path:
+        return RUN_DIR / f"{self.name}.log"
+
+    def available(self) -> bool:
+        return (REPO / "services" / self.service / "__main__.py").exists()
+
+
+PROCS = [
+    Proc("intake", "worker"),
+    Proc("intake", "api", int(os.environ.get("PARLEY_INTAKE_PORT", "8001"))),
+    Proc("investigation", "worker"),
+    Proc("negotiation", "worker"),
+    Proc("negotiation", "api", int(os.environ.get("PARLEY_NEGOTIATION_PORT", "8003"))),
+    Proc("followup", "worker"),
+    Proc("supervision", "worker"),
+    Proc("supervision", "api", int(os.environ.get("PARLEY_SUPERVISION_PORT", "8005"))),
+]
+
+
+def _pid(proc: Proc) -> int | None:
+    try:
+        pid = int(proc.pidfile.read_text())
+        os.kill(pid, 0)
+    except (OSError, ValueError):
+        return None
+    try:
+        if f"services.{proc.service}".encode() not in Path(f"/proc/{pid}/cmdline").read_bytes():
+            return None
+    except OSError:
+        pass
+    return pid
+
+
+def _ready(proc: Proc) -> bool:
+    if proc.port:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{proc.port}/health", timeout=1) as r:
+                return r.status == 200
+        except OSError:
+            return False
+    try:
+        return "Worker]: Ready" in proc.logfile.read_text(errors="replace").rsplit("==== start", 1)[-1]
+    except OSError:
+        return False
+
+
+async def _ensure_topics() -> None:
+    from shared.kafka import ensure_topics
+    from shared.settings import KafkaSettings
+
+    await ensure_topics(KafkaSettings())
+
+
+def start(timeout: float = 120) -> int:
+    RUN_DIR.mkdir(parents=True, exist_ok=True)
+    asyncio.run(_ensure_topics())
+    print("[services] topic catalogue ensured")
+    started = []
+    for proc in PROCS:
+        if not proc.available():
+            continue
+        if _pid(proc):
+            print(f"[services] {proc.name} already running (pid {_pid(proc)})")
+            continue
+        with proc.logfile.open("ab") as log:
+            log.write(f"\n==== start {time.strftime('%Y-%m-%dT%H:%M:%S')} ====\n".encode())
+            p = subprocess.Popen(
+                proc.args, cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL, start_new_session=True,
+            )
+        proc.pidfile.write_text(str(p.pid))
+        started.append(proc)
+    deadline = time.monotonic() + timeout
+    waiting = list(started)
+    while waiting and time.monotonic() < deadline:
+        for proc in list(waiting):
+            if _ready(proc):
+                print(f"[services] {proc.name} ready" + (f" on http://127.0.0.1:{proc.port}" if proc.port else ""))
+                waiting.remove(proc)
+            elif _pid(proc) is None:
+                print(f"[services] {proc.name} exited; see {proc.logfile}", file=sys.stderr)
+                return 1
+        time.sleep(0.5)
+    if waiting:
+        print(f"[services] not ready in {timeout:.0f}s: {[p.name for p in waiting]}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def stop() -> int:
+    for proc in reversed(PROCS):
+        pid = _pid(proc)
+        if pid is None:
+            continue
+        os.kill(pid, signal.SIGTERM)
+        for _ in range(150):
+            if _pid(proc) is None:
+                break
+            time.sleep(0.2)
+        else:
+            os.kill(pid, signal.SIGKILL)
+        proc.pidfile.unlink(missing_ok=True)
+        print(f"[services] {proc.name} stopped")
+    return 0
+
+
+def status() -> int:
+    ok = True
+    for proc in PROCS:
+        if not proc.available():
+            print(f"{proc.name:22} not built yet")
+            continue
+        pid = _pid(proc)
+        up = bool(pid) and _ready(proc)
+        ok &= up
+        where = f"http://127.0.0.1:{proc.port}" if proc.port else ""
+        print(f"{proc.name:22} {'up' if up else 'down':5} pid={pid or '-':<8} {where:24} log={proc.logfile}")
+    return 0 if ok else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m deploy.local.services")
+    parser.add_argument("command", choices=("start", "stop", "status"))
+    args = parser.parse_args(argv)
+    return {"start": start, "stop": stop, "status": status}[args.command]()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
