@@ -39,6 +39,15 @@ def outbox_fields(events: list[Envelope[Any]]) -> dict[str, Any]:
     return fields
 
 
+def outbox_document(events: list[Envelope[Any]]) -> dict[str, Any]:
+    """Return the fields that put ``events`` in a new document's outbox (for inserts)."""
+    doc: dict[str, Any] = {"outbox": {}, "outbox_pending": bool(events)}
+    for key, value in outbox_fields(events).items():
+        if key.startswith("outbox."):
+            doc["outbox"][key.removeprefix("outbox.")] = value
+    return doc
+
+
 async def relay(collection: AsyncCollection[dict[str, Any]], doc_id: Any, send: SendFn) -> int:
     """Publish a document's pending events; return how many were published now."""
     doc = await collection.find_one({"_id": doc_id}, {"outbox": 1})
