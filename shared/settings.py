@@ -53,13 +53,19 @@ class MongoSettings(BaseSettings):
 class CommonSettings(BaseSettings):
     """What every service has: its environment, logging, Kafka and MongoDB."""
 
-    model_config = SettingsConfigDict(env_prefix="PARLEY_", extra="ignore")
+    # The common fields keep their PARLEY_* names in every service's subclass (whose own
+    # fields use its PARLEY_<SERVICE>_ prefix); they can also be passed by field name.
+    model_config = SettingsConfigDict(env_prefix="PARLEY_", extra="ignore", populate_by_name=True)
 
     environment: str = Field(
-        "development", description="development, test or production; production refuses defaults."
+        "development",
+        validation_alias="PARLEY_ENVIRONMENT",
+        description="development, test or production; production refuses defaults.",
     )
-    log_level: str = Field("INFO", description="Root log level.")
-    log_json: bool = Field(False, description="Write log lines as JSON objects.")
+    log_level: str = Field("INFO", validation_alias="PARLEY_LOG_LEVEL", description="Root log level.")
+    log_json: bool = Field(
+        False, validation_alias="PARLEY_LOG_JSON", description="Write log lines as JSON objects."
+    )
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     mongo: MongoSettings = Field(default_factory=MongoSettings)
 
