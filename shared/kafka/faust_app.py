@@ -27,6 +27,8 @@ def make_faust_app(
     """
     kafka = settings.kafka
     app_id = f"{kafka.topic_prefix}parley-{service}"
+    datadir = Path(datadir or Path("var") / "faust" / app_id)
+    datadir.parent.mkdir(parents=True, exist_ok=True)
     options: dict[str, Any] = {
         "broker": [f"kafka://{h.strip()}" for h in kafka.bootstrap.split(",")],
         "store": "memory://",
@@ -39,7 +41,7 @@ def make_faust_app(
         "producer_acks": -1,
         "web_enabled": web_port is not None,
         "autodiscover": False,
-        "datadir": str(datadir or Path("var") / "faust" / app_id),
+        "datadir": str(datadir),
     }
     if web_port is not None:
         options["web_port"] = web_port

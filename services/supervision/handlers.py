@@ -1,0 +1,132 @@
+"""Supervision's rules: the status a case is in, when to warn, what a dead letter means.
+
+Plain functions over a repository protocol; no Kafka, faust or FastAPI here.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from shared.contracts.envelope import Envelope
+from shared.contracts.supervision import SupervisionAlert
+
+PRODUCER = "supervision"
+
+#: The status a case is in after each event type (events not listed leave it unchanged).
+STATUS_AFTER: dict[str, str] = {
+    "complaint.registered": "registered",
+    "investigation.completed": "investigated",
+    "negotiation.started": "negotiating",
+    "settlement.proposed": "offer_open",
+    "settlement.approved": "offer_open",
+    "settlement.agreed": "settled",
+    "negotiation.failed": "negotiation_failed",
+    "case.escalated": "escalated",
+    "settlement.executed": "executed",
+    "followup.completed": "followed_up",
+    "case.closed": "closed",
+}
+
+#: Statuses in which the regulatory clock no longer runs.
+FINISHED = {"settled", "escalated", "executed", "followed_up", "closed"}
+
+
+class SupervisionRepository(Protocol):
+    """What the handlers need from storage."""
+
+    async def add_to_timeline(self, envelope: Envelope[Any], status: str | None, deadline_at: datetime | None) -> bool: ...
+
+    async def add_dead_letter(self, record: dict[str, Any]) -> bool: ...
+
+    async def raise_alert(self, alert_id: str, envelope: Envelope[SupervisionAlert]) -> bool: ...
+
+    async def cases_due_before(self, when: datetime, finished: set[str]) -> list[dict[str, Any]]: ...
+
+
+def status_after(event_type: str) -> str | None:
+    """Return the status a case enters with ``event_type``, or None if it does not change."""
+    return STATUS_AFTER.get(event_type)
+
+
+def _deadline_of(envelope: Envelope[Any]) -> datetime | None:
+    return getattr(envelope.payload, "deadline_at", None) if envelope.event_type == "complaint.registered" else None
+
+
+async def record_event(envelope: Envelope[Any], *, repo: SupervisionRepository) -> bool:
+    """Add an event to its case's timeline; return False if it was seen before (redelivery)."""
+    return await repo.add_to_timeline(envelope, status_after(envelope.event_type), _deadline_of(envelope))
+
+
+async def record_dead_letter(
+    *, source_topic: str, partition: int, offset: int, headers: dict[str, str], key: str | None,
+    now: datetime, repo: SupervisionRepository,
+) -> bool:
+    """Record a dead letter and raise one alert for it; return False if seen before."""
+    record = {
+        "source_topic": headers.get("dlq.source_topic", source_topic),
+        "dlq_topic": f"{source_topic}.dlq",
+        "partition": partition,
+        "offset": offset,
+        "source_partition": _int(headers.get("dlq.source_partition")),
+        "source_offset": _int(headers.get("dlq.source_offset")),
+        "consumer": headers.get("dlq.consumer", "?"),
+        "reason": headers.get("dlq.reason", "(no reason given)")[:2000],
+        "error_type": headers.get("dlq.error_type", "?"),
+        "failed_at": headers.get("dlq.failed_at", ""),
+        "seen_at": now,
+    }
+    if not await repo.add_dead_letter(record):
+        return False
+    alert = SupervisionAlert(
+        kind="dead_letter",
+        severity="warning",
+        message=(
+            f"{record['consumer']} 无法处理 {record['source_topic']} 上的一条消息 / could not "
+            f"process a message on {record['source_topic']}: {record['reason'][:300]}"
+        ),
+    )
+    case_id = key or f"dlq:{source_topic}"
+    await repo.raise_alert(
+        f"dead_letter:{source_topic}:{partition}:{offset}",
+        Envelope.wrap(alert, case_id=case_id, producer=PRODUCER, occurred_at=now),
+    )
+    return True
+
+
+def _int(text: str | None) -> int:
+    try:
+        return int(text or -1)
+    except ValueError:
+        return -1
+
+
+async def check_deadlines(*, now: datetime, warning_days: float, repo: SupervisionRepository) -> int:
+    """Raise a warning before and a critical alert after each open case's deadline, once each.
+
+    The 15-day (complex: 30, at most 60) decision deadline comes from intake's
+    ``complaint.registered``; cases settled, escalated or closed are no longer on the clock.
+    """
+    raised = 0
+    horizon = now + timedelta(days=warning_days)
+    for case in await repo.cases_due_before(horizon, FINISHED):
+        deadline: datetime = case["deadline_at"]
+        label = case.get("case_number") or case["_id"]
+        if deadline <= now:
+            kind, severity = "deadline_breached", "critical"
+            message = f"案件 {label} 已超过处理时限 / case {label} is past its decision deadline"
+        else:
+            kind, severity = "deadline_warning", "warning"
+            hours = int((deadline - now).total_seconds() // 3600)
+            message = (
+                f"案件 {label} 距处理时限还有 {hours} 小时 / case {label} is due in {hours} hours"
+            )
+        if kind in case.get("alerts", []):
+            continue
+        alert = SupervisionAlert(kind=kind, severity=severity, message=message, due_at=deadline)
+        if await repo.raise_alert(
+            f"{kind}:{case['_id']}",
+            Envelope.wrap(alert, case_id=case["_id"], producer=PRODUCER, occurred_at=now),
+        ):
+            raised += 1
+    return raised

@@ -1,0 +1,56 @@
+"""What supervision keeps: a watch per case, its timeline, dead letters and alerts."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, Field
+
+
+class TimelineEntry(BaseModel):
+    """One event in a case's life, as supervision saw it."""
+
+    event_id: str
+    event_type: str
+    occurred_at: datetime
+    producer: str
+
+
+class CaseWatch(BaseModel):
+    """Where a case stands and when it is due."""
+
+    case_id: str
+    case_number: str | None = None
+    status: str
+    deadline_at: datetime | None = None
+    last_event_type: str
+    last_event_at: datetime
+    alerts: list[str] = Field(default_factory=list)
+    timeline: list[TimelineEntry] = Field(default_factory=list)
+
+
+class DeadLetterView(BaseModel):
+    """A dead-lettered message, by position and reason (its bytes stay in Kafka)."""
+
+    source_topic: str
+    source_partition: int = Field(description="Partition of the original message.")
+    source_offset: int = Field(description="Offset of the original message.")
+    partition: int = Field(description="Partition of the dead-letter record.")
+    offset: int = Field(description="Offset of the dead-letter record.")
+    consumer: str
+    reason: str
+    error_type: str
+    failed_at: str
+    seen_at: datetime
+
+
+class AlertView(BaseModel):
+    """An alert raised by supervision."""
+
+    alert_id: str
+    kind: str
+    severity: str
+    message: str
+    case_id: str | None = None
+    due_at: datetime | None = None
+    raised_at: datetime
