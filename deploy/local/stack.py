@@ -364,6 +364,12 @@ class Server:
     def port(self) -> int:
         return self.cfg.kafka_port if self.name == "kafka" else self.cfg.ferretdb_port
 
+    def ports(self) -> list[int]:
+        """Every port this server listens on."""
+        if self.name == "kafka":
+            return [self.cfg.kafka_port, self.cfg.controller_port]
+        return [p for p in (self.cfg.ferretdb_port, self.cfg.ferretdb_debug_port) if p]
+
     def pid(self) -> int | None:
         try:
             pid = int(self.pidfile.read_text().strip())
@@ -508,11 +514,12 @@ class Server:
         if pid:
             _say(f"{self.name} has pid {pid} but does not answer yet; waiting")
         else:
-            if _port_open(self.cfg.host, self.port):
-                raise StackError(
-                    f"port {self.port} is taken by another program, so {self.name} cannot "
-                    f"listen there; stop it or choose another port (see --help)"
-                )
+            for port in self.ports():
+                if _port_open(self.cfg.host, port):
+                    raise StackError(
+                        f"port {port} is taken by another program, so {self.name} cannot "
+                        f"listen there; stop it or choose another port (see --help)"
+                    )
             self.dir.mkdir(parents=True, exist_ok=True)
             cmd = self.command()
             log = self.logfile.open("ab")
