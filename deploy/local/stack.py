@@ -22,6 +22,8 @@ Every setting has an environment variable (see ``Config``) and a flag.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import fcntl
 import json
 import os
 import re
@@ -594,6 +596,15 @@ def _tail(path: Path, n: int) -> str:
 # --------------------------------------------------------------------------- main
 
 
+@contextlib.contextmanager
+def _locked(cfg: Config):  # type: ignore[no-untyped-def]
+    """Serialise commands on one stack directory (two starts at once would race)."""
+    cfg.stack_dir.mkdir(parents=True, exist_ok=True)
+    with (cfg.stack_dir / ".lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     cfg = Config.from_args(args)
@@ -604,32 +615,37 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     servers = [Server(n, cfg) for n in names]
     try:
-        if args.command == "install":
-            install_kafka(cfg)
-            install_ferretdb(cfg)
-            _say(f"installed: Kafka {cfg.kafka_version} in {cfg.kafka_home}, FerretDB at {cfg.ferretdb_bin}")
-        elif args.command == "start":
-            for s in servers:
-                s.start()
-        elif args.command == "stop":
-            for s in reversed(servers):
-                s.stop()
-        elif args.command == "restart":
-            for s in reversed(servers):
-                s.stop()
-            for s in servers:
-                s.start()
-        elif args.command == "status":
-            ok = [s.status() for s in servers]
-            return 0 if all(ok) else 1
-        elif args.command == "logs":
-            print(_tail(Server(args.server, cfg).logfile, args.lines))
-        elif args.command == "env":
-            print(f"export PARLEY_KAFKA_BOOTSTRAP={cfg.kafka_bootstrap}")
-            print(f"export PARLEY_MONGO_URL={cfg.mongo_url}")
+        with _locked(cfg):
+            return _command(args, cfg, servers)
     except StackError as exc:
         print(f"[stack] error: {exc}", file=sys.stderr)
         return 2
+
+
+def _command(args: argparse.Namespace, cfg: Config, servers: list[Server]) -> int:
+    if args.command == "install":
+        install_kafka(cfg)
+        install_ferretdb(cfg)
+        _say(f"installed: Kafka {cfg.kafka_version} in {cfg.kafka_home}, FerretDB at {cfg.ferretdb_bin}")
+    elif args.command == "start":
+        for s in servers:
+            s.start()
+    elif args.command == "stop":
+        for s in reversed(servers):
+            s.stop()
+    elif args.command == "restart":
+        for s in reversed(servers):
+            s.stop()
+        for s in servers:
+            s.start()
+    elif args.command == "status":
+        ok = [s.status() for s in servers]
+        return 0 if all(ok) else 1
+    elif args.command == "logs":
+        print(_tail(Server(args.server, cfg).logfile, args.lines))
+    elif args.command == "env":
+        print(f"export PARLEY_KAFKA_BOOTSTRAP={cfg.kafka_bootstrap}")
+        print(f"export PARLEY_MONGO_URL={cfg.mongo_url}")
     return 0
 
 
