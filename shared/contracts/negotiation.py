@@ -6,7 +6,9 @@ one) as it builds the stage; ``extra="ignore"`` lets consumers read newer produc
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
+
+from pydantic import AwareDatetime, Field
 
 from shared.contracts.common import Money
 from shared.contracts.envelope import Payload
@@ -19,6 +21,8 @@ class NegotiationStarted(Payload):
 
     case_number: str
     agent_id: str | None = None
+    team: str | None = None
+    deadline_at: AwareDatetime | None = None
 
 
 class NegotiationFailed(Payload):
@@ -39,6 +43,9 @@ class SettlementProposed(Payload):
     offer_id: str
     summary: str
     amount: Money | None = None
+    customer_id: str | None = None
+    final: bool = False
+    terms: list[dict[str, Any]] = Field(default_factory=list, description="The offer's typed terms.")
 
 
 class SettlementApproved(Payload):
@@ -49,6 +56,7 @@ class SettlementApproved(Payload):
     case_number: str
     offer_id: str
     approver_role: str
+    required_role: str | None = None
 
 
 class SettlementAgreed(Payload):
@@ -60,6 +68,14 @@ class SettlementAgreed(Payload):
     offer_id: str
     agreement_id: str
     summary: str
+    customer_id: str | None = None
+    amount: Money | None = Field(None, description="Total concession (waived, refunded, paid).")
+    terms: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="Typed terms; an instalment_plan term carries its schedule (due dates, amounts).",
+    )
+    accepted_at: AwareDatetime | None = None
+    accepted_via: str | None = None
 
 
 class CaseEscalated(Payload):
@@ -71,3 +87,20 @@ class CaseEscalated(Payload):
     target: Literal["mediation", "litigation"]
     reason: str
     dossier_ref: str | None = None
+    dossier_url: str | None = Field(None, description="Where the dossier (JSON; .html) is served.")
+    requested_by: str | None = Field(None, description="customer, staff or deadline.")
+
+
+class SettlementRejected(Payload):
+    """The customer rejected an offer (``final`` says whether it was the final one).
+
+    Emitted by negotiation; a rejected final offer is followed by ``negotiation.failed`` and
+    ``case.escalated``.
+    """
+
+    event_type = "settlement.rejected"
+
+    case_number: str
+    offer_id: str
+    final: bool = False
+    reason: str = ""

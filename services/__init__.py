@@ -1,0 +1,1 @@
+"""Parley services, one package per stage."""

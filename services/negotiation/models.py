@@ -1,0 +1,348 @@
+"""The negotiation service's domain and API models: offers and their terms, the case workspace.
+
+Money is ``Money`` (exact decimal, a string in JSON); percentages are ``Pct``. The stored
+workspace is ``Workspace``; ``repository`` turns its money into integer fen for MongoDB.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, PlainSerializer, model_validator
+
+from shared.contracts.common import Money
+
+Pct = Annotated[
+    Decimal,
+    Field(ge=Decimal("0"), le=Decimal("100"), max_digits=5, decimal_places=2),
+    PlainSerializer(lambda d: format(d, "f"), return_type=str, when_used="json"),
+]
+Role = Literal["customer", "agent", "team_lead", "manager", "committee", "auditor", "system"]
+Lang = Literal["zh-CN", "en"]
+OfferStatus = Literal[
+    "pending_approval", "approval_rejected", "open", "accepted", "rejected", "countered",
+    "withdrawn", "superseded", "answered",
+]
+CaseStatus = Literal["awaiting_investigation", "open", "agreed", "escalated"]
+
+
+class Model(BaseModel):
+    """Base: unknown fields are refused in requests, so typos are reported."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class Actor(Model):
+    """Who did something."""
+
+    sub: str
+    role: Role
+
+
+# ---------------------------------------------------------------- offer terms
+
+
+class FeeWaiver(Model):
+    """减免滞纳金 / 罚息: waive a late fee or penalty interest, by amount or percentage."""
+
+    kind: Literal["fee_waiver"] = "fee_waiver"
+    fee: Literal["late_fee", "penalty_interest"]
+    fee_amount: Money = Field(description="The fee or penalty interest charged (CNY).")
+    waiver_amount: Money | None = Field(None, description="Amount waived; or give waiver_pct.")
+    waiver_pct: Pct | None = Field(None, description="Percentage of fee_amount waived.")
+
+    @model_validator(mode="after")
+    def _amount_or_pct(self) -> FeeWaiver:
+        if (self.waiver_amount is None) == (self.waiver_pct is None):
+            raise ValueError("give exactly one of waiver_amount and waiver_pct")
+        if self.waiver_amount is not None and self.waiver_amount > self.fee_amount:
+            raise ValueError("waiver_amount cannot exceed fee_amount")
+        return self
+
+
+class InterestReduction(Model):
+    """降低利息: interest forgone by lowering the rate."""
+
+    kind: Literal["interest_reduction"] = "interest_reduction"
+    from_rate_pct: Pct = Field(description="Current annual rate, %.")
+    to_rate_pct: Pct = Field(description="Reduced annual rate, %.")
+    reduction_amount: Money = Field(description="Interest forgone over the term (CNY).")
+
+    @model_validator(mode="after")
+    def _lower(self) -> InterestReduction:
+        if self.to_rate_pct >= self.from_rate_pct:
+            raise ValueError("to_rate_pct must be lower than from_rate_pct")
+        return self
+
+
+class ScheduleRow(Model):
+    """One instalment of a computed plan."""
+
+    number: int
+    due_date: date
+    principal: Money
+    interest: Money
+    payment: Money
+    balance_after: Money
+
+
+class InstalmentPlanTerm(Model):
+    """个性化分期: repay an amount in up to 60 monthly instalments; the schedule is computed."""
+
+    kind: Literal["instalment_plan"] = "instalment_plan"
+    amount: Money = Field(gt=Decimal("0"), description="Amount repaid by the plan (CNY).")
+    months: int = Field(ge=1, le=60)
+    annual_rate_pct: Pct = Field(Decimal("0"), description="Annual rate, % (0: interest-free).")
+    method: Literal["annuity", "equal_principal"] = "annuity"
+    first_due_date: date
+    schedule: list[ScheduleRow] = Field(default_factory=list, description="Computed; input ignored.")
+    total_interest: Money | None = Field(None, description="Computed.")
+    total_payable: Money | None = Field(None, description="Computed.")
+
+
+class Deferral(Model):
+    """延期还款: move repayments back by some months."""
+
+    kind: Literal["deferral"] = "deferral"
+    months: int = Field(ge=1, le=24)
+    amount: Money | None = Field(None, description="Amount deferred (CNY), if not the whole balance.")
+
+
+class Refund(Model):
+    """退款: pay money back."""
+
+    kind: Literal["refund"] = "refund"
+    amount: Money = Field(gt=Decimal("0"))
+    reason: str = Field("", max_length=500)
+
+
+class CreditReportCorrection(Model):
+    """征信异议更正申请: ask the credit bureau to correct a record."""
+
+    kind: Literal["credit_report_correction"] = "credit_report_correction"
+    description: str = Field(min_length=1, max_length=1000)
+
+
+class Apology(Model):
+    """致歉与解释: a written apology and explanation."""
+
+    kind: Literal["apology"] = "apology"
+    text: str = Field(min_length=1, max_length=4000)
+
+
+class Compensation(Model):
+    """补偿: a goodwill or damages payment."""
+
+    kind: Literal["compensation"] = "compensation"
+    amount: Money = Field(gt=Decimal("0"))
+    reason: str = Field("", max_length=500)
+
+
+Term = Annotated[
+    FeeWaiver | InterestReduction | InstalmentPlanTerm | Deferral | Refund
+    | CreditReportCorrection | Apology | Compensation,
+    Field(discriminator="kind"),
+]
+
+
+# ---------------------------------------------------------------- fairness, offers
+
+
+class FairnessComparison(Model):
+    """An offer compared with settlements of similar past cases."""
+
+    comparable: bool
+    offer_pct: Decimal | None = None
+    peers: int = 0
+    scope: list[str] = Field(default_factory=list, description="Keys the peers share.")
+    p10: Decimal | None = None
+    median: Decimal | None = None
+    p90: Decimal | None = None
+    mad: Decimal | None = None
+    position: Literal["below", "within", "above", "not_comparable"] = "not_comparable"
+    flagged: bool = False
+    explanation_zh: str
+    explanation_en: str
+
+
+class AuthorityCheck(Model):
+    """Whether the proposer could offer it alone, and who must approve otherwise."""
+
+    proposer_role: Role
+    required_role: str
+    within_authority: bool
+    exceeded: list[str] = Field(default_factory=list)
+
+
+class OfferEvent(Model):
+    """One step of an offer's history."""
+
+    status: OfferStatus
+    by: Actor
+    at: AwareDatetime
+    note: str = ""
+    channel: str | None = None
+
+
+class Offer(Model):
+    """An offer (方案) with its terms, fairness, authority and history."""
+
+    offer_id: str
+    party: Literal["institution", "customer"]
+    status: OfferStatus
+    terms: list[Term]
+    final: bool = False
+    reason: str = ""
+    justification: str | None = None
+    concession: Money = Decimal("0.00")
+    fairness: FairnessComparison | None = None
+    authority: AuthorityCheck | None = None
+    responds_to: str | None = None
+    proposed_by: Actor
+    created_at: AwareDatetime
+    history: list[OfferEvent] = Field(default_factory=list)
+
+
+class Message(Model):
+    """One entry of the communication log."""
+
+    message_id: str
+    direction: Literal["inbound", "outbound", "note"]
+    channel: Literal["in_app", "sms", "call", "meeting", "letter", "email"]
+    body: str
+    author: Actor
+    at: AwareDatetime
+
+
+class Recusal(Model):
+    """An agent kept off a case (回避)."""
+
+    agent_id: str
+    reason: str
+    by: Actor
+    at: AwareDatetime
+
+
+class TimelineEntry(Model):
+    """What happened on the case, in order."""
+
+    at: AwareDatetime
+    what: str
+    by: str = "system"
+    detail: str = ""
+
+
+class Acceptance(Model):
+    """Who accepted, when, through which channel."""
+
+    by: Actor
+    at: AwareDatetime
+    channel: str
+
+
+class Agreement(Model):
+    """和解协议: the binding settlement, in zh-CN and English."""
+
+    agreement_id: str
+    offer_id: str
+    terms: list[Term]
+    concession: Money
+    acceptance: Acceptance
+    text_zh: str
+    text_en: str
+
+
+class Escalation(Model):
+    """Why and where the case left negotiation."""
+
+    target: Literal["mediation", "litigation"]
+    reason: str
+    by: Actor
+    at: AwareDatetime
+    dossier_id: str
+
+
+class Workspace(Model):
+    """One case's negotiation workspace: complaint, findings, evidence and history in one view."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    case_id: str
+    case_number: str = ""
+    status: CaseStatus = "awaiting_investigation"
+    version: int = 0
+    correlation_id: str = ""
+    registered_event_id: str | None = None
+    investigation_event_id: str | None = None
+    # from complaint.registered (or investigation's optional fields)
+    customer_id: str | None = None
+    customer_name_masked: str = ""
+    language: Lang = "zh-CN"
+    product: str | None = None
+    complaint_text: str = ""
+    demand: str = ""
+    amount_disputed: Money | None = None
+    deadline_at: AwareDatetime | None = None
+    # from investigation.completed
+    category: str | None = None
+    finding: str | None = None
+    reasons: list[str] = Field(default_factory=list)
+    complex_case: bool = False
+    evidence: list[dict[str, Any]] = Field(default_factory=list)
+    facts: list[Any] = Field(default_factory=list)
+    remedy_range: dict[str, Any] | None = None
+    hardship: bool = False
+    opened_at: AwareDatetime | None = None
+    # negotiation
+    team: str | None = None
+    assigned_agent: str | None = None
+    recusals: list[Recusal] = Field(default_factory=list)
+    messages: list[Message] = Field(default_factory=list)
+    offers: list[Offer] = Field(default_factory=list)
+    timeline: list[TimelineEntry] = Field(default_factory=list)
+    agreement: Agreement | None = None
+    escalation: Escalation | None = None
+
+    def offer(self, offer_id: str) -> Offer | None:
+        """Return the offer with this id, if any."""
+        return next((o for o in self.offers if o.offer_id == offer_id), None)
+
+    def recused(self, agent_id: str) -> bool:
+        """Whether an agent is recused from this case."""
+        return any(r.agent_id == agent_id for r in self.recusals)
+
+
+class AgentProfile(Model):
+    """An agent in the directory: skills, capacity, conflicts (for assignment and recusal)."""
+
+    agent_id: str = Field(min_length=1, max_length=64)
+    team: str = Field(min_length=1, max_length=64)
+    role: Literal["agent", "team_lead", "manager", "committee"] = "agent"
+    categories: list[str] = Field(default_factory=list, description="Categories handled; empty: all.")
+    languages: list[Lang] = Field(default_factory=lambda: ["zh-CN"])
+    max_load: int = Field(20, ge=0, le=500)
+    active: bool = True
+    conflicted_customer_ids: list[str] = Field(
+        default_factory=list, description="Customers this agent must not handle (回避)."
+    )
+
+
+class Dossier(Model):
+    """The escalation dossier: everything a mediator or court needs, in order."""
+
+    dossier_id: str
+    case_id: str
+    case_number: str
+    target: Literal["mediation", "litigation"]
+    reason: str
+    created_at: AwareDatetime
+    complaint: dict[str, Any]
+    findings: dict[str, Any]
+    evidence: list[dict[str, Any]]
+    communications: list[Message]
+    offers: list[Offer]
+    timeline: list[TimelineEntry]
+
+

@@ -1,0 +1,255 @@
+"""MongoDB access for negotiation's own collections.
+
+* ``cases`` — one document per case (the workspace), with ``version`` for optimistic
+  concurrency and the outbox of events it owes (``shared.outbox``).
+* ``agents`` — the agent directory (skills, capacity, conflicts).
+* ``audit`` — append-only: inserted, never updated or deleted by any code path.
+* ``settlement_refs`` — past settlements for the fairness comparison.
+* ``dossiers`` — escalation dossiers (JSON and HTML).
+
+Money is stored as integer fen: a ``Decimal`` field ``x`` becomes ``x_fen`` (an int);
+percentages (``*_pct`` and the fairness statistics) are stored as decimal strings; dates as
+ISO strings. FerretDB v1 has no Decimal128.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import date, datetime
+from decimal import Decimal
+from enum import Enum
+from typing import Any
+
+from pymongo import ASCENDING, ReturnDocument
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import BulkWriteError, DuplicateKeyError
+
+from services.negotiation.errors import Conflict
+from services.negotiation.models import AgentProfile, Workspace
+from services.negotiation.plan import from_fen, to_fen
+from shared.contracts.envelope import Envelope
+from shared.outbox import SendFn, outbox_fields, relay, relay_pending
+
+log = logging.getLogger(__name__)
+
+PCT_KEYS = frozenset({"p10", "median", "p90", "mad"})
+
+
+def _is_pct(key: str) -> bool:
+    return key.endswith("_pct") or key in PCT_KEYS
+
+
+def to_store(value: Any, key: str = "") -> Any:
+    """Turn a model dump into BSON-safe values: money → fen, percentages → strings."""
+    if isinstance(value, dict):
+        out: dict[str, Any] = {}
+        for k, v in value.items():
+            if isinstance(v, Decimal) and not _is_pct(k):
+                out[f"{k}_fen"] = to_fen(v)
+            else:
+                out[k] = to_store(v, k)
+        return out
+    if isinstance(value, list):
+        return [to_store(v, key) for v in value]
+    if isinstance(value, Decimal):
+        return format(value, "f")
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return value.isoformat()
+    return value
+
+
+def from_store(value: Any) -> Any:
+    """Reverse ``to_store`` (fen → Decimal); pydantic parses the strings."""
+    if isinstance(value, dict):
+        out: dict[str, Any] = {}
+        for k, v in value.items():
+            if k.endswith("_fen") and isinstance(v, int):
+                out[k[:-4]] = from_fen(v)
+            else:
+                out[k] = from_store(v)
+        return out
+    if isinstance(value, list):
+        return [from_store(v) for v in value]
+    return value
+
+
+class Repository:
+    """The service's collections in its own database."""
+
+    def __init__(self, db: AsyncDatabase[dict[str, Any]]) -> None:
+        self.db = db
+        self.cases = db["cases"]
+        self.agents = db["agents"]
+        self.audit = db["audit"]
+        self.refs = db["settlement_refs"]
+        self.dossiers = db["dossiers"]
+
+    async def ensure_indexes(self) -> None:
+        """Create the indexes queries and idempotency rely on."""
+        await self.cases.create_index([("customer_id", ASCENDING)], name="by_customer")
+        await self.cases.create_index([("team", ASCENDING), ("status", ASCENDING)], name="by_team")
+        await self.cases.create_index([("outbox_pending", ASCENDING)], name="by_outbox")
+        await self.cases.create_index([("assigned_agent", ASCENDING)], name="by_agent")
+        await self.agents.create_index([("team", ASCENDING)], name="by_team")
+        await self.audit.create_index([("case_id", ASCENDING), ("at", ASCENDING)], name="by_case")
+        await self.refs.create_index([("ref_id", ASCENDING)], unique=True, name="uniq_ref")
+        await self.refs.create_index(
+            [("category", ASCENDING), ("band", ASCENDING), ("hardship", ASCENDING)], name="by_cell"
+        )
+        await self.dossiers.create_index([("case_id", ASCENDING)], name="by_case")
+
+    # ------------------------------------------------------------------ cases
+
+    async def get(self, case_id: str) -> Workspace | None:
+        """Return a case's workspace, or None."""
+        doc = await self.cases.find_one({"_id": case_id}, {"outbox": 0})
+        return _workspace(doc) if doc else None
+
+    async def find(self, query: dict[str, Any], *, limit: int = 200) -> list[Workspace]:
+        """Return workspaces matching a query, newest first."""
+        cursor = self.cases.find(query, {"outbox": 0}).sort("opened_at", -1).limit(limit)
+        return [_workspace(d) async for d in cursor]
+
+    async def save(
+        self, ws: Workspace, expected_version: int, events: list[Envelope[Any]]
+    ) -> Workspace:
+        """Write the workspace and its owed events in one document write, if unchanged.
+
+        Raises ``Conflict`` when the stored version is not ``expected_version``.
+        """
+        doc = to_store(ws.model_dump(mode="python", exclude={"version"}))
+        doc.pop("case_id")
+        if expected_version == 0:
+            try:
+                await self.cases.insert_one(
+                    {"_id": ws.case_id, **doc, "version": 1, "outbox": {}, "outbox_pending": False,
+                     **_nested_outbox(events)}
+                )
+            except DuplicateKeyError:
+                raise Conflict(f"case {ws.case_id} was created concurrently") from None
+            return ws.model_copy(update={"version": 1})
+        updated = await self.cases.find_one_and_update(
+            {"_id": ws.case_id, "version": expected_version},
+            {"$set": {**doc, **outbox_fields(events)}, "$inc": {"version": 1}},
+            projection={"outbox": 0},
+            return_document=ReturnDocument.AFTER,
+        )
+        if updated is None:
+            current = await self.cases.find_one({"_id": ws.case_id}, {"version": 1})
+            found = current.get("version") if current else None
+            raise Conflict(
+                f"case {ws.case_id} is at version {found}, not {expected_version}: "
+                "it changed since you read it; reload and try again"
+            )
+        return _workspace(updated)
+
+    async def relay(self, case_id: str, send: SendFn) -> int:
+        """Publish a case's pending events."""
+        return await relay(self.cases, case_id, send)
+
+    async def relay_pending(self, send: SendFn) -> int:
+        """Publish whatever crashed writers left in outboxes."""
+        return await relay_pending(self.cases, send)
+
+    async def open_near_deadline(self, before: datetime, *, limit: int = 100) -> list[str]:
+        """Return ids of open cases whose deadline is before ``before``."""
+        cursor = self.cases.find(
+            {"status": "open", "deadline_at": {"$lt": before}}, {"_id": 1}
+        ).limit(limit)
+        return [d["_id"] async for d in cursor]
+
+    # ------------------------------------------------------------------ agents
+
+    async def put_agent(self, agent: AgentProfile) -> None:
+        """Create or replace an agent's profile."""
+        doc = agent.model_dump(mode="python")
+        await self.agents.replace_one({"_id": agent.agent_id}, {"_id": agent.agent_id, **doc}, upsert=True)
+
+    async def get_agent(self, agent_id: str) -> AgentProfile | None:
+        """Return an agent's profile, or None."""
+        doc = await self.agents.find_one({"_id": agent_id})
+        if doc is None:
+            return None
+        doc.pop("_id")
+        return AgentProfile.model_validate(doc)
+
+    async def list_agents(self, team: str | None = None) -> list[AgentProfile]:
+        """Return agents, of one team if given."""
+        query = {"team": team} if team else {}
+        out = []
+        async for doc in self.agents.find(query).sort("_id", 1):
+            doc.pop("_id")
+            out.append(AgentProfile.model_validate(doc))
+        return out
+
+    async def load(self, agent_id: str) -> int:
+        """Return how many open cases an agent holds."""
+        return await self.cases.count_documents({"assigned_agent": agent_id, "status": "open"})
+
+    # ------------------------------------------------------------------ audit
+
+    async def record(self, entry: dict[str, Any]) -> None:
+        """Append an audit entry (never updated, never deleted)."""
+        await self.audit.insert_one(dict(entry))
+
+    async def audit_entries(self, query: dict[str, Any], *, limit: int = 500) -> list[dict[str, Any]]:
+        """Return audit entries, oldest first."""
+        cursor = self.audit.find(query, {"_id": 0}).sort("at", 1).limit(limit)
+        return [d async for d in cursor]
+
+    # ------------------------------------------------------------------ fairness refs
+
+    async def seed_refs(self, docs: list[dict[str, Any]]) -> int:
+        """Insert the seeded reference set once; return how many were new."""
+        if not docs or await self.refs.count_documents({"source": "seed"}) >= len(docs):
+            return 0
+        try:
+            result = await self.refs.insert_many(docs, ordered=False)
+            return len(result.inserted_ids)
+        except BulkWriteError as exc:  # another process seeded concurrently
+            return int(exc.details.get("nInserted", 0))
+
+    async def peer_pcts(self, query: dict[str, Any]) -> list[Decimal]:
+        """Return the relief ratios (%) of past settlements matching ``query``."""
+        cursor = self.refs.find(query, {"relief_bp": 1, "_id": 0})
+        return [Decimal(d["relief_bp"]) / 100 async for d in cursor]
+
+    async def add_ref(self, doc: dict[str, Any]) -> None:
+        """Add an agreed settlement to the reference set (idempotent on ref_id)."""
+        await self.refs.update_one({"ref_id": doc["ref_id"]}, {"$setOnInsert": doc}, upsert=True)
+
+    # ------------------------------------------------------------------ dossiers
+
+    async def put_dossier(self, dossier_id: str, case_id: str, data: dict[str, Any], html: str) -> None:
+        """Store a dossier (idempotent on its id)."""
+        await self.dossiers.replace_one(
+            {"_id": dossier_id},
+            {"_id": dossier_id, "case_id": case_id, "json": to_store(data), "html": html},
+            upsert=True,
+        )
+
+    async def get_dossier(self, dossier_id: str) -> dict[str, Any] | None:
+        """Return a stored dossier: ``{"json": ..., "html": ...}``."""
+        doc = await self.dossiers.find_one({"_id": dossier_id})
+        if doc is None:
+            return None
+        return {"json": from_store(doc["json"]), "html": doc["html"]}
+
+
+def _nested_outbox(events: list[Envelope[Any]]) -> dict[str, Any]:
+    fields = outbox_fields(events)
+    nested: dict[str, Any] = {}
+    for key, value in fields.items():
+        if key.startswith("outbox."):
+            nested.setdefault("outbox", {})[key.split(".", 1)[1]] = value
+        else:
+            nested[key] = value
+    return nested
+
+
+def _workspace(doc: dict[str, Any]) -> Workspace:
+    data = from_store(doc)
+    data["case_id"] = data.pop("_id")
+    return Workspace.model_validate(data)

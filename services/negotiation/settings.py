@@ -1,0 +1,111 @@
+"""Settings of the negotiation service (env prefix ``PARLEY_NEGOTIATION_``)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from functools import lru_cache
+
+from pydantic import BaseModel, Field, model_validator
+from pydantic_settings import SettingsConfigDict
+
+from shared.settings import CommonSettings
+
+PLACEHOLDER_SECRET = "change-me-negotiation-dev-secret-0000000000"
+
+
+class RoleLimit(BaseModel):
+    """What one role may offer on its own; ``None`` means no limit."""
+
+    max_concession: Decimal | None = Field(
+        None, description="Largest total monetary concession (CNY) the role may offer."
+    )
+    max_waiver_pct: Decimal | None = Field(
+        None, description="Largest fee/penalty waiver, as a percentage of the fee."
+    )
+    max_plan_months: int | None = Field(None, description="Longest instalment plan in months.")
+    max_deferral_months: int | None = Field(None, description="Longest deferral in months.")
+
+
+def default_authority() -> dict[str, RoleLimit]:
+    """Return the default authority limits per role (agent < team_lead < manager < committee)."""
+    return {
+        "agent": RoleLimit(
+            max_concession=Decimal("2000"), max_waiver_pct=Decimal("50"),
+            max_plan_months=24, max_deferral_months=3,
+        ),
+        "team_lead": RoleLimit(
+            max_concession=Decimal("10000"), max_waiver_pct=Decimal("80"),
+            max_plan_months=36, max_deferral_months=6,
+        ),
+        "manager": RoleLimit(
+            max_concession=Decimal("50000"), max_waiver_pct=Decimal("100"),
+            max_plan_months=60, max_deferral_months=12,
+        ),
+        "committee": RoleLimit(),
+    }
+
+
+class Settings(CommonSettings):
+    """Everything the negotiation worker and API read from the environment."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="PARLEY_NEGOTIATION_", env_nested_delimiter="__", extra="ignore"
+    )
+
+    environment: str = Field(
+        "development",
+        validation_alias="PARLEY_ENVIRONMENT",
+        description="development, test or production (PARLEY_ENVIRONMENT).",
+    )
+    jwt_secret: str = Field(
+        PLACEHOLDER_SECRET, description="HS256 secret of bearer tokens; must be set in production."
+    )
+    jwt_issuer: str = Field("parley", description="Issuer (iss) put in and required of tokens.")
+    jwt_audience: str = Field("parley-negotiation", description="Audience (aud) of tokens.")
+    default_team: str = Field("unassigned", description="Team of a case no agent could take.")
+    default_negotiation_days: int = Field(
+        15, ge=1, description="Deadline when no regulatory deadline came with the case (days)."
+    )
+    escalate_before_hours: float = Field(
+        24, ge=0, description="Escalate to mediation when the deadline is this near without agreement."
+    )
+    sweep_interval_s: float = Field(
+        5.0, gt=0, description="How often the worker relays outboxes and checks deadlines."
+    )
+    authority: dict[str, RoleLimit] = Field(
+        default_factory=default_authority,
+        description="Authority limits per role, JSON (PARLEY_NEGOTIATION_AUTHORITY).",
+    )
+    fairness_min_peers: int = Field(
+        20, ge=5, description="Fewest similar settlements a comparison may rest on before widening."
+    )
+    fairness_seed_per_cell: int = Field(
+        24, ge=0, description="Seeded reference settlements per (category, band, hardship) cell."
+    )
+    shared_data: str | None = Field(
+        None,
+        validation_alias="PARLEY_SHARED_DATA",
+        description="Folder of the shared data (default ../shared/data from the repo root).",
+    )
+    public_base_url: str = Field(
+        "", description="Prefix of links put in events (e.g. https://negotiation.example)."
+    )
+
+    @model_validator(mode="after")
+    def _refuse_placeholder_secret(self) -> Settings:
+        if self.environment not in {"development", "test"}:
+            if self.jwt_secret == PLACEHOLDER_SECRET or len(self.jwt_secret) < 32:
+                raise ValueError(
+                    "PARLEY_NEGOTIATION_JWT_SECRET must be set (32+ characters) outside "
+                    "development and test"
+                )
+        missing = {"agent", "team_lead", "manager", "committee"} - set(self.authority)
+        if missing:
+            raise ValueError(f"authority lacks limits for roles: {', '.join(sorted(missing))}")
+        return self
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """Return the settings, read once from the environment."""
+    return Settings()
