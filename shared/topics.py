@@ -60,6 +60,7 @@ CATALOGUE: dict[str, TopicSpec] = {
         _spec(negotiation.SettlementProposed, "An offer went to the customer."),
         _spec(negotiation.SettlementApproved, "An offer above authority was approved."),
         _spec(negotiation.SettlementAgreed, "The customer accepted an offer.", "followup"),
+        _spec(negotiation.SettlementRejected, "The customer rejected an offer."),
         _spec(followup.SettlementExecuted, "The agreed remedy was carried out.", "followup"),
         _spec(negotiation.CaseEscalated, "The case goes to mediation or litigation.", "followup"),
         _spec(followup.FollowupCompleted, "The satisfaction callback was made."),
