@@ -9,7 +9,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STACK  := $(PYTHON) deploy/local/stack.py
 
-.PHONY: setup demo test unit stop status logs clean lint
+.PHONY: setup demo test unit stop status logs clean lint bench
 
 $(VENV)/.installed: pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Parley needs Python 3.11 or newer; python3 is " + sys.version.split()[0])'
@@ -44,3 +44,7 @@ lint: $(VENV)/.installed
 
 clean: stop
 	rm -rf .parley var
+
+bench: setup
+	$(STACK) start
+	$(PY) -m bench.plumbing

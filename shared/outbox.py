@@ -49,17 +49,24 @@ def outbox_document(events: list[Envelope[Any]]) -> dict[str, Any]:
 
 
 async def relay(collection: AsyncCollection[dict[str, Any]], doc_id: Any, send: SendFn) -> int:
-    """Publish a document's pending events; return how many were published now."""
+    """Publish a document's pending events in the order they were written; return the count.
+
+    Sent events are removed in one update; ``outbox_pending`` is cleared only when the
+    outbox is empty, so an event a concurrent writer added meanwhile stays pending.
+    """
     doc = await collection.find_one({"_id": doc_id}, {"outbox": 1})
     if doc is None:
         return 0
     pending = doc.get("outbox") or {}
-    for event_id, item in pending.items():
+    if not pending:  # a crash between the two updates below left only the flag
+        await collection.update_one({"_id": doc_id, "outbox": {}}, {"$set": {"outbox_pending": False}})
+        return 0
+    for item in pending.values():
         await send(item["topic"], item["key"].encode(), item["value"].encode())
-        await collection.update_one({"_id": doc_id}, {"$unset": {f"outbox.{event_id}": ""}})
     await collection.update_one(
-        {"_id": doc_id, "outbox_pending": True}, {"$set": {"outbox_pending": False}}
+        {"_id": doc_id}, {"$unset": {f"outbox.{event_id}": "" for event_id in pending}}
     )
+    await collection.update_one({"_id": doc_id, "outbox": {}}, {"$set": {"outbox_pending": False}})
     return len(pending)
 
 
