@@ -25,6 +25,7 @@ demo: setup
 	$(STACK) start
 	$(PY) -m deploy.local.services start
 	$(PY) -m deploy.local.services status
+	$(PY) -m deploy.local.demo
 
 test: setup
 	$(PY) -m pytest
