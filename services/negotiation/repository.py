@@ -133,7 +133,6 @@ class Repository:
         updated = await self.cases.find_one_and_update(
             {"_id": ws.case_id, "version": expected_version},
             {"$set": {**doc, **outbox_fields(events)}, "$inc": {"version": 1}},
-            projection={"outbox": 0},
             return_document=ReturnDocument.AFTER,
         )
         if updated is None:
@@ -250,6 +249,7 @@ def _nested_outbox(events: list[Envelope[Any]]) -> dict[str, Any]:
 
 
 def _workspace(doc: dict[str, Any]) -> Workspace:
+    doc.pop("outbox", None)  # findAndModify on FerretDB v1 takes no projection
     data = from_store(doc)
     data["case_id"] = data.pop("_id")
     return Workspace.model_validate(data)
