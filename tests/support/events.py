@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 from shared.contracts.common import Channel, Language, Priority, Product
 from shared.contracts.envelope import Envelope
 from shared.contracts.intake import ComplaintRegistered
+from shared.contracts.negotiation import SettlementAgreed
 
 
 def registered(
@@ -37,4 +39,36 @@ def registered(
         case_id=case_id,
         producer="intake",
         occurred_at=received_at,
+    )
+
+
+def agreed(
+    case_id: str,
+    *,
+    terms: list[dict[str, object]] | None = None,
+    customer_id: str = "cust-1",
+) -> Envelope[SettlementAgreed]:
+    """A ``settlement.agreed`` event as negotiation would publish it."""
+    return Envelope.wrap(
+        SettlementAgreed(
+            case_number=f"TS-20261129-{abs(hash(case_id)) % 1_000_000:06d}",
+            offer_id=f"offer-{case_id}",
+            agreement_id=f"agr-{case_id}",
+            summary="减免滞纳金 80 元，余款分 3 期",
+            customer_id=customer_id,
+            amount=Decimal("80.00"),
+            terms=terms if terms is not None else [
+                {"kind": "fee_waiver", "fee": "late_fee", "fee_amount": "80.00", "waiver_amount": "80.00"},
+                {
+                    "kind": "instalment_plan", "amount": "900.00", "months": 3,
+                    "schedule": [
+                        {"number": 1, "due_date": "2026-12-29", "payment": "300.00"},
+                        {"number": 2, "due_date": "2027-01-29", "payment": "300.00"},
+                        {"number": 3, "due_date": "2027-02-28", "payment": "300.00"},
+                    ],
+                },
+            ],
+        ),
+        case_id=case_id,
+        producer="negotiation",
     )

@@ -1,0 +1,77 @@
+"""Follow-up's domain: an execution plan of steps per agreed settlement, and the callback."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Owner = Literal["institution", "customer"]
+StepStatus = Literal["pending", "done", "overdue", "missed"]
+ExecutionStatus = Literal["executing", "executed", "followed_up", "closed", "reopened", "escalated"]
+
+
+class Step(BaseModel):
+    """One thing to be done to carry out an agreement."""
+
+    step_id: str
+    kind: str
+    owner: Owner
+    title_zh: str
+    title_en: str
+    due_at: datetime
+    amount: Decimal | None = None
+    status: StepStatus = "pending"
+    done_at: datetime | None = None
+    done_by: str | None = None
+    evidence_ref: str | None = None
+
+
+class Callback(BaseModel):
+    """The satisfaction callback (回访)."""
+
+    satisfied: bool
+    score: int = Field(ge=1, le=5)
+    comment: str = ""
+    by: str
+    at: datetime
+
+
+class Execution(BaseModel):
+    """Everything follow-up knows of one case."""
+
+    case_id: str
+    case_number: str
+    agreement_id: str | None = None
+    customer_id: str | None = None
+    status: ExecutionStatus
+    summary: str = ""
+    steps: list[Step] = Field(default_factory=list)
+    executed_at: datetime | None = None
+    callback: Callback | None = None
+    escalation_target: str | None = None
+    version: int = 1
+
+
+class CompleteStep(BaseModel):
+    """Request: a step was carried out."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    by: str = Field(min_length=1, max_length=64, description="Who did it (staff id, or 'customer').")
+    evidence_ref: str | None = Field(None, max_length=256, description="Booking, payment or letter reference.")
+    expected_version: int | None = Field(None, ge=1, description="Refuse with 409 if the record changed.")
+
+
+class RecordCallback(BaseModel):
+    """Request: the result of the satisfaction callback."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    satisfied: bool
+    score: int = Field(ge=1, le=5, description="1 (very dissatisfied) to 5 (very satisfied).")
+    comment: str = Field("", max_length=2000)
+    by: str = Field(min_length=1, max_length=64)
+    expected_version: int | None = Field(None, ge=1)
