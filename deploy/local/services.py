@@ -60,6 +60,7 @@ PROCS = [
     Proc("negotiation", "worker"),
     Proc("negotiation", "api", int(os.environ.get("PARLEY_NEGOTIATION_PORT", "8003"))),
     Proc("followup", "worker"),
+    Proc("followup", "api", int(os.environ.get("PARLEY_FOLLOWUP_PORT", "8004"))),
     Proc("supervision", "worker"),
     Proc("supervision", "api", int(os.environ.get("PARLEY_SUPERVISION_PORT", "8005"))),
 ]
