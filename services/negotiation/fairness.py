@@ -19,10 +19,11 @@ spread. An offer below P10 (possibly too little for the customer) or above P90 (
 similar customers got — unequal treatment or leakage) is *flagged*, and the API refuses it
 (422) without a written justification, which is kept with the offer and in the dossier.
 
-**Reference set.** A new database is seeded deterministically (fixed random seed): the share
-of cases that end with *some* relief per category is taken from the CFPB sample's company
+**Reference set.** A new database is seeded deterministically (fixed random seed): how
+likely each category is to end with relief is taken from the CFPB sample's company
 responses ("Closed with monetary/non-monetary relief" vs "Closed with explanation"), mapped
-onto Parley's categories; settlements with relief draw their ratio from Beta distributions
+onto Parley's categories and used relatively (see ``relief_propensity``); settlements with
+relief draw their ratio from Beta distributions
 (mean ≈ 38% without hardship, ≈ 62% with hardship, smaller for larger amounts), settlements
 without relief a 0–5% goodwill gesture. Each agreed settlement is added to the set, so the
 comparison learns from the institution's own practice.
@@ -225,6 +226,23 @@ def cfpb_relief_rates(path: Path) -> dict[str, float]:
     }
 
 
+#: Share of *settled* negotiations that end with some monetary relief, across categories.
+RELIEF_ANCHOR = 0.7
+
+
+def relief_propensity(rates: dict[str, float], category: str, hardship: bool) -> float:
+    """Return the chance that a settled case of ``category`` got monetary relief.
+
+    The CFPB shares are low in absolute terms (most US complaints close "with explanation"
+    before anything is negotiated), so they are used *relatively*: a category's share divided
+    by the mean share, anchored so the average settled case has a ``RELIEF_ANCHOR`` chance of
+    relief, plus 0.15 for hardship, clamped to [0.3, 0.95].
+    """
+    mean = sum(rates.values()) / len(rates) if rates else 0.0
+    base = RELIEF_ANCHOR * (rates.get(category, mean) / mean) if mean > 0 else RELIEF_ANCHOR
+    return min(0.95, max(0.3, base + (0.15 if hardship else 0.0)))
+
+
 def seed_reference(rates: dict[str, float], per_cell: int, seed: int = SEED) -> Iterable[dict[str, Any]]:
     """Yield the deterministic seeded reference settlements (one dict per settlement)."""
     rng = random.Random(seed)
@@ -232,7 +250,7 @@ def seed_reference(rates: dict[str, float], per_cell: int, seed: int = SEED) -> 
         for band, _low, _high in BANDS:
             for hardship in (False, True):
                 for i in range(per_cell):
-                    if rng.random() < rates.get(category, 0.42):
+                    if rng.random() < relief_propensity(rates, category, hardship):
                         a, b = (4.0, 2.5) if hardship else (2.5, 4.0)
                         pct = rng.betavariate(a, b) * 100 * _BAND_FACTOR[band]
                     else:

@@ -1,0 +1,217 @@
+"""Business rules of negotiation with an in-memory repository: scope, authority, fairness, flow."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from services.negotiation import handlers
+from services.negotiation.auth import Principal
+from services.negotiation.errors import Conflict, Forbidden, NotFound, Unprocessable
+from services.negotiation.models import (
+    AgentProfile,
+    Apology,
+    FeeWaiver,
+    InstalmentPlanTerm,
+    Refund,
+)
+from services.negotiation.settings import Settings
+from shared.contracts.common import Category, Channel, Language, Priority, Product
+from shared.contracts.envelope import Envelope
+from shared.contracts.intake import ComplaintRegistered
+from shared.contracts.investigation import InvestigationCompleted
+from tests.unit.negotiation.fakes import FakeRepo
+
+NOW = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
+SETTINGS = Settings(environment="test")
+A1 = Principal("a1", "agent", team="t1")
+A2 = Principal("a2", "agent", team="t1")
+LEAD = Principal("lead", "team_lead", team="t1")
+MANAGER = Principal("boss", "manager")
+CUST = Principal("c1", "customer", customer_id="c1")
+OTHER_CUST = Principal("c2", "customer", customer_id="c2")
+
+
+async def opened(repo: FakeRepo, *, amount: str = "3000", hardship: bool = False, case: str = "K1") -> str:
+    repo.agents["a1"] = AgentProfile(agent_id="a1", team="t1", categories=["pricing_fees"])
+    repo.agents["a2"] = AgentProfile(agent_id="a2", team="t1", categories=["pricing_fees"])
+    reg = Envelope.wrap(ComplaintRegistered(
+        case_number="TS-1", complaint_id="c", channel=Channel.APP, channel_complaint_id="x",
+        received_at=NOW, deadline_at=NOW + timedelta(days=15), priority=Priority.NORMAL,
+        product=Product.CREDIT_CARD, language=Language.ZH_CN, customer_id="c1", text="t",
+        amount_disputed=Decimal(amount),
+    ), case_id=case, producer="intake")
+    await handlers.record_registration(reg, repo=repo, now=NOW)  # type: ignore[arg-type]
+    done = Envelope.wrap(InvestigationCompleted(case_number="TS-1", category=Category.PRICING_FEES,
+                                                finding="substantiated"), case_id=case, producer="investigation")
+    assert await handlers.open_workspace(done, {"hardship": hardship}, repo=repo, settings=SETTINGS, now=NOW)  # type: ignore[arg-type]
+    assert not await handlers.open_workspace(done, {}, repo=repo, settings=SETTINGS, now=NOW)  # type: ignore[arg-type]
+    return case
+
+
+def waiver(pct: str) -> FeeWaiver:
+    return FeeWaiver(fee="late_fee", fee_amount=Decimal("1000"), waiver_pct=Decimal(pct))
+
+
+async def offer(repo: FakeRepo, terms: list[Any], p: Principal = A1, **kw: Any) -> Any:
+    kw.setdefault("justification", None)
+    return await handlers.make_offer(
+        "K1", terms=terms, reason="r", final=kw.pop("final", False), responds_to=None, p=p,
+        expected_version=kw.pop("expected_version", None), repo=repo, settings=SETTINGS, now=NOW, **kw,
+    )
+
+
+async def test_opening_is_idempotent_assigns_by_load_and_owes_one_started_event() -> None:
+    repo = FakeRepo()
+    await opened(repo)
+    ws = repo.cases["K1"]
+    assert ws.status == "open" and ws.assigned_agent == "a1" and ws.customer_id == "c1"
+    assert repo.types() == ["negotiation.started"]
+    await opened(repo, case="K2")
+    assert repo.cases["K2"].assigned_agent == "a2", "the less loaded agent takes the next case"
+
+
+async def test_scope_hides_other_customers_and_teams() -> None:
+    repo = FakeRepo()
+    await opened(repo)
+    with pytest.raises(NotFound):
+        await handlers.load_case("K1", OTHER_CUST, repo=repo)  # type: ignore[arg-type]
+    with pytest.raises(NotFound):
+        await handlers.load_case("K1", Principal("x", "agent", team="t2"), repo=repo)  # type: ignore[arg-type]
+    assert (await handlers.load_case("K1", CUST, repo=repo)).case_id == "K1"  # type: ignore[arg-type]
+    assert (await handlers.load_case("K1", MANAGER, repo=repo)).case_id == "K1"  # type: ignore[arg-type]
+
+
+async def test_within_authority_opens_above_waits_for_the_right_approver() -> None:
+    repo = FakeRepo()
+    await opened(repo)
+    _, small = await offer(repo, [waiver("30")])
+    assert small.status == "open" and small.concession == Decimal("300.00")
+    assert repo.types()[-1] == "customer.notified" and "settlement.proposed" in repo.types()
+    _, big = await offer(repo, [waiver("80"), Refund(amount=Decimal("1500"))], justification="客户困难，已核实收入证明")
+    assert big.status == "pending_approval" and big.authority.required_role == "team_lead"
+    assert repo.cases["K1"].offer(small.offer_id).status == "open", "still open until the big one is approved"
+    with pytest.raises(Forbidden, match="team_lead"):
+        await handlers.decide_approval("K1", big.offer_id, approve=True, note="", p=A1, expected_version=None,
+                                       repo=repo, now=NOW)  # type: ignore[arg-type]
+    with pytest.raises(Unprocessable):
+        await handlers.decide_approval("K1", big.offer_id, approve=False, note=" ", p=LEAD,
+                                       expected_version=None, repo=repo, now=NOW)  # type: ignore[arg-type]
+    _, approved = await handlers.decide_approval("K1", big.offer_id, approve=True, note="ok", p=LEAD,
+                                                 expected_version=None, repo=repo, now=NOW)  # type: ignore[arg-type]
+    assert approved.status == "open"
+    assert repo.cases["K1"].offer(small.offer_id).status == "superseded"
+    assert "settlement.approved" in repo.types()
+
+
+async def test_nobody_approves_their_own_offer() -> None:
+    repo = FakeRepo()
+    await opened(repo)
+    _, big = await offer(repo, [waiver("95")], p=LEAD, justification="主管亲自处理的特殊情况说明")
+    assert big.authority.required_role == "manager"
+    with pytest.raises(Forbidden):
+        await handlers.decide_approval("K1", big.offer_id, approve=True, note="", p=LEAD, expected_version=None,
+                                       repo=repo, now=NOW)  # type: ignore[arg-type]
+
+
+async def test_flagged_offer_needs_a_written_justification() -> None:
+    repo = FakeRepo()  # peers 0..59 %: 3000 disputed, 2000 refund = 66.67 % is above
+    await opened(repo)
+    with pytest.raises(Unprocessable) as err:
+        await offer(repo, [Refund(amount=Decimal("2000"))])
+    assert err.value.field == "justification"
+    _, ok = await offer(repo, [Refund(amount=Decimal("2000"))], justification="合同条款明显不公平，全额退还")
+    assert ok.fairness.flagged and ok.fairness.position == "above"
+    _, low = await offer(repo, [Apology(text="抱歉")], justification="调查结论为客户理解有误，仅作解释")
+    assert low.fairness.position == "below"
+
+
+async def test_recused_agent_cannot_act_and_is_replaced() -> None:
+    repo = FakeRepo()
+    await opened(repo)
+    await handlers.recuse("K1", "a1", "曾参与该笔催收", p=A1, expected_version=None, repo=repo, now=NOW)  # type: ignore[arg-type]
+    ws = repo.cases["K1"]
+    assert ws.assigned_agent == "a2"
+    with pytest.raises(Forbidden, match="recused"):
+        await offer(repo, [waiver("10")], p=A1)
+    with pytest.raises(Forbidden, match="recused"):
+        await handlers.assign("K1", "a1", p=LEAD, expected_version=None, repo=repo, now=NOW)  # type: ignore[arg-type]
+    with pytest.raises(Forbidden):
+        await handlers.recuse("K1", "a2", "x", p=A1, expected_version=None, repo=repo, now=NOW)  # type: ignore[arg-type]
+
+
+async def test_conflicted_customer_blocks_assignment() -> None:
+    repo = FakeRepo()
+    await opened(repo)
+    repo.agents["a2"] = AgentProfile(agent_id="a2", team="t1", conflicted_customer_ids=["c1"])
+    with pytest.raises(Forbidden):
+        await handlers.assign("K1", "a2", p=LEAD, expected_version=None, repo=repo, now=NOW)  # type: ignore[arg-type]
+
+
+async def test_stale_version_is_a_conflict() -> None:
+    repo = FakeRepo()
+    await opened(repo)
+    version = repo.cases["K1"].version
+    await handlers.log_message("K1", body="hi", direction="outbound", channel="sms", p=A1,
+                               expected_version=version, repo=repo, now=NOW)  # type: ignore[arg-type]
+    with pytest.raises(Conflict, match="version"):
+        await handlers.log_message("K1", body="again", direction="outbound", channel="sms", p=A1,
+                                   expected_version=version, repo=repo, now=NOW)  # type: ignore[arg-type]
+
+
+async def test_acceptance_makes_the_agreement_and_a_reference_settlement() -> None:
+    repo = FakeRepo()
+    await opened(repo)
+    plan = InstalmentPlanTerm(amount=Decimal("2700"), months=6, first_due_date=date(2027, 1, 31))
+    _, o = await offer(repo, [waiver("30"), plan])
+    assert len(o.terms[1].schedule) == 6 and o.terms[1].total_payable == Decimal("2700.00")
+    with pytest.raises(Forbidden):
+        await handlers.accept_offer("K1", o.offer_id, channel="in_app", p=A1, expected_version=None,
+                                    repo=repo, now=NOW)  # type: ignore[arg-type]
+    ws = await handlers.accept_offer("K1", o.offer_id, channel="in_app", p=CUST, expected_version=None,
+                                     repo=repo, now=NOW)  # type: ignore[arg-type]
+    assert ws.status == "agreed" and ws.agreement is not None
+    assert "减免滞纳金 300.00 元" in ws.agreement.text_zh and "2027-01-31" in ws.agreement.text_zh
+    assert "Waive CNY 300.00" in ws.agreement.text_en
+    assert repo.types().count("settlement.agreed") == 1
+    assert repo.refs[0]["relief_bp"] == 1000 and repo.refs[0]["band"] == "1k-5k"
+    with pytest.raises(Conflict):
+        await handlers.accept_offer("K1", o.offer_id, channel="in_app", p=CUST, expected_version=None,
+                                    repo=repo, now=NOW)  # type: ignore[arg-type]
+
+
+async def test_rejecting_a_non_final_offer_keeps_negotiating_final_escalates() -> None:
+    repo = FakeRepo()
+    await opened(repo)
+    _, o1 = await offer(repo, [waiver("30")])
+    ws = await handlers.reject_offer("K1", o1.offer_id, reason="太少", escalate_to="mediation", p=CUST,
+                                     expected_version=None, repo=repo, now=NOW, settings=SETTINGS)  # type: ignore[arg-type]
+    assert ws.status == "open"
+    _, o2 = await offer(repo, [waiver("40")], final=True)
+    ws = await handlers.reject_offer("K1", o2.offer_id, reason="仍不接受", escalate_to="litigation", p=CUST,
+                                     expected_version=None, repo=repo, now=NOW, settings=SETTINGS)  # type: ignore[arg-type]
+    assert ws.status == "escalated" and ws.escalation.target == "litigation"
+    assert repo.types()[-3:] == ["negotiation.failed", "case.escalated", "customer.notified"]
+    dossier = repo.dossiers[ws.escalation.dossier_id]
+    assert len(dossier["json"]["offers"]) == 2 and "诉讼" in dossier["html"]
+
+
+async def test_deadline_sweep_escalates_to_mediation() -> None:
+    repo = FakeRepo()
+    await opened(repo)
+    assert await handlers.escalate_near_deadline(repo=repo, settings=SETTINGS, now=NOW) == []  # type: ignore[arg-type]
+    later = NOW + timedelta(days=14, hours=1)
+    assert await handlers.escalate_near_deadline(repo=repo, settings=SETTINGS, now=later) == ["K1"]  # type: ignore[arg-type]
+    assert repo.cases["K1"].escalation.target == "mediation"
+
+
+async def test_auditor_reads_but_cannot_act() -> None:
+    repo = FakeRepo()
+    await opened(repo)
+    auditor = Principal("au", "auditor")
+    assert (await handlers.load_case("K1", auditor, repo=repo)).case_id == "K1"  # type: ignore[arg-type]
+    with pytest.raises(Forbidden, match="auditors"):
+        await offer(repo, [waiver("10")], p=auditor)
