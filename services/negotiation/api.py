@@ -473,8 +473,17 @@ async def dossier(case_id: str, p: Caller, d: D) -> dict[str, Any]:
     return (await _dossier(case_id, p, d))["json"]  # type: ignore[no-any-return]
 
 
-@router.get("/cases/{case_id}/dossier.html", response_class=HTMLResponse, responses=READ_ERRORS,
-            tags=["agents"])
+_JSON_ERRORS_FOR_HTML: dict[int | str, dict[str, Any]] = {
+    code: {
+        "description": spec["description"],
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}},
+    }
+    for code, spec in READ_ERRORS.items()
+}
+
+
+@router.get("/cases/{case_id}/dossier.html", response_class=HTMLResponse,
+            responses=_JSON_ERRORS_FOR_HTML, tags=["agents"])
 async def dossier_page(case_id: str, p: Caller, d: D) -> HTMLResponse:
     """The escalation dossier as a readable page (zh-CN first, English second)."""
     return HTMLResponse((await _dossier(case_id, p, d))["html"])

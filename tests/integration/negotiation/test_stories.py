@@ -13,7 +13,12 @@ from pathlib import Path
 
 import pytest
 
+from services.negotiation.models import Workspace
+from services.negotiation.repository import Repository
 from shared.contracts.common import Category
+from shared.contracts.envelope import Envelope
+from shared.contracts.negotiation import NegotiationStarted
+from shared.mongo import service_database
 from shared.settings import CommonSettings
 from tests.integration.negotiation.support import (
     Caller,
@@ -240,3 +245,25 @@ async def test_final_offer_rejected_escalates_with_dossier(settings: CommonSetti
         # the redelivered event opened nothing twice
         all_started = await read_all(settings, "negotiation.started")
         assert sum(1 for r in all_started if r.key == case.encode()) == 1
+
+
+async def test_worker_escalates_near_deadline_and_relays_left_over_outboxes(
+    settings: CommonSettings, tmp_path: Path, mongo_client: object
+) -> None:
+    case = "CASE-D1"
+    reg = registered(case, "cust-D", days=0)  # the regulatory deadline is now
+    with negotiation_stack(settings, tmp_path, worker=True) as _base:
+        await publish(settings, ("complaint.registered", case, reg.to_bytes()),
+                      ("investigation.completed", case, completed(case, cause=reg)))
+        escalated = (await events(settings, "case.escalated", case, 1, timeout=90))[0]["payload"]
+        assert escalated["target"] == "mediation" and escalated["requested_by"] == "deadline"
+        failed = await events(settings, "negotiation.failed", case, 1)
+        assert "deadline" in failed[0]["payload"]["reason"]
+
+        # a writer that crashed after its write: the event waits in the outbox; the sweep sends it
+        repo = Repository(service_database(mongo_client, settings.mongo, "negotiation"))  # type: ignore[arg-type]
+        orphan = Workspace(case_id="CASE-OB", case_number="TS-OB", status="agreed")
+        await repo.save(orphan, 0, [Envelope.wrap(NegotiationStarted(case_number="TS-OB"),
+                                                  case_id="CASE-OB", producer="negotiation")])
+        relayed = await events(settings, "negotiation.started", "CASE-OB", 1, timeout=60)
+        assert relayed[0]["payload"]["case_number"] == "TS-OB"
