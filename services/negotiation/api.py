@@ -154,6 +154,18 @@ class AcceptRequest(Versioned):
     channel: Literal["in_app", "sms", "call", "meeting", "letter", "email"] = "in_app"
 
 
+class RecordAcceptanceRequest(Versioned):
+    """An acceptance the customer gave outside the app."""
+
+    channel: Literal["sms", "call", "meeting", "letter", "email"]
+    note: str = Field("", max_length=2000, description="E.g. where the signed letter is filed.")
+
+
+class HardshipRequest(Versioned):
+    hardship: bool
+    reason: str = Field(min_length=1, max_length=1000, description="What changed (illness, income loss...).")
+
+
 class RejectRequest(Versioned):
     reason: str = Field("", max_length=2000)
     escalate_to: Literal["mediation", "litigation"] = Field(
@@ -430,6 +442,28 @@ async def withdraw(case_id: str, offer_id: str, body: WithdrawRequest, p: Caller
     assert d.repo is not None
     ws = await handlers.withdraw_offer(case_id, offer_id, reason=body.reason, p=p,
                                        expected_version=_version(if_match, body), repo=d.repo, now=d.clock())
+    return CaseResult(version=ws.version, status=ws.status)
+
+
+@router.post("/cases/{case_id}/offers/{offer_id}/record-acceptance", response_model=CaseResult,
+             responses=WRITE_ERRORS, tags=["agents"])
+async def record_acceptance(case_id: str, offer_id: str, body: RecordAcceptanceRequest, p: Caller, d: D,
+                            if_match: IfMatch = None) -> CaseResult:
+    """Record an acceptance the customer gave by phone, letter or in person."""
+    assert d.repo is not None
+    ws = await handlers.record_acceptance(case_id, offer_id, channel=body.channel, note=body.note, p=p,
+                                          expected_version=_version(if_match, body), repo=d.repo, now=d.clock())
+    await _published(d, case_id)
+    return CaseResult(version=ws.version, status=ws.status)
+
+
+@router.post("/cases/{case_id}/hardship", response_model=CaseResult, responses=WRITE_ERRORS, tags=["agents"])
+async def hardship(case_id: str, body: HardshipRequest, p: Caller, d: D, if_match: IfMatch = None) -> CaseResult:
+    """Record the customer's hardship; offers are then compared with hardship cases."""
+    _staff_only(p)
+    assert d.repo is not None
+    ws = await handlers.set_hardship(case_id, hardship=body.hardship, reason=body.reason, p=p,
+                                     expected_version=_version(if_match, body), repo=d.repo, now=d.clock())
     return CaseResult(version=ws.version, status=ws.status)
 
 

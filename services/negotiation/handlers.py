@@ -59,6 +59,7 @@ from services.negotiation.texts import TARGET_ZH, describe_offer, summary, waive
 from shared.contracts import intake, investigation, negotiation
 from shared.contracts.common import Channel, Language
 from shared.contracts.envelope import Envelope, Payload
+from shared.logging import redact
 
 log = logging.getLogger(__name__)
 
@@ -83,11 +84,27 @@ def _notify(ws: Workspace, kind: str, zh: tuple[str, str], en: tuple[str, str], 
     if not ws.customer_id:
         return []
     subject, body = en if ws.language == "en" else zh
+    subject, body = redact(subject), redact(body)
     return [_event(ws, intake.CustomerNotified(
         kind=kind, language=Language(ws.language), channel=Channel.APP,
         customer_id=ws.customer_id, subject=subject, body=body,
         case_number=ws.case_number, deadline_at=ws.deadline_at,
     ), now)]
+
+
+def _redacted(value: Any) -> Any:
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {k: _redacted(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_redacted(v) for v in value]
+    return value
+
+
+def _public_terms(offer: Offer) -> list[dict[str, Any]]:
+    """The offer's terms for an outbound event, with personal numbers in free text masked."""
+    return [_redacted(t.model_dump(mode="json")) for t in offer.terms]
 
 
 def _mark(ws: Workspace, now: datetime, what: str, by: str = "system", detail: str = "") -> None:
@@ -187,7 +204,7 @@ def _extra(raw: dict[str, Any], *names: str) -> Any:
 def _money_or_none(value: Any) -> Decimal | None:
     try:
         return money(Decimal(str(value))) if value is not None else None
-    except ArithmeticError:
+    except (ArithmeticError, ValueError):
         return None
 
 
@@ -225,7 +242,8 @@ async def open_workspace(
             "evidence": [e if isinstance(e, dict) else {"summary": str(e)}
                          for e in _extra(raw_payload, "evidence") or []],
             "facts": _extra(raw_payload, "facts", "verified_facts") or [],
-            "remedy_range": _extra(raw_payload, "remedy_range", "suggested_remedy"),
+            "remedy_range": _as_range(_extra(raw_payload, "remedy_range", "suggested_remedy", "remedy")),
+            "investigation_details": {k: v for k, v in raw_payload.items() if k not in _KNOWN_FIELDS},
             "hardship": bool(_extra(raw_payload, "hardship", "financial_hardship")),
             "customer_id": ws.customer_id or _extra(raw_payload, "customer_id"),
             "product": ws.product or _extra(raw_payload, "product"),
@@ -252,6 +270,39 @@ async def open_workspace(
         except Conflict:
             continue
     raise Conflict(f"case {env.case_id} kept changing while opening its workspace")
+
+
+_KNOWN_FIELDS = frozenset({
+    "case_number", "category", "finding", "reasons", "complex_case", "evidence", "facts",
+    "verified_facts", "remedy_range", "suggested_remedy", "remedy", "hardship", "financial_hardship",
+    "customer_id", "product", "language", "amount_disputed", "disputed_amount", "deadline_at",
+})
+
+
+def _as_range(value: Any) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    return value if isinstance(value, dict) else {"text": str(value)}
+
+
+def _range_bounds(remedy: dict[str, Any] | None) -> tuple[Decimal | None, Decimal | None]:
+    """Read a suggested remedy range's bounds (min/max, low/high, *_amount), if numeric."""
+    if not remedy:
+        return None, None
+
+    def first(*names: str) -> Decimal | None:
+        for name in names:
+            value = remedy.get(name)
+            if isinstance(value, dict):  # {"amount": "..."} shapes
+                value = value.get("amount")
+            if value is not None and not isinstance(value, bool):
+                parsed = _money_or_none(value)
+                if parsed is not None:
+                    return parsed
+        return None
+
+    return (first("min", "low", "min_amount", "lower", "minimum"),
+            first("max", "high", "max_amount", "upper", "maximum"))
 
 
 def _parse_dt(value: Any) -> datetime | None:
@@ -429,7 +480,17 @@ async def assess_fairness(ws: Workspace, terms: list[Any], concession: Decimal, 
         peers = await repo.peer_pcts(scope)
         if len(peers) >= settings.fairness_min_peers:
             break
-    return FairnessComparison(**fair.compare(pct, peers, scope))
+    result = fair.compare(pct, peers, scope)
+    low, high = _range_bounds(ws.remedy_range)
+    if (low is not None and concession < low) or (high is not None and concession > high):
+        bounds = f"{low if low is not None else '—'}–{high if high is not None else '—'}"
+        result["outside_suggested_range"] = result["flagged"] = True
+        result["explanation_zh"] += f"调查建议的补救范围为 {bounds} 元，本方案合计 {concession} 元，超出该范围。"
+        result["explanation_en"] += (
+            f" Investigation suggested a remedy of CNY {bounds}; this offer totals CNY {concession}, "
+            "outside that range."
+        )
+    return FairnessComparison(**result)
 
 
 async def preview_offer(case_id: str, terms: list[Any], *, p: Principal, repo: Repository,
@@ -456,7 +517,7 @@ def _proposed_events(ws: Workspace, offer: Offer, now: datetime) -> list[Envelop
     events = [_event(ws, negotiation.SettlementProposed(
         case_number=ws.case_number, offer_id=offer.offer_id, summary=summary(offer),
         amount=offer.concession, customer_id=ws.customer_id, final=offer.final,
-        terms=[t.model_dump(mode="json") for t in offer.terms],
+        terms=_public_terms(offer),
     ), now)]
     final_zh = "（最终方案）" if offer.final else ""
     final_en = " (final offer)" if offer.final else ""
@@ -612,25 +673,52 @@ async def accept_offer(
     """Record the customer's acceptance; make the agreement; publish ``settlement.agreed``."""
     ws = await load_case(case_id, p, repo=repo)
     if p.role != "customer":
-        raise Forbidden("only the customer can accept an offer")
+        raise Forbidden("only the customer can accept an offer; staff record one with record-acceptance")
     offer = _customer_offer(ws, offer_id)
     check_version(ws, expected_version)
-    by = _actor(p)
-    acceptance = Acceptance(by=by, at=now, channel=channel)
+    return await _agree(ws, offer, Acceptance(by=_actor(p), at=now, channel=channel), repo=repo, now=now)
+
+
+async def record_acceptance(
+    case_id: str, offer_id: str, *, channel: str, note: str, p: Principal,
+    expected_version: int | None, repo: Repository, now: datetime,
+) -> Workspace:
+    """Record an acceptance the customer gave by phone, letter or in person (who, when, channel)."""
+    ws = await load_case(case_id, p, repo=repo)
+    await require_staff_action(ws, p, repo=repo)
+    if channel == "in_app":
+        raise Unprocessable("in-app acceptances are made by the customer in the app", field="channel")
+    if not ws.customer_id:
+        raise Conflict(f"case {case_id} has no known customer to record an acceptance for")
+    offer = _customer_offer(ws, offer_id)
+    check_version(ws, expected_version)
+    acceptance = Acceptance(
+        by=Actor(sub=ws.customer_id, role="customer"), at=now, channel=channel,
+        recorded_by=_actor(p), note=note,
+    )
+    return await _agree(ws, offer, acceptance, repo=repo, now=now)
+
+
+async def _agree(ws: Workspace, offer: Offer, acceptance: Acceptance, *, repo: Repository,
+                 now: datetime) -> Workspace:
+    offer_id = offer.offer_id
     agreement_id = f"AG-{ws.case_id}-{offer_id}"
     zh, en = agreement_texts(ws, offer, acceptance, agreement_id)
     offer.status = "accepted"
-    offer.history.append(OfferEvent(status="accepted", by=by, at=now, channel=channel))
+    recorder = acceptance.recorded_by or acceptance.by
+    offer.history.append(OfferEvent(status="accepted", by=recorder, at=now, channel=acceptance.channel,
+                                    note=acceptance.note))
     ws.agreement = Agreement(
         agreement_id=agreement_id, offer_id=offer_id, terms=offer.terms,
         concession=offer.concession, acceptance=acceptance, text_zh=zh, text_en=en,
     )
     ws.status = "agreed"
-    _mark(ws, now, f"offer {offer_id} accepted; agreement {agreement_id}", by=p.sub, detail=f"via {channel}")
+    _mark(ws, now, f"offer {offer_id} accepted; agreement {agreement_id}", by=recorder.sub,
+          detail=f"via {acceptance.channel}")
     events = [_event(ws, negotiation.SettlementAgreed(
         case_number=ws.case_number, offer_id=offer_id, agreement_id=agreement_id,
         summary=summary(offer), customer_id=ws.customer_id, amount=offer.concession,
-        terms=[t.model_dump(mode="json") for t in offer.terms], accepted_at=now, accepted_via=channel,
+        terms=_public_terms(offer), accepted_at=now, accepted_via=acceptance.channel,
     ), now)]
     events += _notify(
         ws, "outcome",
@@ -639,6 +727,19 @@ async def accept_offer(
     saved = await repo.save(ws, ws.version, events)
     await record_settlement(saved, repo=repo)
     return saved
+
+
+async def set_hardship(
+    case_id: str, *, hardship: bool, reason: str, p: Principal, expected_version: int | None,
+    repo: Repository, now: datetime,
+) -> Workspace:
+    """Mark (or clear) the customer's hardship (illness, income loss...); fairness compares with like cases."""
+    ws = await load_case(case_id, p, repo=repo)
+    await require_staff_action(ws, p, repo=repo)
+    check_version(ws, expected_version)
+    ws.hardship, ws.hardship_reason = hardship, reason
+    _mark(ws, now, "hardship recorded" if hardship else "hardship cleared", by=p.sub, detail=reason)
+    return await repo.save(ws, ws.version, [])
 
 
 async def record_settlement(ws: Workspace, *, repo: Repository) -> None:

@@ -163,6 +163,9 @@ class FairnessComparison(Model):
     mad: Decimal | None = None
     position: Literal["below", "within", "above", "not_comparable"] = "not_comparable"
     flagged: bool = False
+    outside_suggested_range: bool = Field(
+        False, description="Outside the remedy range investigation suggested (when it gave one)."
+    )
     explanation_zh: str
     explanation_en: str
 
@@ -240,6 +243,10 @@ class Acceptance(Model):
     by: Actor
     at: AwareDatetime
     channel: str
+    recorded_by: Actor | None = Field(
+        None, description="The agent who recorded an acceptance given by phone, letter or in person."
+    )
+    note: str = ""
 
 
 class Agreement(Model):
@@ -293,7 +300,11 @@ class Workspace(Model):
     evidence: list[dict[str, Any]] = Field(default_factory=list)
     facts: list[Any] = Field(default_factory=list)
     remedy_range: dict[str, Any] | None = None
+    investigation_details: dict[str, Any] = Field(
+        default_factory=dict, description="Other fields investigation sent (liability, root cause...)."
+    )
     hardship: bool = False
+    hardship_reason: str = ""
     opened_at: AwareDatetime | None = None
     # negotiation
     team: str | None = None

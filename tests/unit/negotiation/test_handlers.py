@@ -215,3 +215,66 @@ async def test_auditor_reads_but_cannot_act() -> None:
     assert (await handlers.load_case("K1", auditor, repo=repo)).case_id == "K1"  # type: ignore[arg-type]
     with pytest.raises(Forbidden, match="auditors"):
         await offer(repo, [waiver("10")], p=auditor)
+
+
+async def test_staff_record_an_acceptance_given_in_person() -> None:
+    repo = FakeRepo()
+    await opened(repo)
+    _, o = await offer(repo, [waiver("30")])
+    with pytest.raises(Unprocessable):
+        await handlers.record_acceptance("K1", o.offer_id, channel="in_app", note="", p=A1,
+                                         expected_version=None, repo=repo, now=NOW)  # type: ignore[arg-type]
+    ws = await handlers.record_acceptance("K1", o.offer_id, channel="meeting", note="签字协议已归档", p=A1,
+                                          expected_version=None, repo=repo, now=NOW)  # type: ignore[arg-type]
+    acc = ws.agreement.acceptance
+    assert (acc.by.sub, acc.by.role, acc.recorded_by.sub, acc.channel) == ("c1", "customer", "a1", "meeting")
+    assert "由 a1 记录" in ws.agreement.text_zh and "recorded by a1" in ws.agreement.text_en
+
+
+async def test_hardship_and_the_suggested_remedy_range_shape_the_comparison() -> None:
+    seen: list[dict[str, Any]] = []
+
+    class Recording(FakeRepo):
+        async def peer_pcts(self, query: dict[str, Any]) -> list[Decimal]:
+            seen.append(query)
+            return await super().peer_pcts(query)
+
+    repo = Recording()
+    await opened(repo)
+    await handlers.set_hardship("K1", hardship=True, reason="客户失业，收入中断", p=A1, expected_version=None,
+                                repo=repo, now=NOW)  # type: ignore[arg-type]
+    await offer(repo, [waiver("30")])
+    assert seen[-1] == {"category": "pricing_fees", "band": "1k-5k", "hardship": True}
+    ws = repo.cases["K1"]
+    repo.cases["K1"] = ws.model_copy(update={"remedy_range": {"min": "100.00", "max": "250.00"}})
+    with pytest.raises(Unprocessable, match="suggested a remedy of CNY 100.00–250.00"):
+        await offer(repo, [waiver("30")])
+
+
+async def test_outbound_terms_and_notices_mask_personal_numbers() -> None:
+    repo = FakeRepo()
+    await opened(repo)
+    await offer(repo, [waiver("30"), Apology(text="已致电 13812345678 致歉")])
+    proposed = next(e for e in repo.outbox if e.event_type == "settlement.proposed")
+    notice = next(e for e in repo.outbox if e.event_type == "customer.notified")
+    assert "13812345678" not in proposed.model_dump_json() and "138****5678" in proposed.model_dump_json()
+    assert "13812345678" not in notice.payload.body
+
+
+async def test_investigation_extras_are_read_when_present_and_tolerated_when_odd() -> None:
+    repo = FakeRepo()
+    done = Envelope.wrap(InvestigationCompleted(case_number="TS-9", category=Category.MARKETING,
+                                                finding="substantiated"), case_id="K9", producer="investigation")
+    extras = {
+        "customer_id": "c9", "amount_disputed": "not a number", "evidence": ["录音 3 段", {"kind": "contract"}],
+        "remedy_range": "全额退还手续费", "liability": "institution", "deadline_at": "2026-12-10T00:00:00+00:00",
+        "financial_hardship": True,
+    }
+    assert await handlers.open_workspace(done, extras, repo=repo, settings=SETTINGS, now=NOW)  # type: ignore[arg-type]
+    ws = repo.cases["K9"]
+    assert ws.customer_id == "c9" and ws.amount_disputed is None and ws.hardship
+    assert ws.evidence == [{"summary": "录音 3 段"}, {"kind": "contract"}]
+    assert ws.remedy_range == {"text": "全额退还手续费"}
+    assert ws.investigation_details == {"liability": "institution"}
+    assert ws.deadline_at == datetime(2026, 12, 10, tzinfo=UTC)
+    assert ws.team == SETTINGS.default_team and ws.assigned_agent is None  # nobody in the directory
