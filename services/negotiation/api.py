@@ -31,6 +31,7 @@ from services.negotiation.models import (
     AgentProfile,
     Agreement,
     AuthorityCheck,
+    Dossier,
     FairnessComparison,
     Lang,
     Model,
@@ -500,11 +501,10 @@ async def _dossier(case_id: str, p: Principal, d: Deps) -> dict[str, Any]:
     return stored
 
 
-@router.get("/cases/{case_id}/dossier", responses=READ_ERRORS, tags=["agents"],
-            response_model=dict[str, Any])
-async def dossier(case_id: str, p: Caller, d: D) -> dict[str, Any]:
+@router.get("/cases/{case_id}/dossier", response_model=Dossier, responses=READ_ERRORS, tags=["agents"])
+async def dossier(case_id: str, p: Caller, d: D) -> Dossier:
     """The escalation dossier as JSON."""
-    return (await _dossier(case_id, p, d))["json"]  # type: ignore[no-any-return]
+    return Dossier.model_validate((await _dossier(case_id, p, d))["json"])
 
 
 _JSON_ERRORS_FOR_HTML: dict[int | str, dict[str, Any]] = {

@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, PlainSerializer, model_validator
 
-from shared.contracts.common import Money
+from shared.contracts.common import Category, Money
 
 Pct = Annotated[
     Decimal,
@@ -331,7 +331,7 @@ class AgentProfile(Model):
     agent_id: str = Field(min_length=1, max_length=64)
     team: str = Field(min_length=1, max_length=64)
     role: Literal["agent", "team_lead", "manager", "committee"] = "agent"
-    categories: list[str] = Field(default_factory=list, description="Categories handled; empty: all.")
+    categories: list[Category] = Field(default_factory=list, description="Categories handled; empty: all.")
     languages: list[Lang] = Field(default_factory=lambda: ["zh-CN"])
     max_load: int = Field(20, ge=0, le=500)
     active: bool = True

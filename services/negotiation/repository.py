@@ -163,7 +163,7 @@ class Repository:
 
     async def put_agent(self, agent: AgentProfile) -> None:
         """Create or replace an agent's profile."""
-        doc = agent.model_dump(mode="python")
+        doc = agent.model_dump(mode="json")
         await self.agents.replace_one({"_id": agent.agent_id}, {"_id": agent.agent_id, **doc}, upsert=True)
 
     async def get_agent(self, agent_id: str) -> AgentProfile | None:
