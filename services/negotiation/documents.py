@@ -13,12 +13,14 @@ from datetime import datetime
 from html import escape
 from typing import Any
 
+from services.negotiation.fairness import CATEGORY_ZH
 from services.negotiation.models import Acceptance, Dossier, Offer, Workspace
 from services.negotiation.texts import TARGET_ZH, describe_offer, describe_term
 from shared.logging import redact
 
 CHANNEL_ZH = {"in_app": "应用内", "sms": "短信", "call": "电话", "meeting": "面谈",
               "letter": "信函", "email": "电子邮件"}
+FINDING_ZH = {"substantiated": "投诉属实", "partly_substantiated": "部分属实", "unsubstantiated": "投诉不属实"}
 STATUS_ZH = {
     "pending_approval": "待审批", "approval_rejected": "审批未通过", "open": "待客户答复",
     "accepted": "已接受", "rejected": "已拒绝", "countered": "客户已还价", "withdrawn": "已撤回",
@@ -105,7 +107,7 @@ def dossier_html(d: Dossier) -> str:
                 f"<li>{escape(describe_term(t, 'zh-CN'))}<br><small>{escape(describe_term(t, 'en'))}</small></li>"
                 for t in o.terms) + "</ol>"
             f"<p>理由 / reason: {escape(redact(o.reason) or '—')}</p>"
-            + (f"<p>偏离常见范围的书面说明 / justification: {escape(redact(o.justification))}</p>"
+            + (f"<p>书面说明 / justification: {escape(redact(o.justification))}</p>"
                if o.justification else "")
             + (f"<p>公平性比较：{escape(fair.explanation_zh)}<br><small>{escape(fair.explanation_en)}</small></p>"
                if fair else "")
@@ -137,7 +139,8 @@ small{{color:#555}}section.offer{{border-left:3px solid #888;padding-left:1em;ma
 <p>诉求 / demand: {escape(str(c.get('demand') or '—'))} · 争议金额 / amount in dispute: {escape(str(c.get('amount_disputed') or '—'))}
  · 产品 / product: {escape(str(c.get('product') or '—'))} · 客户 / customer: {escape(str(c.get('customer_id') or '—'))}</p>
 <h2>二、调查结论 <small>Findings</small></h2>
-<p>类别 / category: {escape(str(f.get('category')))} · 结论 / finding: {escape(str(f.get('finding')))}
+<p>类别 / category: {escape(CATEGORY_ZH.get(str(f.get('category')), '—'))} / {escape(str(f.get('category')))}
+ · 结论 / finding: {escape(FINDING_ZH.get(str(f.get('finding')), '—'))} / {escape(str(f.get('finding')))}
  · 复杂案件 / complex: {escape(str(f.get('complex_case')))} · 困难客户 / hardship: {escape(str(f.get('hardship')))}</p>
 <ul>{''.join(f'<li>{escape(redact(str(r)))}</li>' for r in f.get('reasons') or [])}</ul>
 <h2>三、证据 <small>Evidence</small></h2>

@@ -122,7 +122,7 @@ def describe_scope(scope: dict[str, Any]) -> tuple[list[str], str, str]:
         zh.append(CATEGORY_ZH.get(scope["category"], scope["category"]))
         en.append(str(scope["category"]).replace("_", " "))
     if "band" in scope:
-        zh.append("争议金额" + BAND_LABEL_ZH.get(scope["band"], scope["band"]))
+        zh.append("争议金额 " + BAND_LABEL_ZH.get(scope["band"], scope["band"]))
         en.append("amount " + BAND_LABEL_EN.get(scope["band"], scope["band"]))
     if "hardship" in scope:
         zh.append("困难客户" if scope["hardship"] else "非困难客户")

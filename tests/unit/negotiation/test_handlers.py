@@ -278,3 +278,18 @@ async def test_investigation_extras_are_read_when_present_and_tolerated_when_odd
     assert ws.investigation_details == {"liability": "institution"}
     assert ws.deadline_at == datetime(2026, 12, 10, tzinfo=UTC)
     assert ws.team == SETTINGS.default_team and ws.assigned_agent is None  # nobody in the directory
+
+
+async def test_dossier_html_escapes_what_people_typed() -> None:
+    repo = FakeRepo()
+    await opened(repo)
+    await handlers.log_message("K1", body="<script>alert(1)</script> 身份证 110101199003071234",
+                               direction="inbound", channel="call", p=A1, expected_version=None,
+                               repo=repo, now=NOW)  # type: ignore[arg-type]
+    ws = await handlers.escalate("K1", target="mediation", reason="客户申请调解", p=A1, expected_version=None,
+                                 repo=repo, settings=SETTINGS, now=NOW)  # type: ignore[arg-type]
+    html = repo.dossiers[ws.escalation.dossier_id]["html"]
+    assert "<script>" not in html and "&lt;script&gt;" in html
+    assert "110101199003071234" not in html
+    assert html.index("案件卷宗") < html.index("Case dossier")
+    assert "定价收费类" in html and "投诉属实" in html
