@@ -240,14 +240,15 @@ async def open_workspace(
             "reasons": p.reasons,
             "complex_case": p.complex_case,
             "evidence": [e if isinstance(e, dict) else {"summary": str(e)}
-                         for e in _extra(raw_payload, "evidence") or []],
-            "facts": _extra(raw_payload, "facts", "verified_facts") or [],
+                         for e in _as_list(_extra(raw_payload, "evidence"))],
+            "facts": _as_list(_extra(raw_payload, "facts", "verified_facts")),
             "remedy_range": _as_range(_extra(raw_payload, "remedy_range", "suggested_remedy", "remedy")),
             "investigation_details": {k: v for k, v in raw_payload.items() if k not in _KNOWN_FIELDS},
             "hardship": bool(_extra(raw_payload, "hardship", "financial_hardship")),
-            "customer_id": ws.customer_id or _extra(raw_payload, "customer_id"),
-            "product": ws.product or _extra(raw_payload, "product"),
-            "language": ws.language if existing else (_extra(raw_payload, "language") or "zh-CN"),
+            "customer_id": ws.customer_id or _as_text(_extra(raw_payload, "customer_id")),
+            "product": ws.product or _as_text(_extra(raw_payload, "product")),
+            "language": ws.language if ws.registered_event_id else (
+                "en" if str(_extra(raw_payload, "language") or "").lower().startswith("en") else "zh-CN"),
             "amount_disputed": ws.amount_disputed or amount,
             "deadline_at": deadline or now + timedelta(days=settings.default_negotiation_days),
             "opened_at": now,
@@ -277,6 +278,16 @@ _KNOWN_FIELDS = frozenset({
     "verified_facts", "remedy_range", "suggested_remedy", "remedy", "hardship", "financial_hardship",
     "customer_id", "product", "language", "amount_disputed", "disputed_amount", "deadline_at",
 })
+
+
+def _as_list(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    return value if isinstance(value, list) else [value]
+
+
+def _as_text(value: Any) -> str | None:
+    return None if value is None else str(value)[:128]
 
 
 def _as_range(value: Any) -> dict[str, Any] | None:

@@ -293,3 +293,16 @@ async def test_dossier_html_escapes_what_people_typed() -> None:
     assert "110101199003071234" not in html
     assert html.index("案件卷宗") < html.index("Case dossier")
     assert "定价收费类" in html and "投诉属实" in html
+
+
+async def test_odd_shapes_of_optional_fields_do_not_lose_the_event() -> None:
+    repo = FakeRepo()
+    done = Envelope.wrap(InvestigationCompleted(case_number="TS-8", category=Category.OTHER,
+                                                finding="unsubstantiated"), case_id="K8", producer="investigation")
+    extras = {"customer_id": 12345, "language": "EN-us", "facts": {"a": 1}, "evidence": "通话录音",
+              "product": 7, "hardship": "yes", "deadline_at": "tomorrow"}
+    assert await handlers.open_workspace(done, extras, repo=repo, settings=SETTINGS, now=NOW)  # type: ignore[arg-type]
+    ws = repo.cases["K8"]
+    assert (ws.customer_id, ws.language, ws.product) == ("12345", "en", "7")
+    assert ws.facts == [{"a": 1}] and ws.evidence == [{"summary": "通话录音"}]
+    assert ws.deadline_at == NOW + timedelta(days=SETTINGS.default_negotiation_days)
