@@ -41,6 +41,19 @@ class ComplaintRegistered(Payload):
     amount_disputed: Money | None = None
     linked_case_ids: list[str] = Field(default_factory=list)
     is_repeat: bool = False
+    # optional additions (v1, intake issue 3)
+    role: str = Field(
+        "new_case", description="new_case, linked (joined an open case) or repeat (of a closed case)."
+    )
+    clock_restarted: bool = Field(False, description="A linked complaint with new facts restarted the clock.")
+    new_facts: bool | None = Field(None, description="Whether a linked complaint brought new facts.")
+    new_facts_reasons: list[str] = Field(default_factory=list)
+    priority_reasons: list[str] = Field(default_factory=list)
+    customer_id_number_masked: str = ""
+    amount_demanded: Money | None = None
+    attachment_count: int = 0
+    matter_ref: str | None = None
+    registered_at: AwareDatetime | None = None
 
 
 class CustomerNotified(Payload):
@@ -57,3 +70,5 @@ class CustomerNotified(Payload):
     body: str
     case_number: str
     deadline_at: datetime | None = None
+    # optional additions (v1, intake issue 3)
+    contact_point: str = Field("", description="Where the customer can reach the institution.")

@@ -1,0 +1,263 @@
+"""Intake's HTTP face: ``POST /complaints`` for channels without Kafka, and the read side.
+
+``POST /complaints`` validates the same ``ComplaintSubmission`` the worker reads and
+publishes it to ``complaint.received`` (key = channel complaint id), so every complaint is
+registered by one path, the worker. It then waits briefly (``api_register_wait_s``) for the
+registration and answers 202 with the case number, or 202 with a status URL when the worker
+has not finished yet. Bad input gets 422 with one entry per field; a body above
+``max_body_bytes`` gets 413 before it is read whole.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, FastAPI, Query, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import AwareDatetime
+
+from services.intake.errors import CaseNotFound
+from services.intake.models import (
+    Accepted,
+    CaseComplaint,
+    CasePage,
+    CaseView,
+    ComplaintSubmission,
+    Registration,
+    decode_submission,
+)
+from services.intake.repository import Doc, IntakeRepository
+from services.intake.settings import Settings
+from shared.contracts.common import Channel
+from shared.errors import InvalidMessage
+from shared.kafka import Publisher
+from shared.mongo import make_client, service_database
+
+log = logging.getLogger(__name__)
+
+RECEIVED = "complaint.received"
+
+
+class BodyTooLarge(Exception):
+    """The request body is larger than ``max_body_bytes``."""
+
+
+def _problem(status: int, errors: list[dict[str, str]], message: str) -> JSONResponse:
+    return JSONResponse(status_code=status, content={"detail": message, "errors": errors})
+
+
+def build_api(settings: Settings) -> FastAPI:
+    """Return the FastAPI app (Kafka producer and Mongo client live for the app's lifespan)."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        client: Any = make_client(settings.mongo)
+        publisher = Publisher(settings.kafka, client_id="parley-intake-api")
+        await publisher.start()
+        app.state.repo = IntakeRepository(service_database(client, settings.mongo, "intake"))
+        app.state.publisher = publisher
+        try:
+            yield
+        finally:
+            await publisher.stop()
+            await client.close()
+
+    app = FastAPI(title="Parley intake", version="1", lifespan=lifespan)
+    app.state.settings = settings
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [
+            {"field": ".".join(str(p) for p in e["loc"] if p not in ("body", "query", "path")) or "(root)",
+             "problem": e["msg"]}
+            for e in exc.errors()
+        ]
+        return _problem(422, errors, "invalid request")
+
+    @app.exception_handler(CaseNotFound)
+    async def _not_found(_: Request, exc: CaseNotFound) -> JSONResponse:
+        return _problem(404, [], str(exc))
+
+    app.include_router(router)
+    return app
+
+
+router = APIRouter()
+
+
+def repo_of(request: Request) -> IntakeRepository:
+    """The app's repository."""
+    return request.app.state.repo
+
+
+def settings_of(request: Request) -> Settings:
+    """The app's settings."""
+    return request.app.state.settings
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """Read the body, refusing more than ``limit`` bytes without reading it all."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise BodyTooLarge
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+@router.get("/health")
+async def health(request: Request) -> dict[str, str]:
+    """Answer whether the API can reach its database."""
+    await repo_of(request).db.command("ping")
+    return {"status": "ok"}
+
+
+@router.post(
+    "/complaints",
+    status_code=202,
+    response_model=Accepted,
+    openapi_extra={"requestBody": {"content": {"application/json": {
+        "schema": ComplaintSubmission.model_json_schema(ref_template="#/components/schemas/{model}")
+    }}}, "required": True},
+    responses={413: {"description": "body too large"}, 422: {"description": "invalid field(s)"}},
+)
+async def submit_complaint(request: Request) -> JSONResponse:
+    """Accept a complaint from a channel without Kafka; the worker registers it."""
+    settings = settings_of(request)
+    try:
+        raw = await read_body(request, settings.max_body_bytes)
+    except BodyTooLarge:
+        return _problem(413, [{"field": "(body)", "problem": f"larger than {settings.max_body_bytes} bytes"}],
+                        "request body too large")
+    try:
+        submission = decode_submission(raw)
+    except InvalidMessage as exc:
+        errors = exc.errors or [{"field": "(body)", "problem": exc.reason}]
+        return _problem(422, errors, "invalid complaint")
+    key = submission.channel_complaint_id.encode()
+    value = submission.model_dump_json(exclude_none=True).encode()
+    await request.app.state.publisher.send_raw(RECEIVED, value, key=key)
+    status_url = f"/complaints/{submission.channel.value}/{submission.channel_complaint_id}"
+    registration = await _wait_for_registration(
+        repo_of(request), submission.key(), settings.api_register_wait_s
+    )
+    accepted = Accepted(
+        status="registered" if registration else "accepted",
+        channel=submission.channel, channel_complaint_id=submission.channel_complaint_id,
+        status_url=status_url,
+        case_id=registration.case_id if registration else None,
+        case_number=registration.case_number if registration else None,
+        deadline_at=registration.deadline_at if registration else None,
+    )
+    return JSONResponse(status_code=202, content=jsonable_encoder(accepted),
+                        headers={"Location": status_url})
+
+
+async def _wait_for_registration(repo: IntakeRepository, key: str, wait_s: float) -> Registration | None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait_s
+    while True:
+        doc = await repo.find_complaint(key)
+        if doc is not None:
+            return _registration_of(doc)
+        if loop.time() >= deadline:
+            return None
+        await asyncio.sleep(0.1)
+
+
+def _registration_of(doc: Doc) -> Registration:
+    return Registration(
+        complaint_id=doc["complaint_id"], channel=doc["channel"],
+        channel_complaint_id=doc["channel_complaint_id"], case_id=doc["case_id"],
+        case_number=doc["case_number"], outcome=doc["role"], deadline_at=doc["deadline_at"],
+        priority=doc["priority"], clock_restarted=doc.get("clock_restarted", False),
+    )
+
+
+@router.get("/complaints/{channel}/{channel_complaint_id}", response_model=Registration)
+async def complaint_status(
+    channel: Channel, channel_complaint_id: str, repo: Annotated[IntakeRepository, Depends(repo_of)]
+) -> Registration:
+    """Return how a channel complaint was registered (404 while not yet registered)."""
+    doc = await repo.find_complaint(f"{channel.value}:{channel_complaint_id}")
+    if doc is None:
+        raise CaseNotFound("complaint not registered (yet)")
+    return _registration_of(doc)
+
+
+def case_view(doc: Doc) -> CaseView:
+    """Turn a case document into its (masked) view."""
+    return CaseView(
+        case_id=doc["_id"], case_number=doc["case_number"], status=doc["status"],
+        customer_id=doc["customer_id"], customer_name_masked=doc.get("customer_name_masked", ""),
+        customer_phone_masked=doc.get("customer_phone_masked", ""),
+        customer_id_number_masked=doc.get("customer_id_number_masked", ""),
+        channel=doc["channel"], channels=doc.get("channels", [doc["channel"]]),
+        product=doc["product"], language=doc["language"], matter_ref=doc.get("matter_ref"),
+        received_at=doc["received_at"], registered_at=doc["registered_at"],
+        deadline_at=doc["deadline_at"], priority=doc["priority"],
+        priority_reasons=doc.get("priority_reasons", []),
+        amount_disputed=doc.get("amount_disputed"), is_repeat=doc.get("is_repeat", False),
+        linked_case_ids=doc.get("linked_case_ids", []),
+        complaints=[CaseComplaint(**c) for c in doc.get("complaints", [])],
+        timeline=doc.get("timeline", []), closed_at=doc.get("closed_at"), outcome=doc.get("outcome"),
+    )
+
+
+@router.get("/cases/{case_ref}", response_model=CaseView)
+async def get_case(case_ref: str, repo: Annotated[IntakeRepository, Depends(repo_of)]) -> CaseView:
+    """Return a case by id (or by case number, ``TS-…``)."""
+    if len(case_ref) > 64:
+        raise CaseNotFound("no such case")
+    doc = await repo.find_case(case_ref) or await repo.find_case_by_number(case_ref)
+    if doc is None:
+        raise CaseNotFound("no such case")
+    return case_view(doc)
+
+
+@router.get("/cases", response_model=CasePage)
+async def search_cases(
+    request: Request,
+    repo: Annotated[IntakeRepository, Depends(repo_of)],
+    customer_id: Annotated[str | None, Query(max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:\-]*$")] = None,
+    status: Annotated[str | None, Query(pattern=r"^(open|closed)$")] = None,
+    channel: Channel | None = None,
+    received_from: AwareDatetime | None = None,
+    received_to: AwareDatetime | None = None,
+    page: Annotated[int, Query(ge=1, le=100_000)] = 1,
+    page_size: Annotated[int, Query(ge=1)] = 20,
+) -> CasePage:
+    """Search cases by customer, status, channel and receipt date range; newest first."""
+    limit = settings_of(request).page_size_max
+    if page_size > limit:
+        raise RequestValidationError(
+            [{"loc": ("query", "page_size"), "msg": f"must be at most {limit}", "type": "value_error"}]
+        )
+    query: Doc = {}
+    if customer_id:
+        query["customer_id"] = customer_id
+    if status:
+        query["status"] = status
+    if channel:
+        query["channels"] = channel.value
+    date_range: dict[str, datetime] = {}
+    if received_from:
+        date_range["$gte"] = received_from
+    if received_to:
+        date_range["$lt"] = received_to
+    if date_range:
+        query["received_at"] = date_range
+    items, total = await repo.search_cases(query, skip=(page - 1) * page_size, limit=page_size)
+    return CasePage(items=[case_view(d) for d in items], total=total, page=page, page_size=page_size)
+

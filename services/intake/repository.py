@@ -1,0 +1,189 @@
+"""MongoDB access for intake's own collections (database ``<prefix>intake``).
+
+Collections:
+
+- ``complaints`` — one document per channel complaint, ``_id = "<channel>:<channel id>"``
+  (plus a unique index on ``(channel, channel_complaint_id)``): the idempotency record.
+  It is written in one insert together with the events it owes (``shared.outbox``).
+- ``cases`` — one document per case; unique ``case_number``. A new case's ``_id`` is derived
+  from the complaint that opened it, so a crash between writing the case and the complaint
+  converges on redelivery instead of opening a second case.
+- ``counters`` — one document per day and prefix; ``$inc`` hands out case-number sequences.
+- ``personal_data`` — the originals of personal data, behind ``store_personal_data`` /
+  ``load_personal_data`` only, so encryption at rest can be added in one place.
+
+Queries stay within what FerretDB v1 serves (no transactions, no ``$lookup``/``$facet``).
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import Any
+
+from pymongo import ASCENDING, DESCENDING, ReturnDocument
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
+
+from services.intake.errors import RegistrationConflict
+from shared import outbox
+from shared.contracts.envelope import Envelope
+
+log = logging.getLogger(__name__)
+
+Doc = dict[str, Any]
+
+
+class IntakeRepository:
+    """Intake's store."""
+
+    def __init__(self, db: AsyncDatabase[Doc]) -> None:
+        self.db = db
+        self.cases: AsyncCollection[Doc] = db["cases"]
+        self.complaints: AsyncCollection[Doc] = db["complaints"]
+        self.counters: AsyncCollection[Doc] = db["counters"]
+        self._personal: AsyncCollection[Doc] = db["personal_data"]
+
+    async def ensure_indexes(self) -> None:
+        """Create the indexes intake relies on (idempotent)."""
+        await self.complaints.create_index(
+            [("channel", ASCENDING), ("channel_complaint_id", ASCENDING)],
+            unique=True, name="uniq_channel_complaint",
+        )
+        await self.complaints.create_index([("outbox_pending", ASCENDING)], name="outbox_pending")
+        await self.complaints.create_index([("case_id", ASCENDING)], name="by_case")
+        await self.cases.create_index([("case_number", ASCENDING)], unique=True, name="uniq_case_number")
+        await self.cases.create_index(
+            [("customer_id", ASCENDING), ("last_received_at", DESCENDING)], name="by_customer"
+        )
+        await self.cases.create_index([("complaint_keys", ASCENDING)], name="by_complaint_key")
+        await self.cases.create_index([("received_at", DESCENDING)], name="by_received")
+        await self.cases.create_index([("status", ASCENDING)], name="by_status")
+
+    # ------------------------------------------------------------- complaints
+
+    async def find_complaint(self, key: str) -> Doc | None:
+        """Return the registration record of a channel complaint, if registered."""
+        return await self.complaints.find_one({"_id": key}, {"outbox": 0})
+
+    async def insert_complaint(self, doc: Doc, events: list[Envelope[Any]]) -> bool:
+        """Insert a complaint record together with the events it owes; False if it existed."""
+        fields = outbox.outbox_fields(events)
+        nested = {k.split(".", 1)[1]: v for k, v in fields.items() if k.startswith("outbox.")}
+        try:
+            await self.complaints.insert_one(
+                {**doc, "outbox": nested, "outbox_pending": bool(nested)}
+            )
+        except DuplicateKeyError:
+            return False
+        return True
+
+    async def case_complaints(self, case_id: str, *, limit: int = 50) -> list[Doc]:
+        """Return the complaint records of a case, oldest first."""
+        cursor = self.complaints.find({"case_id": case_id}, {"outbox": 0}).sort("received_at", ASCENDING)
+        return [d async for d in cursor.limit(limit)]
+
+    async def relay(self, key: str, send: outbox.SendFn) -> int:
+        """Publish the events a complaint record still owes."""
+        return await outbox.relay(self.complaints, key, send)
+
+    async def relay_pending(self, send: outbox.SendFn, *, limit: int = 500) -> int:
+        """Publish what any crashed writer left in complaint outboxes."""
+        return await outbox.relay_pending(self.complaints, send, limit=limit)
+
+    # ------------------------------------------------------------- cases
+
+    async def find_case(self, case_id: str) -> Doc | None:
+        """Return a case by id."""
+        return await self.cases.find_one({"_id": case_id})
+
+    async def find_case_by_number(self, number: str) -> Doc | None:
+        """Return a case by its human number."""
+        return await self.cases.find_one({"case_number": number})
+
+    async def find_case_holding(self, key: str) -> Doc | None:
+        """Return the case that already lists a complaint (a crashed earlier attempt)."""
+        return await self.cases.find_one({"complaint_keys": key})
+
+    async def customer_cases(self, customer_id: str, *, limit: int = 50) -> list[Doc]:
+        """Return a customer's most recent cases."""
+        cursor = self.cases.find(
+            {"customer_id": customer_id},
+            {"case_number": 1, "status": 1, "product": 1, "matter_ref": 1,
+             "last_received_at": 1, "closed_at": 1},
+        ).sort("last_received_at", DESCENDING)
+        return [d async for d in cursor.limit(limit)]
+
+    async def next_sequence(self, counter_id: str) -> int:
+        """Hand out the next value of a counter (atomic ``$inc`` with upsert)."""
+        for _ in range(5):
+            try:
+                doc = await self.counters.find_one_and_update(
+                    {"_id": counter_id}, {"$inc": {"seq": 1}}, upsert=True,
+                    return_document=ReturnDocument.AFTER,
+                )
+                return int(doc["seq"])
+            except DuplicateKeyError:
+                # two first-of-the-day upserts raced; the loser's retry finds the document
+                continue
+        raise RegistrationConflict(f"counter {counter_id} kept conflicting")
+
+    async def insert_case(self, doc: Doc) -> Doc:
+        """Insert a new case; if one with the same ``_id`` exists, return that one instead.
+
+        A duplicate ``case_number`` (which the atomic counter should make impossible) is
+        raised, never papered over.
+        """
+        try:
+            await self.cases.insert_one(doc)
+            return doc
+        except DuplicateKeyError:
+            existing = await self.find_case(doc["_id"])
+            if existing is None:
+                raise
+            log.info("case %s existed already; keeping number %s", doc["_id"], existing["case_number"])
+            return existing
+
+    async def link_complaint(
+        self, case_id: str, key: str, *, push: Doc, add: Doc, set_fields: Doc
+    ) -> bool:
+        """Add a complaint to an open case once; False if the case is closed or already has it."""
+        result = await self.cases.update_one(
+            {"_id": case_id, "status": "open", "complaint_keys": {"$ne": key}},
+            {"$push": push, "$addToSet": {"complaint_keys": key, **add}, "$set": set_fields},
+        )
+        return result.modified_count == 1
+
+    async def close_case(self, case_id: str, *, closed_at: datetime, outcome: str, event_id: str) -> bool:
+        """Mark a case closed once; False if it was closed already."""
+        result = await self.cases.update_one(
+            {"_id": case_id, "status": {"$ne": "closed"}},
+            {
+                "$set": {"status": "closed", "closed_at": closed_at, "outcome": outcome,
+                         "updated_at": closed_at},
+                "$push": {"timeline": {"at": closed_at, "what": "closed", "outcome": outcome,
+                                       "event_id": event_id}},
+            },
+        )
+        return result.modified_count == 1
+
+    async def search_cases(
+        self, query: Doc, *, skip: int, limit: int
+    ) -> tuple[list[Doc], int]:
+        """Return one page of cases matching ``query`` (newest first) and the total."""
+        total = await self.cases.count_documents(query)
+        cursor = self.cases.find(query).sort([("received_at", DESCENDING), ("_id", ASCENDING)])
+        items = [d async for d in cursor.skip(skip).limit(limit)]
+        return items, total
+
+    # ------------------------------------------------------------- personal data
+
+    async def store_personal_data(self, key: str, data: Doc) -> None:
+        """Keep the originals of a complaint's personal data (the one place to encrypt them)."""
+        await self._personal.update_one({"_id": key}, {"$set": {"data": data}}, upsert=True)
+
+    async def load_personal_data(self, key: str) -> Doc | None:
+        """Return the originals stored for a complaint, or None."""
+        doc = await self._personal.find_one({"_id": key})
+        return None if doc is None else doc["data"]

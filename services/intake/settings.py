@@ -1,0 +1,123 @@
+"""Intake's settings: one pydantic-settings class, environment prefix ``PARLEY_INTAKE_``.
+
+Kafka and MongoDB come from the shared ``PARLEY_KAFKA_*`` / ``PARLEY_MONGO_*`` variables;
+``environment``, ``log_level`` and ``log_json`` accept the shared ``PARLEY_*`` names too.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from functools import lru_cache
+from zoneinfo import ZoneInfo
+
+from pydantic import AliasChoices, Field, field_validator
+from pydantic_settings import SettingsConfigDict
+
+from shared.settings import CommonSettings
+
+
+class Settings(CommonSettings):
+    """Everything the intake worker and API can be told."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="PARLEY_INTAKE_", extra="ignore", populate_by_name=True
+    )
+
+    environment: str = Field(
+        "development",
+        validation_alias=AliasChoices("PARLEY_INTAKE_ENVIRONMENT", "PARLEY_ENVIRONMENT", "environment"),
+        description="development, test or production.",
+    )
+    log_level: str = Field(
+        "INFO",
+        validation_alias=AliasChoices("PARLEY_INTAKE_LOG_LEVEL", "PARLEY_LOG_LEVEL", "log_level"),
+        description="Root log level.",
+    )
+    log_json: bool = Field(
+        False,
+        validation_alias=AliasChoices("PARLEY_INTAKE_LOG_JSON", "PARLEY_LOG_JSON", "log_json"),
+        description="Write log lines as JSON objects.",
+    )
+
+    timezone: str = Field(
+        "Asia/Shanghai",
+        description="Zone of the case-number day and of dates shown to customers (storage is UTC).",
+    )
+    case_number_prefix: str = Field(
+        "TS", pattern=r"^[A-Z]{1,6}$", description="Prefix of human case numbers (TS-YYYYMMDD-NNNNNN)."
+    )
+    decision_deadline_days: int = Field(
+        15, ge=1, le=60,
+        description="Days from receipt to the decision deadline (银行业保险业消费投诉处理管理办法: 15).",
+    )
+    duplicate_window_days: int = Field(
+        30, ge=0, le=365,
+        description="A complaint by the same customer about the same matter within this many days "
+        "of the open case's last complaint joins that case as a linked complaint.",
+    )
+    repeat_window_days: int = Field(
+        365, ge=0, le=3650,
+        description="A complaint about the same matter as a case closed within this many days is "
+        "flagged as a repeat and opens a new case linked to the closed one.",
+    )
+    new_facts_similarity: float = Field(
+        0.5, ge=0, le=1,
+        description="Below this text similarity to every earlier complaint of the case, a linked "
+        "complaint counts as bringing new facts (which restarts the clock).",
+    )
+    high_amount: Decimal = Field(
+        Decimal("50000"), ge=0, description="Disputed amount (CNY) from which priority rises by two."
+    )
+    elevated_amount: Decimal = Field(
+        Decimal("10000"), ge=0, description="Disputed amount (CNY) from which priority rises by one."
+    )
+    low_amount: Decimal = Field(
+        Decimal("200"), ge=0, description="Below this disputed amount a case with no other signal is low."
+    )
+    max_clock_skew_s: int = Field(
+        300, ge=0, description="How far in the future a received time may lie (clock skew)."
+    )
+    contact_point_zh: str = Field(
+        "客户投诉专线 400-000-0000（工作日 9:00–18:00）或 App「我的-投诉与建议」",
+        description="Contact point named in Chinese acknowledgements.",
+    )
+    contact_point_en: str = Field(
+        "complaints line 400-000-0000 (weekdays 9:00-18:00) or in the app under Me > Complaints",
+        description="Contact point named in English acknowledgements.",
+    )
+    agent_concurrency: int = Field(
+        4, ge=1, le=32, description="Concurrent registrations per worker process (faust agent concurrency)."
+    )
+    relay_interval_s: float = Field(
+        5.0, gt=0, description="Seconds between sweeps publishing events a crash left in outboxes."
+    )
+    api_register_wait_s: float = Field(
+        2.0, ge=0, le=30,
+        description="How long POST /complaints waits for the worker to register before answering "
+        "202 without a case number.",
+    )
+    max_body_bytes: int = Field(
+        8 * 1024 * 1024, ge=1024,
+        description="Largest HTTP request body read (413 above); larger texts than allowed get 422.",
+    )
+    datadir: str = Field(
+        "var/faust/intake", description="faust's data directory for the worker (created if missing)."
+    )
+    page_size_max: int = Field(100, ge=1, le=1000, description="Largest page of GET /cases.")
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        ZoneInfo(value)
+        return value
+
+    @property
+    def zone(self) -> ZoneInfo:
+        """The configured zone as a ``ZoneInfo``."""
+        return ZoneInfo(self.timezone)
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """Return the process's settings, read once from the environment."""
+    return Settings()

@@ -1,0 +1,111 @@
+"""Helpers for intake's integration tests: complaint builders, batch producing, polling."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.structs import TopicPartition
+
+from shared.settings import CommonSettings
+
+
+def complaint(
+    n: int,
+    *,
+    text: str = "你们的催收电话一天打了二十多次，还打给我的同事和家人，严重影响我的工作。",
+    channel: str = "app",
+    customer_id: str | None = None,
+    product: str = "consumer_loan",
+    received_at: datetime | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    """A valid complaint submission, distinct per ``n`` (its own customer unless told)."""
+    received = received_at or datetime.now(UTC) - timedelta(hours=1)
+    body: dict[str, Any] = {
+        "channel_complaint_id": f"C{n:07d}",
+        "channel": channel,
+        "received_at": received.isoformat(),
+        "customer": {
+            "customer_id": customer_id or f"CUST{n:07d}",
+            "name": "张小明",
+            "phone": f"139{n:08d}"[:11],
+            "id_number": f"11010119900307{n % 10000:04d}"[:17] + "X",
+        },
+        "product": product,
+        "text": text,
+        "amount_disputed": "1280.50",
+        "demand": "停止骚扰，减免罚息",
+        "attachments": [{"ref": f"s3://evidence/C{n:07d}/call-log.png"}],
+    }
+    body.update(extra)
+    return body
+
+
+def encode(body: dict[str, Any]) -> bytes:
+    """JSON bytes as a channel sends them."""
+    return json.dumps(body, ensure_ascii=False).encode()
+
+
+async def produce(
+    settings: CommonSettings, topic: str, records: list[tuple[bytes | None, bytes | None]]
+) -> None:
+    """Send records in batches (not one round trip each) and wait for every acknowledgement."""
+    producer = AIOKafkaProducer(
+        bootstrap_servers=settings.kafka.bootstrap, acks="all", enable_idempotence=True,
+        linger_ms=20, max_request_size=1_048_576,
+    )
+    await producer.start()
+    try:
+        physical = settings.kafka.topic(topic)
+        futures = [await producer.send(physical, value, key=key) for key, value in records]
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+
+
+async def wait_for(
+    check: Callable[[], Awaitable[Any]], *, timeout: float, what: str, interval: float = 0.5
+) -> Any:
+    """Poll ``check`` until it returns something truthy; fail with ``what`` on time-out."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    last: Any = None
+    while loop.time() < deadline:
+        last = await check()
+        if last:
+            return last
+        await asyncio.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
+
+
+async def group_caught_up(settings: CommonSettings, group: str, topic: str) -> bool:
+    """Whether a consumer group has committed up to the end of every partition of ``topic``."""
+    physical = settings.kafka.topic(topic)
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka.bootstrap)
+    await admin.start()
+    try:
+        committed = await admin.list_consumer_group_offsets(group)
+    finally:
+        await admin.close()
+    from aiokafka import AIOKafkaConsumer
+
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka.bootstrap)
+    await consumer.start()
+    try:
+        partitions = consumer.partitions_for_topic(physical) or set()
+        if not partitions:
+            await consumer._client.force_metadata_update()  # noqa: SLF001
+            partitions = consumer.partitions_for_topic(physical) or set()
+        tps = [TopicPartition(physical, p) for p in partitions]
+        ends = await consumer.end_offsets(tps)
+    finally:
+        await consumer.stop()
+    return all(
+        end == 0 or (tp in committed and committed[tp].offset >= end) for tp, end in ends.items()
+    )
