@@ -55,7 +55,7 @@ class ContextFilter(logging.Filter):
         record.case_id = _case_id.get() or "-"
         record.correlation_id = _correlation_id.get() or "-"
         message = redact(record.getMessage())
-        record.msg, record.args = message, None
+        record.msg, record.args = message, ()  # () not None: mode's formatter turns None into (None,)
         if record.exc_info and not record.exc_text:
             record.exc_text = logging.Formatter().formatException(record.exc_info)
         if record.exc_text:
