@@ -359,14 +359,25 @@ async def list_cases(
     return [CaseSummary(**w.model_dump(include=set(CaseSummary.model_fields))) for w in await d.repo.find(query)]
 
 
-@router.get("/cases/{case_id}", response_model=Workspace, responses=READ_ERRORS, tags=["agents"])
-async def get_case(case_id: str, p: Caller, d: D, response: Response) -> Workspace:
-    """The workspace: complaint, findings, evidence, communications, offers and timeline."""
+class CaseView(Workspace):
+    """The workspace and the customer's other cases (in the caller's scope)."""
+
+    customer_history: list[CaseSummary] = Field(default_factory=list)
+
+
+@router.get("/cases/{case_id}", response_model=CaseView, responses=READ_ERRORS, tags=["agents"])
+async def get_case(case_id: str, p: Caller, d: D, response: Response) -> CaseView:
+    """The workspace: complaint, findings, evidence, communications, offers, timeline, history."""
     _staff_only(p)
     assert d.repo is not None
     ws = await handlers.load_case(case_id, p, repo=d.repo)
+    others = await d.repo.find({"customer_id": ws.customer_id, "_id": {"$ne": case_id}}) if ws.customer_id else []
+    history = [
+        CaseSummary(**o.model_dump(include=set(CaseSummary.model_fields)))
+        for o in others if handlers.in_scope(o, p)
+    ]
     response.headers["ETag"] = f'"{ws.version}"'
-    return ws
+    return CaseView(**ws.model_dump(), customer_history=history)
 
 
 @router.post("/cases/{case_id}/assign", response_model=CaseResult, responses=WRITE_ERRORS, tags=["agents"])

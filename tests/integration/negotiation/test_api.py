@@ -231,3 +231,15 @@ def test_openapi_documents_every_response_and_error(api: Api) -> None:
                     assert ref.endswith("/ErrorBody"), (method, path, code)
             if not path.endswith(".html"):
                 assert responses[ok[0]]["content"]["application/json"]["schema"], (method, path)
+
+
+async def test_workspace_shows_the_customers_other_cases_in_scope(api: Api) -> None:
+    await api.open_case("K-H1", "c5")
+    await api.open_case("K-H2", "c5", amount="800.00")
+    await api.open_case("K-H3", "c6")
+    async with api.as_(sub="lead", role="team_lead", team="t1") as lead, \
+            api.as_(sub="x", role="team_lead", team="t2") as other_lead:
+        ws = (await lead.get("/cases/K-H2")).json()
+        assert [c["case_id"] for c in ws["customer_history"]] == ["K-H1"]
+        assert ws["amount_disputed"] == "800.00" and ws["timeline"][0]["what"] == "workspace opened"
+        assert (await other_lead.get("/cases/K-H2")).status_code == 404
