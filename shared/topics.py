@@ -55,6 +55,7 @@ CATALOGUE: dict[str, TopicSpec] = {
         _spec(
             investigation.InvestigationCompleted, "Findings, evidence and category.", "negotiation"
         ),
+        _spec(investigation.InvestigationPaused, "The decision clock paused or resumed (appraisal)."),
         _spec(negotiation.NegotiationStarted, "A negotiation workspace opened."),
         _spec(negotiation.NegotiationFailed, "Negotiation ended without agreement."),
         _spec(negotiation.SettlementProposed, "An offer went to the customer."),
