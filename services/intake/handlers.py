@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
@@ -139,7 +140,8 @@ async def _place_and_record(
     submission: ComplaintSubmission, *, repo: IntakeRepository, settings: Settings, clock: Clock
 ) -> Registration:
     key = submission.key()
-    now = clock()
+    now = clock().astimezone(UTC)
+    now = now.replace(microsecond=now.microsecond // 1000 * 1000)  # MongoDB keeps milliseconds
     language = submission.language or rules.detect_language(submission.text)
     text_masked = pii.mask_text(submission.text)
     case = await repo.find_case_holding(key)
@@ -256,7 +258,6 @@ async def _open_case(
         rules.PriorityThresholds(settings.high_amount, settings.elevated_amount, settings.low_amount),
     )
     day = rules.case_number_day(now, settings.zone)
-    sequence = await repo.next_sequence(f"{settings.case_number_prefix}-{day}")
     deadline_at = rules.decision_deadline(submission.received_at, settings.decision_deadline_days)
     linked = [placement.case.case_id] if is_repeat and placement.case else []
     entry = {
@@ -268,7 +269,7 @@ async def _open_case(
     customer = submission.customer
     doc = {
         "_id": case_id,
-        "case_number": rules.case_number(settings.case_number_prefix, day, sequence),
+        "case_number": "",
         "status": "open",
         "customer_id": customer.customer_id,
         "customer_name_masked": pii.mask_name(customer.name),
@@ -290,7 +291,29 @@ async def _open_case(
         "timeline": [{"at": now, "what": "registered", "role": placement.role.value,
                       "complaint_id": entry["complaint_id"], "reason": placement.reason}],
     }
-    return await repo.insert_case(doc)
+    return await _insert_with_number(doc, repo=repo, prefix=settings.case_number_prefix, day=day)
+
+
+async def _insert_with_number(doc: Doc, *, repo: IntakeRepository, prefix: str, day: str) -> Doc:
+    """Insert a new case under the next free number of the day.
+
+    The day counter (``$inc``) proposes a number; the unique index on ``case_number``
+    decides. FerretDB v1 does not make ``$inc`` atomic under concurrent writers, so on a
+    clash the counter is moved past the highest number in use and the insert is retried.
+    A number lost this way leaves a gap; a number is never used twice.
+    """
+    counter_id = f"{prefix}-{day}"
+    sequence = await repo.next_sequence(counter_id)
+    for attempt in range(60):
+        doc["case_number"] = rules.case_number(prefix, day, sequence)
+        inserted = await repo.insert_case(doc)
+        if inserted is not None:
+            return inserted
+        highest = await repo.highest_case_sequence(f"{prefix}-{day}-")
+        sequence = max(sequence, highest) + 1
+        await repo.raise_counter(counter_id, sequence)
+        await asyncio.sleep(random.uniform(0, 0.005 * (attempt + 1)))  # noqa: S311 - jitter only
+    raise RegistrationConflict("could not draw a free case number")
 
 
 async def _link(

@@ -106,7 +106,9 @@ class ComplaintSubmission(BaseModel):
             raise ValueError("must not be in the future")
         if value < EARLIEST_RECEIVED:
             raise ValueError("must not be before 2000-01-01")
-        return value.astimezone(UTC)
+        # MongoDB keeps milliseconds: truncate here so stored and published times agree
+        value = value.astimezone(UTC)
+        return value.replace(microsecond=value.microsecond // 1000 * 1000)
 
     @field_validator("text")
     @classmethod

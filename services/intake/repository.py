@@ -129,21 +129,40 @@ class IntakeRepository:
                 continue
         raise RegistrationConflict(f"counter {counter_id} kept conflicting")
 
-    async def insert_case(self, doc: Doc) -> Doc:
+    async def highest_case_sequence(self, number_prefix: str) -> int:
+        """Return the highest sequence used in case numbers starting with ``number_prefix``."""
+        doc = await self.cases.find_one(
+            {"case_number": {"$gte": number_prefix, "$lt": number_prefix + "~"}},
+            {"case_number": 1}, sort=[("case_number", DESCENDING)],
+        )
+        return 0 if doc is None else int(doc["case_number"].rsplit("-", 1)[1])
+
+    async def raise_counter(self, counter_id: str, at_least: int) -> None:
+        """Move a counter up to ``at_least`` (never down)."""
+        try:
+            await self.counters.update_one({"_id": counter_id}, {"$max": {"seq": at_least}}, upsert=True)
+        except DuplicateKeyError:
+            await self.counters.update_one({"_id": counter_id}, {"$max": {"seq": at_least}})
+
+    async def insert_case(self, doc: Doc) -> Doc | None:
         """Insert a new case; if one with the same ``_id`` exists, return that one instead.
 
-        A duplicate ``case_number`` (which the atomic counter should make impossible) is
-        raised, never papered over.
+        Returns None when the case number is taken already: the caller draws a new number.
+        (FerretDB v1 can hand the same ``$inc`` value to two concurrent writers; the unique
+        index on ``case_number`` is what guarantees no number is ever used twice.)
         """
         try:
             await self.cases.insert_one(doc)
             return doc
         except DuplicateKeyError:
             existing = await self.find_case(doc["_id"])
-            if existing is None:
-                raise
-            log.info("case %s existed already; keeping number %s", doc["_id"], existing["case_number"])
-            return existing
+            if existing is not None:
+                log.info("case %s existed already; keeping number %s", doc["_id"], existing["case_number"])
+                return existing
+            if await self.find_case_by_number(doc["case_number"]) is not None:
+                log.warning("case number %s taken already; drawing another", doc["case_number"])
+                return None
+            raise
 
     async def link_complaint(
         self, case_id: str, key: str, *, push: Doc, add: Doc, set_fields: Doc

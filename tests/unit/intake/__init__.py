@@ -1,0 +1,1 @@
+"""Unit tests of intake's rules: validation, masking, placement, deadline, priority."""
