@@ -20,6 +20,7 @@ $(VENV)/.installed: pyproject.toml
 
 setup: $(VENV)/.installed
 	$(STACK) install
+	@test -f var/models/complaint-classifier.joblib || $(PY) -m services.investigation.train
 
 demo: setup
 	$(STACK) start
