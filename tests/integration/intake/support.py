@@ -109,3 +109,44 @@ async def group_caught_up(settings: CommonSettings, group: str, topic: str) -> b
     return all(
         end == 0 or (tp in committed and committed[tp].offset >= end) for tp, end in ends.items()
     )
+
+
+def hostile_kinds() -> list[tuple[str, bytes | None, str]]:
+    """Bad inputs as (name, raw value, what the error must name: a field, or words of the reason)."""
+    good = complaint(0)
+    raw = encode(good)
+
+    def with_(**changes: Any) -> bytes:
+        return encode({**good, **changes})
+
+    def without(name: str) -> bytes:
+        return encode({k: v for k, v in good.items() if k != name})
+
+    future = (datetime.now(UTC) + timedelta(days=30)).isoformat()
+    return [
+        ("broken json", b'{"channel": "app", "text": ', "not valid JSON"),
+        ("truncated json", raw[: len(raw) // 2], "not valid JSON"),
+        ("invalid utf-8 byte", raw[:40] + b"\xff\xfe" + raw[40:], "not valid UTF-8"),
+        ("gbk bytes", with_(text="PLACEHOLDER").replace(b"PLACEHOLDER", "催收".encode("gbk")), "not valid UTF-8"),
+        ("text is a number", with_(text=42), "text"),
+        ("customer is a string", with_(customer="C1"), "customer"),
+        ("amount is a list", with_(amount_disputed=[1, 2]), "amount_disputed"),
+        ("missing customer", without("customer"), "customer"),
+        ("missing text", without("text"), "text"),
+        ("missing received_at", without("received_at"), "received_at"),
+        ("empty object", b"{}", "channel_complaint_id"),
+        ("oversized text", with_(text="投" * 300_000), "text"),
+        ("$where as id", with_(channel_complaint_id={"$where": "sleep(10000)"}), "channel_complaint_id"),
+        ("$where in id string", with_(channel_complaint_id="$where:1"), "channel_complaint_id"),
+        ("$where at top level", with_(**{"$where": "this.text.length > 0"}), "$where"),
+        ("$gt as customer id", with_(customer={**good["customer"], "customer_id": {"$gt": ""}}), "customer.customer_id"),
+        ("huge float amount", raw.replace(b'"amount_disputed": "1280.50"', b'"amount_disputed": 1e400'), "amount_disputed"),
+        ("huge integer amount", with_(amount_disputed=10**40), "amount_disputed"),
+        ("integer beyond parser limit", raw.replace(b'"amount_disputed": "1280.50"', b'"amount_disputed": ' + b"9" * 5000), "not usable JSON"),
+        ("NaN amount", raw.replace(b'"amount_disputed": "1280.50"', b'"amount_disputed": NaN'), "amount_disputed"),
+        ("future date", with_(received_at=future), "received_at"),
+        ("naive date", with_(received_at="2026-11-01T08:00:00"), "received_at"),
+        ("unknown channel", with_(channel="carrier_pigeon"), "channel"),
+        ("array root", b"[1, 2, 3]", "JSON object"),
+        ("no value", None, "no value"),
+    ]
