@@ -43,7 +43,7 @@ from services.negotiation.models import (
 from services.negotiation.plan import PlanError, compute_plan
 from services.negotiation.repository import Repository
 from services.negotiation.settings import Settings
-from services.negotiation.texts import customer_status, describe_offer
+from services.negotiation.texts import customer_status, customer_timeline, describe_offer
 from shared.contracts.common import Money
 from shared.logging import log_context
 
@@ -232,6 +232,11 @@ class CustomerMessage(BaseModel):
     body: str
 
 
+class CustomerStep(BaseModel):
+    at: AwareDatetime
+    text: str
+
+
 class CustomerCaseView(BaseModel):
     """What the customer sees: status, next step, deadline and open offers in plain words."""
 
@@ -244,6 +249,7 @@ class CustomerCaseView(BaseModel):
     deadline_at: AwareDatetime | None
     deadline_text: str
     open_offers: list[CustomerOffer]
+    timeline: list[CustomerStep] = Field(default_factory=list, description="What has happened, in plain words.")
     messages: list[CustomerMessage]
     agreement_id: str | None = None
     version: int
@@ -625,6 +631,7 @@ def _customer_view(ws: Workspace, lang: str) -> CustomerCaseView:
         case_id=ws.case_id, case_number=ws.case_number, language="en" if not zh else "zh-CN",
         status=ws.status, status_text=status_text, next_step=next_step, deadline_at=ws.deadline_at,
         deadline_text=deadline_text, open_offers=offers, messages=messages,
+        timeline=[CustomerStep(at=at, text=text) for at, text in customer_timeline(ws, lang)],  # type: ignore[arg-type]
         agreement_id=ws.agreement.agreement_id if ws.agreement else None, version=ws.version,
     )
 

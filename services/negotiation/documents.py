@@ -78,13 +78,32 @@ def build_dossier(
         findings={
             "category": ws.category, "finding": ws.finding, "reasons": ws.reasons,
             "complex_case": ws.complex_case, "hardship": ws.hardship, "facts": ws.facts,
-            "remedy_range": ws.remedy_range,
+            "remedy_range": ws.remedy_range, "details": ws.investigation_details,
+            "revision": ws.investigation_revision,
         },
         evidence=ws.evidence,
         communications=[m.model_copy(update={"body": redact(m.body)}) for m in ws.messages],
         offers=ws.offers,
         timeline=ws.timeline,
     )
+
+
+OUTCOME_ZH = {"confirmed": "属实", "contradicted": "不符", "not_found": "未找到记录"}
+
+
+def _evidence_row(e: dict[str, Any]) -> list[str]:
+    title = " / ".join(str(e[k]) for k in ("title_zh", "title_en") if e.get(k)) or str(
+        e.get("item") or e.get("kind") or e.get("type") or "—")
+    outcome = e.get("outcome")
+    if outcome is not None:
+        verdict = f"{OUTCOME_ZH.get(str(outcome), str(outcome))} / {outcome}"
+    elif "verified" in e:
+        verdict = "已核实 / verified" if e["verified"] else "未核实 / not verified"
+    else:
+        verdict = "—"
+    detail = " / ".join(str(e[k]) for k in ("detail_zh", "detail_en") if e.get(k)) or str(
+        e.get("summary") or e.get("description") or "")
+    return [title, str(e.get("source") or "—"), verdict, redact(detail)]
 
 
 def _rows(items: list[list[str]]) -> str:
@@ -120,10 +139,20 @@ def dossier_html(d: Dossier) -> str:
             + "</section>"
         )
     c, f = d.complaint, d.findings
-    evidence_rows = [[str(e.get("kind") or e.get("type") or e.get("source") or "—"),
-                      redact(str(e.get("summary") or e.get("description") or e.get("title") or e)),
-                      str(e.get("verified") if "verified" in e else e.get("status", "—"))]
-                     for e in d.evidence]
+    evidence_rows = [_evidence_row(e) for e in d.evidence]
+    fact_rows = [
+        [str(x.get("code", "—")), f"{x.get('value', '')} {x.get('unit', '')}".strip(),
+         "是 / yes" if x.get("breach") else "否 / no",
+         redact(" / ".join(t for t in (str(x.get("detail_zh") or ""), str(x.get("detail_en") or "")) if t))]
+        if isinstance(x, dict) else ["—", redact(str(x)), "", ""]
+        for x in f.get("facts") or []
+    ]
+    remedy = f.get("remedy_range") or {}
+    remedy_text = " / ".join(t for t in (
+        f"{remedy.get('min')}–{remedy.get('max')} 元" if remedy.get("min") or remedy.get("max") else "",
+        str(remedy.get("text_zh") or remedy.get("text") or ""), str(remedy.get("text_en") or "")) if t) or "—"
+    details = f.get("details") or {}
+    root = " / ".join(str(details.get(k)) for k in ("root_cause_zh", "root_cause_en", "root_cause") if details.get(k)) or "—"
     return f"""<!DOCTYPE html>
 <html lang="zh-CN"><head><meta charset="utf-8">
 <title>案件卷宗 {escape(d.case_number)} / Case dossier</title>
@@ -144,7 +173,10 @@ small{{color:#555}}section.offer{{border-left:3px solid #888;padding-left:1em;ma
  · 复杂案件 / complex: {escape(str(f.get('complex_case')))} · 困难客户 / hardship: {escape(str(f.get('hardship')))}</p>
 <ul>{''.join(f'<li>{escape(redact(str(r)))}</li>' for r in f.get('reasons') or [])}</ul>
 <h2>三、证据 <small>Evidence</small></h2>
-<table><tr><th>类型 / kind</th><th>内容 / summary</th><th>核实 / verified</th></tr>{_rows(evidence_rows) or '<tr><td colspan=3>—</td></tr>'}</table>
+<table><tr><th>材料 / item</th><th>来源 / source</th><th>核实结果 / outcome</th><th>说明 / detail</th></tr>{_rows(evidence_rows) or '<tr><td colspan=4>—</td></tr>'}</table>
+<p>计算事实 / facts:</p>
+<table><tr><th>项目 / code</th><th>数值 / value</th><th>违规 / breach</th><th>说明 / detail</th></tr>{_rows(fact_rows) or '<tr><td colspan=4>—</td></tr>'}</table>
+<p>建议补救范围 / suggested remedy: {escape(remedy_text)} · 根本原因 / root cause: {escape(root)}</p>
 <h2>四、沟通记录 <small>Communications</small></h2>
 <table><tr><th>时间 / time</th><th>渠道 / channel</th><th>方向 / direction</th><th>作者 / author</th><th>内容 / text</th></tr>
 {_rows([[_t(m.at), CHANNEL_ZH.get(m.channel, m.channel) + ' / ' + m.channel, m.direction, f'{m.author.sub} ({m.author.role})', m.body] for m in d.communications]) or '<tr><td colspan=5>—</td></tr>'}</table>

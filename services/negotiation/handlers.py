@@ -225,34 +225,31 @@ async def open_workspace(
     for _ in range(3):
         existing = await repo.get(env.case_id)
         ws = existing or Workspace(case_id=env.case_id)
+        revision = _revision(raw_payload)
         if ws.investigation_event_id is not None:
-            return False  # already opened: a redelivery, or a later investigation of an open case
+            if ws.investigation_event_id == str(env.event_id) or revision <= ws.investigation_revision:
+                return False  # a redelivery, or nothing newer than what we hold
+            if ws.status != "open":
+                log.info("revised investigation for a case already %s; kept for the record", ws.status)
+                return False
+            try:
+                return await _revise(ws, env, raw_payload, revision, repo=repo, now=now)
+            except Conflict:
+                continue
         p = env.payload
-        amount = _money_or_none(_extra(raw_payload, "amount_disputed", "disputed_amount"))
-        deadline = ws.deadline_at or _parse_dt(_extra(raw_payload, "deadline_at"))
         ws = ws.model_copy(update={
+            **_findings(env, raw_payload, ws, revision),
             "case_number": p.case_number,
             "correlation_id": ws.correlation_id or env.correlation_id,
-            "investigation_event_id": str(env.event_id),
             "status": "open",
-            "category": p.category.value,
-            "finding": p.finding,
-            "reasons": p.reasons,
-            "complex_case": p.complex_case,
-            "evidence": [e if isinstance(e, dict) else {"summary": str(e)}
-                         for e in _as_list(_extra(raw_payload, "evidence"))],
-            "facts": _as_list(_extra(raw_payload, "facts", "verified_facts")),
-            "remedy_range": _as_range(_extra(raw_payload, "remedy_range", "suggested_remedy", "remedy")),
-            "investigation_details": {k: v for k, v in raw_payload.items() if k not in _KNOWN_FIELDS},
-            "hardship": bool(_extra(raw_payload, "hardship", "financial_hardship")),
             "customer_id": ws.customer_id or _as_text(_extra(raw_payload, "customer_id")),
             "product": ws.product or _as_text(_extra(raw_payload, "product")),
             "language": ws.language if ws.registered_event_id else (
                 "en" if str(_extra(raw_payload, "language") or "").lower().startswith("en") else "zh-CN"),
-            "amount_disputed": ws.amount_disputed or amount,
-            "deadline_at": deadline or now + timedelta(days=settings.default_negotiation_days),
             "opened_at": now,
         })
+        if ws.deadline_at is None:
+            ws.deadline_at = now + timedelta(days=settings.default_negotiation_days)
         _mark(ws, now, "workspace opened", detail=f"finding {p.finding}, category {p.category.value}")
         agent = await pick_agent(ws, repo=repo)
         if agent is not None:
@@ -273,10 +270,53 @@ async def open_workspace(
     raise Conflict(f"case {env.case_id} kept changing while opening its workspace")
 
 
+def _revision(raw: dict[str, Any]) -> int:
+    try:
+        return max(1, int(raw.get("revision") or 1))
+    except (TypeError, ValueError):
+        return 1
+
+
+def _findings(env: Envelope[Any], raw: dict[str, Any], ws: Workspace, revision: int) -> dict[str, Any]:
+    """The workspace fields an investigation.completed event sets (core and optional)."""
+    p = env.payload
+    amount = _money_or_none(_extra(raw, "amount_disputed", "disputed_amount"))
+    claims = [str(c) for c in _as_list(raw.get("claims"))]
+    return {
+        "investigation_event_id": str(env.event_id),
+        "investigation_revision": revision,
+        "category": p.category.value,
+        "finding": p.finding,
+        "reasons": p.reasons,
+        "complex_case": p.complex_case,
+        "evidence": [e if isinstance(e, dict) else {"summary": str(e)}
+                     for e in _as_list(_extra(raw, "evidence"))],
+        "facts": _as_list(_extra(raw, "facts", "verified_facts")),
+        "remedy_range": _as_range(_extra(raw, "remedy_range", "suggested_remedy", "remedy")),
+        "investigation_details": {k: v for k, v in raw.items() if k not in _KNOWN_FIELDS},
+        "hardship": ws.hardship or bool(_extra(raw, "hardship", "financial_hardship"))
+        or any("hardship" in c for c in claims),
+        "amount_disputed": amount or ws.amount_disputed,
+        # investigation's deadline counts excluded pauses (external appraisal): it wins
+        "deadline_at": _parse_dt(_extra(raw, "deadline_at")) or ws.deadline_at,
+    }
+
+
+async def _revise(ws: Workspace, env: Envelope[Any], raw: dict[str, Any], revision: int, *,
+                  repo: Repository, now: datetime) -> bool:
+    """Take a newer investigation (new facts) into an open workspace."""
+    ws = ws.model_copy(update=_findings(env, raw, ws, revision))
+    _mark(ws, now, f"investigation revised (revision {revision})",
+          detail=f"finding {env.payload.finding}; open offers were made on the earlier findings")
+    await repo.save(ws, ws.version, [])
+    return True
+
+
 _KNOWN_FIELDS = frozenset({
     "case_number", "category", "finding", "reasons", "complex_case", "evidence", "facts",
     "verified_facts", "remedy_range", "suggested_remedy", "remedy", "hardship", "financial_hardship",
     "customer_id", "product", "language", "amount_disputed", "disputed_amount", "deadline_at",
+    "revision",
 })
 
 

@@ -283,6 +283,7 @@ class Workspace(Model):
     correlation_id: str = ""
     registered_event_id: str | None = None
     investigation_event_id: str | None = None
+    investigation_revision: int = 0
     # from complaint.registered (or investigation's optional fields)
     customer_id: str | None = None
     customer_name_masked: str = ""

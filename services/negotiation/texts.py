@@ -119,3 +119,33 @@ def customer_status(ws: Workspace, lang: str) -> tuple[str, str]:
     else:
         step = "核实完成后我们会与您联系。" if zh else "We will contact you once the review is done."
     return status, step
+
+
+def customer_timeline(ws: Workspace, lang: str) -> list[tuple[object, str]]:
+    """Return (time, plain sentence) steps the customer may see, oldest first."""
+    zh = lang != "en"
+    steps: list[tuple[object, str]] = []
+    if ws.opened_at:
+        steps.append((ws.opened_at, "我们已完成核实，开始与您协商。" if zh
+                      else "We finished looking into your complaint and started talking with you."))
+    for o in ws.offers:
+        for h in o.history:
+            if o.party == "institution" and h.status == "open":
+                text = (f"我们向您提出了方案 {o.offer_id}{'（最终方案）' if o.final else ''}。" if zh
+                        else f"We made you offer {o.offer_id}{' (our final offer)' if o.final else ''}.")
+            elif o.party == "institution" and h.status == "withdrawn" and any(
+                    x.status == "open" for x in o.history):
+                text = f"方案 {o.offer_id} 已撤回。" if zh else f"Offer {o.offer_id} was withdrawn."
+            elif h.status in ("accepted", "rejected", "countered") and o.party == "institution":
+                text = {
+                    "accepted": (f"您接受了方案 {o.offer_id}。", f"You accepted offer {o.offer_id}."),
+                    "rejected": (f"您拒绝了方案 {o.offer_id}。", f"You rejected offer {o.offer_id}."),
+                    "countered": (f"您对方案 {o.offer_id} 提出了意见。", f"You answered offer {o.offer_id} with your own proposal."),
+                }[h.status][0 if zh else 1]
+            else:
+                continue
+            steps.append((h.at, text))
+    if ws.escalation:
+        target = TARGET_ZH[ws.escalation.target] if zh else ws.escalation.target
+        steps.append((ws.escalation.at, f"案件已转交{target}。" if zh else f"The case went to {target}."))
+    return sorted(steps, key=lambda s: s[0])  # type: ignore[arg-type, return-value]

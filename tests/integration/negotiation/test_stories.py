@@ -56,8 +56,12 @@ async def test_offer_counter_approval_agreement_story(settings: CommonSettings, 
             settings,
             ("complaint.registered", case, reg.to_bytes()),
             ("investigation.completed", case, completed(case, cause=reg, extras={
-                "evidence": [{"kind": "fee_history", "summary": "2026-10 滞纳金 500 元", "verified": True}],
-                "hardship": False,
+                "evidence": [{"item": "fee_ledger", "title_zh": "费用明细", "title_en": "Fee ledger",
+                              "source": "billing.fees", "outcome": "confirmed",
+                              "detail_zh": "2026-10 滞纳金 500 元", "detail_en": "late fee CNY 500 in 2026-10"}],
+                "facts": [{"code": "late_fee_charged", "value": "500.00", "unit": "CNY"}],
+                "remedy_range": {"min": "100.00", "max": "1500.00", "text_zh": "部分减免滞纳金"},
+                "root_cause_zh": "短信提醒通道故障",
             })),
         )
         async with Caller(base, ns, sub="a1", role="agent", team="t1") as a1, \
@@ -69,7 +73,9 @@ async def test_offer_counter_approval_agreement_story(settings: CommonSettings, 
             ws = await wait_for_case(a1, f"/cases/{case}")
             assert ws["status"] == "open" and ws["assigned_agent"] == "a1" and ws["team"] == "t1"
             assert ws["customer_id"] == "cust-A" and ws["amount_disputed"] == "3000.00"
-            assert ws["evidence"][0]["kind"] == "fee_history"
+            assert ws["evidence"][0]["item"] == "fee_ledger" and ws["facts"][0]["value"] == "500.00"
+            assert ws["remedy_range"]["max"] == "1500.00"
+            assert ws["investigation_details"]["root_cause_zh"] == "短信提醒通道故障"
             assert "滞纳金" in ws["complaint_text"]
             started = await events(settings, "negotiation.started", case, 1)
             assert started[0]["payload"]["agent_id"] == "a1"
@@ -169,6 +175,14 @@ async def test_offer_counter_approval_agreement_story(settings: CommonSettings, 
             proposed = await events(settings, "settlement.proposed", case, 2)
             assert [e["payload"]["offer_id"] for e in proposed] == [offer1["offer_id"], offer2["offer_id"]]
 
+            steps = [s["text"] for s in (await cust.get(f"/customer/cases/{case}")).json()["timeline"]]
+            assert steps == [
+                "我们已完成核实，开始与您协商。",
+                f"我们向您提出了方案 {offer1['offer_id']}。",
+                f"您对方案 {offer1['offer_id']} 提出了意见。",
+                f"我们向您提出了方案 {offer2['offer_id']}。",
+                f"您接受了方案 {offer2['offer_id']}。",
+            ]
             agreement = (await cust.get(f"/customer/cases/{case}/agreement")).json()
             assert "和解协议" in agreement["text_zh"] and "Settlement agreement" in agreement["text_en"]
             assert agreement["acceptance"]["by"]["sub"] == "cust-A"

@@ -306,3 +306,20 @@ async def test_odd_shapes_of_optional_fields_do_not_lose_the_event() -> None:
     assert (ws.customer_id, ws.language, ws.product) == ("12345", "en", "7")
     assert ws.facts == [{"a": 1}] and ws.evidence == [{"summary": "通话录音"}]
     assert ws.deadline_at == NOW + timedelta(days=SETTINGS.default_negotiation_days)
+
+
+async def test_a_revised_investigation_updates_an_open_workspace_once() -> None:
+    repo = FakeRepo()
+    await opened(repo)
+    first_started = repo.types().count("negotiation.started")
+    revised = Envelope.wrap(InvestigationCompleted(case_number="TS-1", category=Category.PRICING_FEES,
+                                                   finding="partly_substantiated", revision=2),
+                            case_id="K1", producer="investigation")
+    raw = {"revision": 2, "remedy_range": {"min": "50.00", "max": "400.00"}, "amount_disputed": "2500.00"}
+    assert await handlers.open_workspace(revised, raw, repo=repo, settings=SETTINGS, now=NOW)  # type: ignore[arg-type]
+    assert not await handlers.open_workspace(revised, raw, repo=repo, settings=SETTINGS, now=NOW)  # type: ignore[arg-type]
+    ws = repo.cases["K1"]
+    assert ws.finding == "partly_substantiated" and ws.investigation_revision == 2
+    assert ws.amount_disputed == Decimal("2500.00") and ws.assigned_agent == "a1"
+    assert any("revised" in t.what for t in ws.timeline)
+    assert repo.types().count("negotiation.started") == first_started
