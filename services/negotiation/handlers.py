@@ -103,8 +103,18 @@ def _redacted(value: Any) -> Any:
 
 
 def _public_terms(offer: Offer) -> list[dict[str, Any]]:
-    """The offer's terms for an outbound event, with personal numbers in free text masked."""
-    return [_redacted(t.model_dump(mode="json")) for t in offer.terms]
+    """The offer's terms for an outbound event, with personal numbers in free text masked.
+
+    A waiver given as a percentage also carries the computed ``waiver_amount``, so readers
+    (follow-up books the waiver) need not redo the arithmetic.
+    """
+    out = []
+    for t in offer.terms:
+        data = _redacted(t.model_dump(mode="json"))
+        if isinstance(t, FeeWaiver) and t.waiver_amount is None:
+            data["waiver_amount"] = format(waived(t), "f")
+        out.append(data)
+    return out
 
 
 def _mark(ws: Workspace, now: datetime, what: str, by: str = "system", detail: str = "") -> None:

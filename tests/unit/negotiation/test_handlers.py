@@ -177,6 +177,9 @@ async def test_acceptance_makes_the_agreement_and_a_reference_settlement() -> No
     assert "减免滞纳金 300.00 元" in ws.agreement.text_zh and "2027-01-31" in ws.agreement.text_zh
     assert "Waive CNY 300.00" in ws.agreement.text_en
     assert repo.types().count("settlement.agreed") == 1
+    agreed = next(e for e in repo.outbox if e.event_type == "settlement.agreed").payload
+    assert agreed.terms[0]["waiver_amount"] == "300.00" and agreed.terms[0]["waiver_pct"] == "30"
+    assert agreed.terms[1]["schedule"][5]["due_date"] == "2027-06-30"
     assert repo.refs[0]["relief_bp"] == 1000 and repo.refs[0]["band"] == "1k-5k"
     with pytest.raises(Conflict):
         await handlers.accept_offer("K1", o.offer_id, channel="in_app", p=CUST, expected_version=None,
