@@ -50,7 +50,12 @@ CATALOGUE: dict[str, TopicSpec] = {
             None,
             ("intake",),
         ),
-        _spec(intake.ComplaintRegistered, "A complaint became or joined a case.", "investigation"),
+        _spec(
+            intake.ComplaintRegistered,
+            "A complaint became or joined a case.",
+            "investigation",
+            "negotiation",
+        ),
         _spec(intake.CustomerNotified, "A message to the customer was issued."),
         _spec(
             investigation.InvestigationCompleted, "Findings, evidence and category.", "negotiation"
