@@ -1,0 +1,428 @@
+"""Investigation's rules: categorise, gather evidence, verify, find, suggest a remedy, judge complexity.
+
+Plain functions with keyword-only dependencies; no faust, FastAPI or Kafka imports here.
+``assess`` is the pure core (same inputs, same finding: that is what makes replays safe);
+``on_registered`` and ``resume_paused`` wrap it with storage and the events it owes.
+
+Rules with numbers (see docs/investigation.md): 《银行业保险业消费投诉处理管理办法》(2020)
+gives 15 days for a decision and 30 for complex cases; time spent on external appraisal
+does not count, and the customer must be told (``investigation.paused``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any, Literal, Protocol
+
+from services.investigation import evidence as ev
+from services.investigation.claims import CLAIMS, Claims, read_claims
+from services.investigation.errors import Conflict
+from services.investigation.facts import Facts, Rules, compute
+from services.investigation.records import CoreRecords, product_of, synthesize
+from services.investigation.settings import Settings
+from shared.contracts.common import Category, Channel, Language, Product
+from shared.contracts.envelope import Envelope, Payload
+from shared.contracts.intake import ComplaintRegistered, CustomerNotified
+from shared.contracts.investigation import (
+    EvidenceItem,
+    InvestigationCompleted,
+    InvestigationPaused,
+    RemedyItem,
+    RemedyRange,
+)
+
+log = logging.getLogger(__name__)
+
+PRODUCER = "investigation"
+Finding = Literal["substantiated", "partly_substantiated", "unsubstantiated"]
+
+
+class Categoriser(Protocol):
+    """Text → (category code, confidence 0..1); the trained classifier in production."""
+
+    def __call__(self, text: str) -> tuple[str, float]: ...
+
+
+class RecordsStore(Protocol):
+    """The institution's core systems, as investigation reads them."""
+
+    async def load(self, customer_id: str) -> CoreRecords | None: ...
+
+    async def store(self, records: CoreRecords) -> None: ...
+
+
+class InvestigationRepository(Protocol):
+    """Investigation's own case documents (one per case, with an outbox)."""
+
+    async def get(self, case_id: str) -> dict[str, Any] | None: ...
+
+    async def create(self, doc: dict[str, Any], events: list[Envelope[Any]]) -> bool: ...
+
+    async def replace(self, doc: dict[str, Any], expected: dict[str, Any], events: list[Envelope[Any]]) -> bool: ...
+
+    async def add_complaint(self, case_id: str, complaint_id: str) -> None: ...
+
+
+def rules_of(settings: Settings) -> Rules:
+    """The fact rules from settings."""
+    return Rules(rate_cap_apr=settings.rate_cap_apr, hard_cap_apr=settings.hard_cap_apr,
+                 contact_hours_start=settings.contact_hours_start, contact_hours_end=settings.contact_hours_end,
+                 max_contacts_per_day=settings.max_contacts_per_day, timezone=settings.timezone)
+
+
+@dataclass
+class Assessment:
+    """Everything investigation concludes about a case."""
+
+    category: Category
+    confidence: float
+    product: Product
+    claims: Claims
+    facts: Facts
+    evidence: list[EvidenceItem]
+    finding: Finding
+    reasons_zh: list[str]
+    reasons_en: list[str]
+    root_cause: str
+    remedy: RemedyRange
+    complex_case: bool
+    complexity_zh: list[str]
+    complexity_en: list[str]
+    deadline_at: datetime
+    paused_days: int
+    pause: dict[str, Any] | None = None
+    awaiting_appraisal: bool = False
+    requests: list[str] = field(default_factory=list)
+
+
+ROOT_CAUSES: list[tuple[str, str, str, str]] = [
+    ("unauthorised_account", "identity_fraud", "身份冒用/非本人办理", "identity misuse: not opened by the customer"),
+    ("collection_abuse", "collection_abuse", "催收人员威胁辱骂", "threats or insults by collectors"),
+    ("collection_third_party", "collection_third_party_disclosure", "向第三人透露债务", "debt disclosed to third parties"),
+    ("collection_off_hours", "collection_off_hours", "非合理时间催收", "collection at unreasonable hours"),
+    ("collection_frequency", "collection_frequency", "催收频率超限", "collection contacts over the daily limit"),
+    ("excessive_rate", "rate_above_cap", "综合融资成本超过利率上限", "cost of credit above the rate cap"),
+    ("upfront_deduction", "upfront_deduction", "放款时预扣费用（砍头息）", "fees deducted from the principal"),
+    ("unauthorised_fee", "fee_not_in_contract", "收取合同外费用", "fees outside the contract"),
+    ("late_fees", "late_fee_miscalculated", "违约金/罚息计算超出合同", "late fees computed beyond the contract"),
+    ("early_settlement", "early_settlement_overcharge", "提前还款收费超出合同", "early settlement charged beyond the contract"),
+    ("misleading_sales", "sales_misrepresentation", "销售披露不实", "misrepresentation at sale"),
+    ("credit_report", "credit_report_error", "征信报送错误", "wrong credit-bureau submission"),
+    ("service_failure", "service_handling_failure", "客服处理不到位", "complaint handling failure at the service desk"),
+    ("hardship_refused", "hardship_not_assessed", "未评估困难客户的协商申请", "hardship request not assessed"),
+]
+FACT_ROOT = {"charges_beyond_contract": "fee_not_in_contract", "apr": "rate_above_cap",
+             "cost_above_rate_cap": "rate_above_cap", "upfront_deduction": "upfront_deduction",
+             "contacts_off_hours": "collection_off_hours", "contacts_max_per_day": "collection_frequency",
+             "third_party_contacts": "collection_third_party_disclosure", "abusive_contacts": "collection_abuse",
+             "service_unresolved": "service_handling_failure", "disclosed_apr": "sales_misrepresentation",
+             "credit_reports_wrong": "credit_report_error"}
+OTHER_ROOTS = {"no_fault_found": ("记录未支持投诉主张", "the records do not support the complaint"),
+               "insufficient_records": ("缺少可核实的记录", "no records to verify the complaint"),
+               "customer_expectation": ("客户预期与产品规则不一致", "the customer's expectation differs from the product rules")}
+ROOT_TEXT = {code: (zh, en) for _, code, zh, en in ROOT_CAUSES} | OTHER_ROOTS
+
+OUTCOME_TEXT = {"confirmed": ("记录证实", "the records confirm"), "contradicted": ("记录不支持", "the records contradict"),
+                "not_found": ("机构未持有相关记录", "the institution holds no record of")}
+
+
+def claim_verdicts(claims: Claims, evidence: list[EvidenceItem]) -> dict[str, str]:
+    """Each claim's outcome: that of the first evidence item testing it."""
+    out: dict[str, str] = {}
+    for item in evidence:
+        if item.claim and item.claim not in out:
+            out[item.claim] = item.outcome
+    return out
+
+
+def decide(verdicts: dict[str, str], facts: Facts) -> Finding:
+    """Substantiated when every claim is borne out; partly when some are (or the records show a
+    breach the customer did not name); unsubstantiated otherwise."""
+    confirmed = [c for c, v in verdicts.items() if v == "confirmed"]
+    breaches = [f for f in facts.items() if f.breach]
+    if confirmed and len(confirmed) == len(verdicts):
+        return "substantiated"
+    if confirmed or breaches:
+        return "partly_substantiated"
+    return "unsubstantiated"
+
+
+def root_cause(verdicts: dict[str, str], facts: Facts) -> str:
+    """The strongest substantiated cause, or why nothing was found."""
+    for claim, code, _, _ in ROOT_CAUSES:
+        if verdicts.get(claim) == "confirmed":
+            return code
+    for fact in facts.items():
+        if fact.breach and fact.code in FACT_ROOT:
+            return FACT_ROOT[fact.code]
+    if not verdicts:
+        return "customer_expectation"
+    if all(v == "not_found" for v in verdicts.values()):
+        return "insufficient_records"
+    return "no_fault_found"
+
+
+def suggest_remedy(finding: Finding, verdicts: dict[str, str], facts: Facts, claims: Claims) -> RemedyRange:
+    """A remedy range from the facts: refunds of what was charged wrongly, waivers, non-monetary steps."""
+    items: list[RemedyItem] = []
+    zero = Decimal("0.00")
+    if facts.beyond_contract_total:
+        items.append(RemedyItem(kind="refund", min=facts.beyond_contract_total, max=facts.beyond_contract_total,
+                                basis_zh=f"退还超出合同的收费 {facts.beyond_contract_total} 元",
+                                basis_en=f"refund CNY {facts.beyond_contract_total} charged beyond the contract"))
+    if facts.cost_above_cap:
+        items.append(RemedyItem(kind="interest_reduction", min=facts.cost_above_hard_cap, max=facts.cost_above_cap,
+                                basis_zh=f"减免超过利率上限的融资成本 {facts.cost_above_hard_cap}–{facts.cost_above_cap} 元",
+                                basis_en=f"reduce the cost above the rate cap: CNY {facts.cost_above_hard_cap}–{facts.cost_above_cap}"))
+    late = facts.late_charges - sum((v for k, v in facts.beyond_contract.items() if k in ("late_fee", "penalty_interest")), Decimal("0"))
+    if late > 0:
+        low, high = (50, 100) if finding != "unsubstantiated" else (0, 50) if claims.hardship else (0, 0)
+        if high:
+            items.append(RemedyItem(kind="fee_waiver", min=(late * low / 100).quantize(Decimal("0.01")),
+                                    max=(late * high / 100).quantize(Decimal("0.01")), pct_min=low, pct_max=high,
+                                    basis_zh=f"减免违约金及罚息 {low}–{high}%（已收 {late} 元）",
+                                    basis_en=f"waive {low}–{high}% of late fees and penalty interest (CNY {late} charged)"))
+    collection = [c for c in verdicts if c.startswith("collection_") and verdicts[c] == "confirmed"]
+    if collection:
+        items.append(RemedyItem(kind="apology", min=zero, max=zero, basis_zh="书面致歉并更换催收机构，停止违规催收",
+                                basis_en="written apology; change the collection agency and stop the conduct"))
+    if verdicts.get("credit_report") == "confirmed" or verdicts.get("unauthorised_account") == "confirmed":
+        items.append(RemedyItem(kind="credit_report_correction", min=zero, max=zero,
+                                basis_zh="申请更正征信记录", basis_en="have the credit-bureau entry corrected"))
+    if verdicts.get("unauthorised_account") == "confirmed":
+        paid = facts.charged.get("service_fee", Decimal("0"))
+        items.append(RemedyItem(kind="debt_cancellation", min=zero, max=paid,
+                                basis_zh="注销非本人办理的债务并退还已扣款项", basis_en="cancel the debt the customer did not take and refund what was taken"))
+    if claims.hardship and facts.lending:
+        items.append(RemedyItem(kind="instalment_plan", min=zero, max=zero,
+                                basis_zh="评估个性化分期（最长 5 年）", basis_en="assess a personalised instalment plan (up to 5 years)"))
+    low = sum((i.min or zero for i in items), zero)
+    high = sum((i.max or zero for i in items), zero)
+    text_zh = "；".join(i.basis_zh for i in items) or "无需补救；向客户解释核实结果"
+    text_en = "; ".join(i.basis_en for i in items) or "no remedy due; explain the findings to the customer"
+    return RemedyRange(min=low, max=high, items=items, text_zh=text_zh, text_en=text_en)
+
+
+def complexity(reg: ComplaintRegistered, claims: Claims, facts: Facts, confidence: float,
+               settings: Settings, appraisal: bool) -> tuple[list[str], list[str]]:
+    """Why a case is complex (empty lists: it is not)."""
+    zh: list[str] = []
+    en: list[str] = []
+    amount = reg.amount_disputed or Decimal("0")
+    principal = Decimal("0")
+    if facts.lending and facts.has_account:
+        principal = facts.overdue_amount  # what is in dispute on the account, at least
+    if max(amount, principal) >= settings.complex_amount:
+        zh.append(f"争议金额达到 {settings.complex_amount} 元")
+        en.append(f"amount in dispute of CNY {settings.complex_amount} or more")
+    if appraisal:
+        zh.append("需要外部鉴定")
+        en.append("needs an external appraisal")
+    if len(claims.codes) >= 4:
+        zh.append(f"涉及 {len(claims.codes)} 项主张")
+        en.append(f"{len(claims.codes)} separate claims")
+    if reg.channel == Channel.REGULATOR_TRANSFER:
+        zh.append("监管转办")
+        en.append("transferred by the regulator")
+    if reg.is_repeat or reg.linked_case_ids:
+        zh.append("重复或关联投诉")
+        en.append("repeat or linked complaint")
+    if facts.abusive_contacts or facts.third_party_disclosures:
+        zh.append("需复听催收录音并问责")
+        en.append("collection recordings must be reviewed and staff held to account")
+    if confidence < settings.low_confidence:
+        zh.append("分类置信度低，需人工判断")
+        en.append("low categorisation confidence; a person must decide")
+    return zh, en
+
+
+def assess(reg: ComplaintRegistered, *, text: str, category: str, confidence: float,
+           records: CoreRecords, settings: Settings, now: datetime) -> Assessment:
+    """Reach a finding from the complaint and the records (pure: same inputs, same result)."""
+    rules = rules_of(settings)
+    claims = read_claims(text)
+    cat = Category(category) if category in Category._value2member_map_ else Category.OTHER
+    product = product_of(text, reg.product)
+    as_of = reg.received_at
+    facts = compute(records, rules=rules, as_of=as_of)
+    evidence = ev.gather(cat.value, claims, records, facts, rules, now=now)
+    verdicts = claim_verdicts(claims, evidence)
+    finding = decide(verdicts, facts)
+    cause = root_cause(verdicts, facts)
+    zh, en = [], []
+    for claim, outcome in verdicts.items():
+        ozh, oen = OUTCOME_TEXT[outcome]
+        czh, cen = CLAIMS[claim]
+        detail = next(e for e in evidence if e.claim == claim)
+        zh.append(f"关于“{czh}”：{ozh}。{detail.detail_zh}")
+        en.append(f"On '{cen}': {oen} it. {detail.detail_en}")
+    for fact in facts.items():
+        if fact.breach and not any(fact.detail_zh in z for z in zh):
+            zh.append(f"核查发现：{fact.detail_zh}")
+            en.append(f"Found in the records: {fact.detail_en}")
+    if not verdicts:
+        zh.append("投诉中没有可与记录核对的具体主张；已按类别核查清单调取记录。")
+        en.append("The complaint makes no claim the records can test; the category checklist was checked.")
+    rzh, ren = ROOT_TEXT[cause]
+    zh.append(f"结论：{ {'substantiated': '投诉属实', 'partly_substantiated': '投诉部分属实', 'unsubstantiated': '投诉不属实'}[finding] }；根因：{rzh}。")
+    en.append(f"Finding: {finding.replace('_', ' ')}; root cause: {ren}.")
+    remedy = suggest_remedy(finding, verdicts, facts, claims)
+
+    appraisal = records.appraisals[0] if records.appraisals else None
+    czh, cen = complexity(reg, claims, facts, confidence, settings, appraisal is not None)
+    days = settings.complex_days if czh else settings.standard_days
+    deadline = max(reg.deadline_at, reg.received_at + timedelta(days=days)) if czh else reg.deadline_at
+    pause = None
+    paused_days = 0
+    awaiting = False
+    if appraisal is not None:
+        awaiting = appraisal["completed_at"] > now
+        paused_days = 0 if awaiting else max(0, (appraisal["completed_at"] - appraisal["requested_at"]).days)
+        deadline = deadline + timedelta(days=paused_days)
+        pause = {"pause_id": appraisal["_id"], "paused_at": appraisal["requested_at"],
+                 "expected_resume_at": appraisal["completed_at"],
+                 "resumed_at": None if awaiting else appraisal["completed_at"], "days": paused_days}
+    return Assessment(
+        category=cat, confidence=round(float(confidence), 4), product=product, claims=claims, facts=facts,
+        evidence=evidence, finding=finding, reasons_zh=zh, reasons_en=en, root_cause=cause, remedy=remedy,
+        complex_case=bool(czh), complexity_zh=czh, complexity_en=cen, deadline_at=deadline,
+        paused_days=paused_days, pause=pause, awaiting_appraisal=awaiting, requests=ev.customer_requests(claims),
+    )
+
+
+def completed_payload(reg: ComplaintRegistered, a: Assessment, *, case_id: str, revision: int,
+                      complaint_ids: list[str]) -> InvestigationCompleted:
+    """The ``investigation.completed`` payload of an assessment (no personal data in it)."""
+    rzh, ren = ROOT_TEXT[a.root_cause]
+    return InvestigationCompleted(
+        case_number=reg.case_number, category=a.category, finding=a.finding,
+        reasons=[f"{z} / {e}" for z, e in zip(a.reasons_zh, a.reasons_en, strict=True)],
+        complex_case=a.complex_case, investigation_id=f"INV-{case_id}", revision=revision,
+        complaint_ids=complaint_ids, customer_id=reg.customer_id, language=reg.language, product=a.product,
+        category_confidence=a.confidence, root_cause=a.root_cause, root_cause_zh=rzh, root_cause_en=ren,
+        claims=list(a.claims.codes), evidence=a.evidence, facts=a.facts.items(), reasons_zh=a.reasons_zh,
+        reasons_en=a.reasons_en, remedy_range=a.remedy, amount_disputed=reg.amount_disputed,
+        complexity_reason_zh="；".join(a.complexity_zh), complexity_reason_en="; ".join(a.complexity_en),
+        deadline_at=a.deadline_at, paused_days=a.paused_days, to_request_from_customer=a.requests,
+    )
+
+
+def _wrap(payload: Payload, cause: Envelope[Any], case_id: str, now: datetime) -> Envelope[Any]:
+    return Envelope.wrap(payload, case_id=case_id, producer=PRODUCER, cause=cause, occurred_at=now)
+
+
+def pause_events(reg: ComplaintRegistered, a: Assessment, cause: Envelope[Any], *, case_id: str,
+                 now: datetime, announce: bool) -> list[Envelope[Any]]:
+    """``investigation.paused`` (and the customer's notice) for an appraisal pause."""
+    if a.pause is None:
+        return []
+    p = a.pause
+    events: list[Envelope[Any]] = [_wrap(InvestigationPaused(
+        case_number=reg.case_number, pause_id=p["pause_id"], reason_code="external_appraisal",
+        reason_zh="已委托外部机构进行身份与签名鉴定，鉴定期间不计入处理时限。",
+        reason_en="An external identity and signature appraisal was commissioned; its duration does not count "
+                  "towards the decision deadline.",
+        paused_at=p["paused_at"], resumed_at=p["resumed_at"], expected_resume_at=p["expected_resume_at"],
+        days_excluded=p["days"] if p["resumed_at"] else None, deadline_at=None if p["resumed_at"] is None else a.deadline_at,
+    ), cause, case_id, now)]
+    if announce:
+        zh = reg.language == Language.ZH_CN
+        events.append(_wrap(CustomerNotified(
+            kind="extension", language=reg.language, channel=reg.channel, customer_id=reg.customer_id,
+            contact_masked=reg.customer_phone_masked, case_number=reg.case_number, deadline_at=p["expected_resume_at"],
+            subject="投诉处理时限说明" if zh else "About the time needed for your complaint",
+            body=("您的投诉需要外部机构鉴定，鉴定所需时间不计入处理时限，我们会在鉴定完成后继续处理并告知结果。"
+                  if zh else "Your complaint needs an external appraisal. The time it takes does not count towards "
+                  "our deadline; we will continue as soon as it is done and tell you the outcome."),
+        ), cause, case_id, now))
+    return events
+
+
+def case_document(env: Envelope[ComplaintRegistered], a: Assessment, *, texts: list[str], complaint_ids: list[str],
+                  revision: int, now: datetime) -> dict[str, Any]:
+    """Investigation's own record of a case (Mongo-ready: no Decimal)."""
+    reg = env.payload
+    return {
+        "_id": env.case_id, "case_number": reg.case_number, "customer_id": reg.customer_id,
+        "status": "paused" if a.awaiting_appraisal else "completed", "revision": revision,
+        "complaint_ids": complaint_ids, "texts": texts, "source_event": env.model_dump_json(),
+        "category": a.category.value, "confidence": a.confidence, "product": a.product.value,
+        "claims": list(a.claims.codes), "finding": a.finding, "root_cause": a.root_cause,
+        "complex_case": a.complex_case, "deadline_at": a.deadline_at, "paused_days": a.paused_days,
+        "resume_at": a.pause["expected_resume_at"] if a.awaiting_appraisal and a.pause else None,
+        "evidence": [e.model_dump(mode="json") for e in a.evidence],
+        "facts": [f.model_dump(mode="json") for f in a.facts.items()],
+        "remedy_range": a.remedy.model_dump(mode="json"),
+        "reasons_zh": a.reasons_zh, "reasons_en": a.reasons_en,
+        "fingerprint": fingerprint(a), "updated_at": now,
+    }
+
+
+def fingerprint(a: Assessment) -> str:
+    """A digest of the finding and what it rests on (excluding read times), for replay checks."""
+    parts = [a.category.value, a.finding, a.root_cause, str(a.complex_case), a.remedy.model_dump_json(),
+             *[f"{e.item}:{e.outcome}:{','.join(e.record_refs)}" for e in a.evidence],
+             *[f"{f.code}={f.value}" for f in a.facts.items()]]
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:32]
+
+
+async def ensure_records(reg: ComplaintRegistered, case_id: str, text: str, *, store: RecordsStore) -> CoreRecords:
+    """Read the customer's records; the simulated core systems create them on first sight."""
+    records = await store.load(reg.customer_id)
+    if records is None:
+        records = synthesize(customer_id=reg.customer_id, case_id=case_id, claims=read_claims(text),
+                             product=product_of(text, reg.product), received_at=reg.received_at)
+        await store.store(records)
+        records = await store.load(reg.customer_id) or records  # read back: what the store keeps
+    return records
+
+
+async def on_registered(env: Envelope[ComplaintRegistered], *, categorise: Categoriser, store: RecordsStore,
+                        repo: InvestigationRepository, settings: Settings, now: datetime) -> str:
+    """Investigate a registered complaint; idempotent per case and complaint. Returns what happened."""
+    reg = env.payload
+    existing = await repo.get(env.case_id)
+    if existing is not None and reg.complaint_id in existing["complaint_ids"]:
+        return "duplicate"
+    if existing is not None and not (reg.new_facts or reg.clock_restarted):
+        await repo.add_complaint(env.case_id, reg.complaint_id)
+        return "merged"
+    texts = [*(existing["texts"] if existing else []), reg.text]
+    complaint_ids = [*(existing["complaint_ids"] if existing else []), reg.complaint_id]
+    text = "\n".join(texts)
+    category, confidence = categorise(text)
+    records = await ensure_records(reg, env.case_id, text, store=store)
+    a = assess(reg, text=text, category=category, confidence=confidence, records=records, settings=settings, now=now)
+    revision = (existing["revision"] + 1) if existing else 1
+    events = pause_events(reg, a, env, case_id=env.case_id, now=now, announce=True)
+    if not a.awaiting_appraisal:
+        events.append(_wrap(completed_payload(reg, a, case_id=env.case_id, revision=revision,
+                                              complaint_ids=complaint_ids), env, env.case_id, now))
+    doc = case_document(env, a, texts=texts, complaint_ids=complaint_ids, revision=revision, now=now)
+    if existing is None:
+        return "investigated" if await repo.create(doc, events) else "duplicate"
+    if not await repo.replace(doc, {"revision": existing["revision"]}, events):
+        raise Conflict(f"case {env.case_id} changed while it was re-investigated")
+    return "reinvestigated"
+
+
+async def resume_paused(doc: dict[str, Any], *, categorise: Categoriser, store: RecordsStore,
+                        repo: InvestigationRepository, settings: Settings, now: datetime) -> bool:
+    """Finish a case whose external appraisal is done; False if it is not yet (or changed)."""
+    env = Envelope[ComplaintRegistered].model_validate_json(doc["source_event"])
+    reg = env.payload
+    text = "\n".join(doc["texts"])
+    records = await ensure_records(reg, env.case_id, text, store=store)
+    category, confidence = categorise(text)
+    a = assess(reg, text=text, category=category, confidence=confidence, records=records, settings=settings, now=now)
+    if a.awaiting_appraisal:
+        return False
+    events = pause_events(reg, a, env, case_id=env.case_id, now=now, announce=False)
+    events.append(_wrap(completed_payload(reg, a, case_id=env.case_id, revision=doc["revision"],
+                                          complaint_ids=doc["complaint_ids"]), env, env.case_id, now))
+    new = case_document(env, a, texts=doc["texts"], complaint_ids=doc["complaint_ids"], revision=doc["revision"], now=now)
+    return await repo.replace(new, {"revision": doc["revision"], "status": "paused"}, events)
