@@ -259,8 +259,8 @@ def _third(r: CoreRecords, f: Facts, c: Claims, rules: Rules) -> Verdict:
 def _qa(r: CoreRecords, f: Facts, c: Claims, rules: Rules) -> Verdict:
     if not f.contact_log_found:
         return _nf("未找到催收录音。", "No collection recordings were found.")
-    refs = [x["recording_ref"] for x in r.collection_contacts if x.get("qa_flags")] or [
-        x["recording_ref"] for x in r.collection_contacts][:5]
+    refs = [x.get("recording_ref", x["_id"]) for x in r.collection_contacts if x.get("qa_flags")] or [
+        x.get("recording_ref", x["_id"]) for x in r.collection_contacts][:5]
     return ("confirmed" if f.abusive_contacts else "contradicted",
             f"录音质检发现威胁或辱骂 {f.abusive_contacts} 次。", f"Recording QA found {f.abusive_contacts} threatening or insulting contacts.",
             refs, None)

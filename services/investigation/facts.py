@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -153,7 +153,7 @@ def compute(records: CoreRecords, *, rules: Rules, as_of: datetime) -> Facts:
             f.upfront_deducted += yuan(int(amount))
         allowed = _allowed(charge, contract, rows, fees, apr)
         if allowed is not None and amount - allowed > 1:
-            excess = yuan(int(amount - allowed))
+            excess = yuan(int((amount - allowed).quantize(Decimal(1), rounding=ROUND_HALF_UP)))
             f.beyond_contract[kind] = f.beyond_contract.get(kind, Decimal("0")) + excess
             f.beyond_contract_refs.append(charge["_id"])
 
