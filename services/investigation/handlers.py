@@ -121,6 +121,11 @@ FACT_ROOT = {"charges_beyond_contract": "fee_not_in_contract", "apr": "rate_abov
              "third_party_contacts": "collection_third_party_disclosure", "abusive_contacts": "collection_abuse",
              "service_unresolved": "service_handling_failure", "disclosed_apr": "sales_misrepresentation",
              "credit_reports_wrong": "credit_report_error"}
+#: fact → the claim whose verdict already states it.
+FACT_CLAIM = {"contacts_off_hours": "collection_off_hours", "contacts_max_per_day": "collection_frequency",
+              "third_party_contacts": "collection_third_party", "abusive_contacts": "collection_abuse",
+              "upfront_deduction": "upfront_deduction", "disclosed_apr": "misleading_sales",
+              "credit_reports_wrong": "credit_report", "service_unresolved": "service_failure"}
 OTHER_ROOTS = {"no_fault_found": ("记录未支持投诉主张", "the records do not support the complaint"),
                "insufficient_records": ("缺少可核实的记录", "no records to verify the complaint"),
                "customer_expectation": ("客户预期与产品规则不一致", "the customer's expectation differs from the product rules")}
@@ -174,10 +179,13 @@ def suggest_remedy(finding: Finding, verdicts: dict[str, str], facts: Facts, cla
         items.append(RemedyItem(kind="refund", min=facts.beyond_contract_total, max=facts.beyond_contract_total,
                                 basis_zh=f"退还超出合同的收费 {facts.beyond_contract_total} 元",
                                 basis_en=f"refund CNY {facts.beyond_contract_total} charged beyond the contract"))
-    if facts.cost_above_cap:
-        items.append(RemedyItem(kind="interest_reduction", min=facts.cost_above_hard_cap, max=facts.cost_above_cap,
-                                basis_zh=f"减免超过利率上限的融资成本 {facts.cost_above_hard_cap}–{facts.cost_above_cap} 元",
-                                basis_en=f"reduce the cost above the rate cap: CNY {facts.cost_above_hard_cap}–{facts.cost_above_cap}"))
+    # the refund above already lowers the cost of credit: only what remains above the cap counts
+    cap_high = max(zero, facts.cost_above_cap - facts.beyond_contract_total)
+    cap_low = max(zero, facts.cost_above_hard_cap - facts.beyond_contract_total)
+    if cap_high:
+        items.append(RemedyItem(kind="interest_reduction", min=cap_low, max=cap_high,
+                                basis_zh=f"减免超过利率上限的融资成本 {cap_low}–{cap_high} 元（超过上限红线的部分无效，须全额减免）",
+                                basis_en=f"reduce the cost above the rate cap: CNY {cap_low}–{cap_high} (the part above the hard cap is void and must go)"))
     late = facts.late_charges - sum((v for k, v in facts.beyond_contract.items() if k in ("late_fee", "penalty_interest")), Decimal("0"))
     if late > 0:
         low, high = (50, 100) if finding != "unsubstantiated" else (0, 50) if claims.hardship else (0, 0)
@@ -261,7 +269,7 @@ def assess(reg: ComplaintRegistered, *, text: str, category: str, confidence: fl
         zh.append(f"关于“{czh}”：{ozh}。{detail.detail_zh}")
         en.append(f"On '{cen}': {oen} it. {detail.detail_en}")
     for fact in facts.items():
-        if fact.breach and not any(fact.detail_zh in z for z in zh):
+        if fact.breach and FACT_CLAIM.get(fact.code) not in verdicts:  # else said with its claim above
             zh.append(f"核查发现：{fact.detail_zh}")
             en.append(f"Found in the records: {fact.detail_en}")
     if not verdicts:

@@ -166,6 +166,11 @@ def test_the_remedy_refunds_what_was_charged_wrongly_and_waives_late_fees() -> N
     assert (kinds["fee_waiver"].pct_min, kinds["fee_waiver"].pct_max) == (50, 100)
     assert kinds["fee_waiver"].min == Decimal("100.00") and kinds["fee_waiver"].max == Decimal("200.00")
     assert r.min == Decimal("5100.00") and r.max == Decimal("5200.00")
+    f.cost_above_cap, f.cost_above_hard_cap = Decimal("5800.00"), Decimal("5200.00")
+    capped = {i.kind: i for i in handlers.suggest_remedy("substantiated", {}, f, read_claims("砍头息")).items}
+    assert (capped["interest_reduction"].min, capped["interest_reduction"].max) == (Decimal("200.00"), Decimal("800.00"))
+    f.cost_above_cap, f.cost_above_hard_cap = Decimal("2417.17"), Decimal("1213.06")  # all of it is the refund
+    assert "interest_reduction" not in {i.kind for i in handlers.suggest_remedy("substantiated", {}, f, read_claims("")).items}
     none = handlers.suggest_remedy("unsubstantiated", {"late_fees": "contradicted"}, f.__class__(), read_claims("罚息高"))
     assert none.items == [] and none.min == none.max == 0 and "解释" in none.text_zh
 
