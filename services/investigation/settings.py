@@ -38,9 +38,6 @@ class Settings(CommonSettings):
     complex_days: int = Field(30, ge=1, description="Decision deadline of a complex case (days).")
     sweep_interval_s: float = Field(30, gt=0, description="How often paused cases and outboxes are checked.")
     seed_on_start: bool = Field(True, description="Seed reference records at worker start when empty.")
-    categoriser: str = Field(
-        "model", description="model (the trained classifier, trained on first use if missing)."
-    )
 
     @model_validator(mode="after")
     def _consistent(self) -> Settings:
