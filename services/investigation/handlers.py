@@ -316,6 +316,7 @@ def completed_payload(reg: ComplaintRegistered, a: Assessment, *, case_id: str, 
         reasons_en=a.reasons_en, remedy_range=a.remedy, amount_disputed=reg.amount_disputed,
         complexity_reason_zh="；".join(a.complexity_zh), complexity_reason_en="; ".join(a.complexity_en),
         deadline_at=a.deadline_at, paused_days=a.paused_days, to_request_from_customer=a.requests,
+        hardship=a.claims.hardship,
     )
 
 

@@ -107,6 +107,7 @@ class InvestigationCompleted(Payload):
     complexity_reason_en: str = ""
     deadline_at: AwareDatetime | None = Field(None, description="Decision deadline incl. excluded pauses.")
     paused_days: int = Field(0, ge=0, description="Days excluded from the clock (external appraisal).")
+    hardship: bool = Field(False, description="The customer states financial hardship (job loss, illness ...).")
     to_request_from_customer: list[str] = Field(
         default_factory=list, description="Only what the institution does not hold itself."
     )

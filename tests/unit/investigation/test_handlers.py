@@ -80,6 +80,9 @@ async def test_linked_complaints_merge_and_new_facts_reinvestigate() -> None:
     second = repo.of_type("investigation.completed")[-1].payload
     assert second.revision == 2 and second.complaint_ids == ["cmp-case-2", "cmp-2b", "cmp-2c"]
     assert "collection_frequency" in second.claims
+    assert not second.hardship
+    await _run(registered("case-2h", REAL[5]), repo, records)
+    assert repo.of_type("investigation.completed")[-1].payload.hardship  # 疫情 … 无力偿还
 
 
 async def test_a_large_disputed_amount_makes_a_complex_case_with_30_days() -> None:
