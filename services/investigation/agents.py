@@ -48,7 +48,7 @@ def register(app: faust.App, settings: Settings, *, repo: Repository, records: R
     @app.timer(settings.sweep_interval_s)
     async def sweep() -> None:
         try:
-            for doc in await repo.paused_due(clock()):
+            for doc in await repo.paused():  # the appraisal record says when it is done
                 if await handlers.resume_paused(doc, categorise=categorise, store=records, repo=repo,
                                                 settings=settings, now=clock()):
                     await relay(repo.investigations, doc["_id"], send)

@@ -10,7 +10,6 @@ stand for the institution's own systems (see ``records``). Money is integer fen.
 from __future__ import annotations
 
 import logging
-from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -107,6 +106,7 @@ class Repository:
     async def add_complaint(self, case_id: str, complaint_id: str) -> None:
         await self.investigations.update_one({"_id": case_id}, {"$addToSet": {"complaint_ids": complaint_id}})
 
-    async def paused_due(self, now: datetime, limit: int = 200) -> list[dict[str, Any]]:
-        cursor = self.investigations.find({"status": "paused", "resume_at": {"$lte": now}}).limit(limit)
+    async def paused(self, limit: int = 200) -> list[dict[str, Any]]:
+        """Cases waiting for an external appraisal (few; each sweep looks whether theirs is done)."""
+        cursor = self.investigations.find({"status": "paused"}).sort("resume_at", 1).limit(limit)
         return [d async for d in cursor]

@@ -1,0 +1,75 @@
+"""An external appraisal pauses a case on the real stack; when the appraiser reports, the sweep finishes it."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from shared.contracts.common import Channel, Language, Priority, Product
+from shared.contracts.envelope import Envelope
+from shared.contracts.intake import ComplaintRegistered
+from shared.kafka import Publisher, ensure_topics
+from shared.mongo import service_database
+from shared.settings import CommonSettings
+from shared.topics import decode
+from tests.support.kafka import read_all
+from tests.support.processes import WORKER_READY, running_service, service_env
+
+pytestmark = pytest.mark.integration
+
+#: A real complaint (complaints-zh/dev.csv), shortened.
+TEXT = ("本人严正声明：本人从未注册过河北幸福消费金融股份有限公司任何账号，也并未于2021年2月向其进行消费贷款，"
+        "更自始至今从未收到过任何打款。此属恶意盗用公民个人信息，违规发放贷款，影响我的个人征信。")
+
+
+async def test_appraisal_pause_then_resume(settings: CommonSettings, mongo_client: Any, tmp_path: Path) -> None:
+    await ensure_topics(settings.kafka)
+    received = datetime.now(UTC).replace(microsecond=0) - timedelta(days=5)
+    event = Envelope.wrap(ComplaintRegistered(
+        case_number="TS-PAUSE-000001", complaint_id="cmp-p1", channel=Channel.WEB, channel_complaint_id="web-p1",
+        received_at=received, deadline_at=received + timedelta(days=15), priority=Priority.NORMAL,
+        product=Product.CONSUMER_LOAN, language=Language.ZH_CN, customer_id="cust-p1", text=TEXT,
+    ), case_id="case-p1", producer="intake", occurred_at=received)
+    env = service_env(settings, PARLEY_INVESTIGATION_SWEEP_INTERVAL_S="1")
+    with running_service("services.investigation", ["worker"], env, tmp_path / "worker.log",
+                         ready_text=WORKER_READY, timeout=240):
+        async with Publisher(settings.kafka) as publisher:
+            await publisher.publish(event)
+        [opened] = [decode("investigation.paused", r.value)
+                    for r in await read_all(settings, "investigation.paused", expected=1, timeout=90)]
+        [notice] = await read_all(settings, "customer.notified", expected=1)
+        assert opened.case_id == "case-p1" and opened.payload.resumed_at is None
+        assert opened.payload.expected_resume_at is not None and opened.payload.expected_resume_at > datetime.now(UTC)
+        assert decode("customer.notified", notice.value).payload.kind == "extension"
+        db = service_database(mongo_client, settings.mongo, "investigation")
+        doc = await db["investigations"].find_one({"_id": "case-p1"})
+        assert doc is not None and doc["status"] == "paused"
+        await asyncio.sleep(3)  # a few sweeps: still waiting for the appraiser
+        assert await read_all(settings, "investigation.completed") == []
+
+        # the appraiser reports back (the institution's appraisal record gets its result)
+        appraisal = await db["appraisals"].find_one({"case_id": "case-p1"})
+        assert appraisal is not None
+        done_at = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
+        await db["appraisals"].update_one({"_id": appraisal["_id"]}, {"$set": {"completed_at": done_at}})
+
+        [completed] = [decode("investigation.completed", r.value)
+                       for r in await read_all(settings, "investigation.completed", expected=1, timeout=60)]
+        pauses = [decode("investigation.paused", r.value).payload
+                  for r in await read_all(settings, "investigation.paused", expected=2)]
+    closed = pauses[-1]
+    excluded = (done_at - appraisal["requested_at"]).days
+    assert closed.pause_id == opened.payload.pause_id and closed.resumed_at == done_at
+    assert closed.days_excluded == completed.payload.paused_days == excluded >= 3
+    p = completed.payload
+    assert p.complex_case and "鉴定" in p.complexity_reason_zh
+    assert p.deadline_at == received + timedelta(days=30 + excluded)
+    assert closed.deadline_at == p.deadline_at
+    assert "unauthorised_account" in p.claims
+    assert any(e.item == "external_appraisal" and e.recorded_at == done_at for e in p.evidence)
+    doc = await db["investigations"].find_one({"_id": "case-p1"})
+    assert doc is not None and doc["status"] == "completed"
