@@ -89,6 +89,30 @@ def _money(text: str | None) -> Decimal | None:
     return None if text is None else Decimal(text)
 
 
+#: How much of each complaint's (masked) text a case keeps for the new-facts comparison.
+FACTS_TEXT_CHARS = 4000
+
+
+def _facts_fields(submission: ComplaintSubmission, text_masked: str) -> Doc:
+    return {
+        "facts_text": text_masked[:FACTS_TEXT_CHARS],
+        "amount_disputed": None if submission.amount_disputed is None else str(submission.amount_disputed),
+        "attachment_refs": [a.ref for a in submission.attachments],
+    }
+
+
+async def _case_holding(repo: IntakeRepository, index: Doc, key: str) -> Doc | None:
+    """The case an interrupted earlier attempt already put this complaint in, if any."""
+    candidates = [p["case_id"] for p in index.get("placements", []) if p.get("key") == key]
+    if case_id_for(key) in index.get("case_ids", []):
+        candidates.append(case_id_for(key))
+    for case_id in candidates:
+        case = await repo.find_case(case_id)
+        if case is not None and key in case.get("complaint_keys", []):
+            return case
+    return None
+
+
 def _summary(doc: Doc) -> rules.CaseSummary:
     return rules.CaseSummary(
         case_id=doc["_id"], case_number=doc["case_number"], status=doc["status"],
@@ -125,26 +149,31 @@ async def register_complaint(
             log.info("complaint %s already registered as %s", key, existing["case_number"])
             return _registration(existing, duplicate=True)
 
-        async def place_and_record() -> Registration:
+        async def place_and_record() -> tuple[Registration, Doc]:
             return await _place_and_record(submission, repo=repo, settings=settings, clock=clock)
 
         if locks is not None:
-            registration = await locks(submission.customer.customer_id, place_and_record)
+            registration, written = await locks(submission.customer.customer_id, place_and_record)
         else:
-            registration = await place_and_record()
-        await repo.relay(key, send)
+            registration, written = await place_and_record()
+        if written:
+            await repo.publish_outbox(key, written, send)
+        else:  # someone else wrote it: publish whatever it still owes
+            await repo.relay(key, send)
         return registration
 
 
 async def _place_and_record(
     submission: ComplaintSubmission, *, repo: IntakeRepository, settings: Settings, clock: Clock
-) -> Registration:
+) -> tuple[Registration, Doc]:
     key = submission.key()
     now = clock().astimezone(UTC)
     now = now.replace(microsecond=now.microsecond // 1000 * 1000)  # MongoDB keeps milliseconds
     language = submission.language or rules.detect_language(submission.text)
     text_masked = pii.mask_text(submission.text)
-    case = await repo.find_case_holding(key)
+    customer_id = submission.customer.customer_id
+    index = await repo.customer_index(customer_id)
+    case = await _case_holding(repo, index, key)
     if case is not None:  # an interrupted attempt already put the complaint in this case
         role = rules.Role(next(c["role"] for c in case["complaints"] if c["key"] == key))
         entry = next(c for c in case["complaints"] if c["key"] == key)
@@ -154,7 +183,7 @@ async def _place_and_record(
         placement = rules.place_complaint(
             received_at=submission.received_at, product=submission.product,
             matter_ref=submission.matter_ref, about_case_number=submission.about_case_number,
-            cases=[_summary(d) for d in await repo.customer_cases(submission.customer.customer_id)],
+            cases=[_summary(d) for d in await repo.cases_by_id(index.get("case_ids", [])[-50:])],
             duplicate_window=timedelta(days=settings.duplicate_window_days),
             repeat_window=timedelta(days=settings.repeat_window_days),
         )
@@ -170,6 +199,7 @@ async def _place_and_record(
             case = await _open_case(
                 submission, placement, repo=repo, settings=settings, now=now,
                 language=language, text_masked=text_masked,
+                indexed=case_id_for(key) in index.get("case_ids", []),
             )
 
     case_id, case_number = case["_id"], case["case_number"]
@@ -216,21 +246,22 @@ async def _place_and_record(
         "case_number": case_number, "role": role.value, "received_at": submission.received_at,
         "registered_at": now, "customer_id": submission.customer.customer_id,
         "product": submission.product.value, "language": language.value,
-        "matter_ref": submission.matter_ref, "text_masked": text_masked,
+        "matter_ref": submission.matter_ref,
         "amount_disputed": None if submission.amount_disputed is None else str(submission.amount_disputed),
         "amount_disputed_fen": _fen(submission.amount_disputed),
         "attachment_refs": [a.ref for a in submission.attachments],
         "new_facts": new_facts, "clock_restarted": clock_restarted,
         "deadline_at": deadline_at, "priority": priority.value,
     }
-    if not await repo.insert_complaint(record, [registered_event, notified_event]):
+    written = await repo.insert_complaint(record, [registered_event, notified_event])
+    if written is None:
         log.info("complaint %s was registered concurrently", key)
         existing = await repo.find_complaint(key)
         assert existing is not None
-        return _registration(existing, duplicate=True)
+        return _registration(existing, duplicate=True), {}
     with log_context(case_id=case_id):
         log.info("registered %s as %s (%s, priority %s)", key, case_number, role.value, priority.value)
-    return _registration(record, duplicate=False)
+    return _registration(record, duplicate=False), written
 
 
 async def _open_case(
@@ -242,12 +273,10 @@ async def _open_case(
     now: datetime,
     language: Language,
     text_masked: str,
+    indexed: bool,
 ) -> Doc:
     key = submission.key()
     case_id = case_id_for(key)
-    existing = await repo.find_case(case_id)
-    if existing is not None:
-        return existing
     is_repeat = placement.role is rules.Role.REPEAT
     priority, reasons = rules.assess_priority(
         rules.PriorityInputs(
@@ -265,6 +294,7 @@ async def _open_case(
         "channel_complaint_id": submission.channel_complaint_id,
         "received_at": submission.received_at, "role": placement.role.value,
         "new_facts": None, "new_facts_reasons": [], "clock_restarted": False,
+        **_facts_fields(submission, text_masked),
     }
     customer = submission.customer
     doc = {
@@ -291,6 +321,8 @@ async def _open_case(
         "timeline": [{"at": now, "what": "registered", "role": placement.role.value,
                       "complaint_id": entry["complaint_id"], "reason": placement.reason}],
     }
+    if not indexed:
+        await repo.add_customer_case(customer.customer_id, case_id)
     return await _insert_with_number(doc, repo=repo, prefix=settings.case_number_prefix, day=day)
 
 
@@ -330,9 +362,9 @@ async def _link(
     if case is None:
         raise RegistrationConflict(f"case {case_id} vanished while linking")
     earlier = [
-        rules.Facts(d.get("text_masked", ""), _money(d.get("amount_disputed")),
-                    frozenset(d.get("attachment_refs", [])))
-        for d in await repo.case_complaints(case_id)
+        rules.Facts(c.get("facts_text", ""), _money(c.get("amount_disputed")),
+                    frozenset(c.get("attachment_refs", [])))
+        for c in case["complaints"]
     ]
     new, reasons = rules.new_facts(
         rules.Facts(text_masked, submission.amount_disputed,
@@ -353,6 +385,7 @@ async def _link(
         "channel_complaint_id": submission.channel_complaint_id,
         "received_at": submission.received_at, "role": rules.Role.LINKED.value,
         "new_facts": new, "new_facts_reasons": reasons, "clock_restarted": new,
+        **_facts_fields(submission, text_masked),
     }
     set_fields: Doc = {
         "last_received_at": max(case["last_received_at"], submission.received_at),
@@ -368,6 +401,7 @@ async def _link(
         "at": now, "what": "clock_restarted" if new else "merged",
         "complaint_id": entry["complaint_id"], "new_facts_reasons": reasons,
     }
+    await repo.note_placement(submission.customer.customer_id, key, case_id)
     linked = await repo.link_complaint(
         case_id, key, push={"complaints": entry, "timeline": timeline},
         add={"channels": submission.channel.value}, set_fields=set_fields,

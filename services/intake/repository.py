@@ -9,6 +9,9 @@ Collections:
   from the complaint that opened it, so a crash between writing the case and the complaint
   converges on redelivery instead of opening a second case.
 - ``counters`` — one document per day and prefix; ``$inc`` hands out case-number sequences.
+- ``customers`` — per customer, the ids of their cases and, for complaints being linked to
+  an open case, which case (``placements``). It exists so the hot path reads by ``_id`` only:
+  FerretDB v1 answers any other filter by scanning the whole collection.
 - ``personal_data`` — the originals of personal data, behind ``store_personal_data`` /
   ``load_personal_data`` only, so encryption at rest can be added in one place.
 
@@ -43,6 +46,8 @@ class IntakeRepository:
         self.cases: AsyncCollection[Doc] = db["cases"]
         self.complaints: AsyncCollection[Doc] = db["complaints"]
         self.counters: AsyncCollection[Doc] = db["counters"]
+        self.customers: AsyncCollection[Doc] = db["customers"]
+        self.placements: AsyncCollection[Doc] = db["placements"]
         self._personal: AsyncCollection[Doc] = db["personal_data"]
 
     async def ensure_indexes(self) -> None:
@@ -67,8 +72,11 @@ class IntakeRepository:
         """Return the registration record of a channel complaint, if registered."""
         return await self.complaints.find_one({"_id": key}, {"outbox": 0})
 
-    async def insert_complaint(self, doc: Doc, events: list[Envelope[Any]]) -> bool:
-        """Insert a complaint record together with the events it owes; False if it existed."""
+    async def insert_complaint(self, doc: Doc, events: list[Envelope[Any]]) -> Doc | None:
+        """Insert a complaint record together with the events it owes.
+
+        Returns the outbox written (event id → item), or None if the record existed.
+        """
         fields = outbox.outbox_fields(events)
         nested = {k.split(".", 1)[1]: v for k, v in fields.items() if k.startswith("outbox.")}
         try:
@@ -76,21 +84,40 @@ class IntakeRepository:
                 {**doc, "outbox": nested, "outbox_pending": bool(nested)}
             )
         except DuplicateKeyError:
-            return False
-        return True
-
-    async def case_complaints(self, case_id: str, *, limit: int = 50) -> list[Doc]:
-        """Return the complaint records of a case, oldest first."""
-        cursor = self.complaints.find({"case_id": case_id}, {"outbox": 0}).sort("received_at", ASCENDING)
-        return [d async for d in cursor.limit(limit)]
+            return None
+        return nested
 
     async def relay(self, key: str, send: outbox.SendFn) -> int:
-        """Publish the events a complaint record still owes."""
-        return await outbox.relay(self.complaints, key, send)
+        """Publish the events a complaint record still owes, then clear them in one write.
+
+        Same outbox format and guarantee as ``shared.outbox.relay`` (at least once; a crash
+        before the clearing write republishes the same events, same ``event_id``), with one
+        clearing write instead of one per event: FerretDB's writes are the hot path's cost.
+        """
+        doc = await self.complaints.find_one({"_id": key}, {"outbox": 1})
+        return await self.publish_outbox(key, (doc or {}).get("outbox") or {}, send)
+
+    async def publish_outbox(self, key: str, pending: Doc, send: outbox.SendFn) -> int:
+        """Publish outbox items just written (no re-read), then clear them in one write."""
+        if not pending:
+            return 0
+        for item in pending.values():
+            await send(item["topic"], item["key"].encode(), item["value"].encode())
+        await self.complaints.update_one(
+            {"_id": key},
+            {"$unset": {f"outbox.{event_id}": "" for event_id in pending},
+             "$set": {"outbox_pending": False}},
+        )
+        return len(pending)
 
     async def relay_pending(self, send: outbox.SendFn, *, limit: int = 500) -> int:
         """Publish what any crashed writer left in complaint outboxes."""
-        return await outbox.relay_pending(self.complaints, send, limit=limit)
+        total = 0
+        async for doc in self.complaints.find({"outbox_pending": True}, {"_id": 1}).limit(limit):
+            total += await self.relay(doc["_id"], send)
+        if total:
+            log.info("relayed %d events left in outboxes", total)
+        return total
 
     # ------------------------------------------------------------- cases
 
@@ -102,18 +129,31 @@ class IntakeRepository:
         """Return a case by its human number."""
         return await self.cases.find_one({"case_number": number})
 
-    async def find_case_holding(self, key: str) -> Doc | None:
-        """Return the case that already lists a complaint (a crashed earlier attempt)."""
-        return await self.cases.find_one({"complaint_keys": key})
+    async def customer_index(self, customer_id: str) -> Doc:
+        """Return a customer's index: ``case_ids`` and ``placements`` (``[{key, case_id}]``)."""
+        return await self.customers.find_one({"_id": customer_id}) or {}
 
-    async def customer_cases(self, customer_id: str, *, limit: int = 50) -> list[Doc]:
-        """Return a customer's most recent cases."""
-        cursor = self.cases.find(
-            {"customer_id": customer_id},
-            {"case_number": 1, "status": 1, "product": 1, "matter_ref": 1,
-             "last_received_at": 1, "closed_at": 1},
-        ).sort("last_received_at", DESCENDING)
-        return [d async for d in cursor.limit(limit)]
+    async def note_placement(self, customer_id: str, key: str, case_id: str) -> None:
+        """Remember which case a complaint is being added to, before adding it."""
+        await self.customers.update_one(
+            {"_id": customer_id}, {"$addToSet": {"placements": {"key": key, "case_id": case_id}}},
+            upsert=True,
+        )
+
+    async def add_customer_case(self, customer_id: str, case_id: str) -> None:
+        """Index a case under its customer (before the case is written; dangling ids are skipped)."""
+        await self.customers.update_one(
+            {"_id": customer_id}, {"$addToSet": {"case_ids": case_id}}, upsert=True
+        )
+
+    async def cases_by_id(self, case_ids: list[str]) -> list[Doc]:
+        """Return the cases with these ids that exist, most recent complaint first."""
+        cases = []
+        for case_id in case_ids:
+            case = await self.find_case(case_id)
+            if case is not None:
+                cases.append(case)
+        return sorted(cases, key=lambda c: c["last_received_at"], reverse=True)
 
     async def next_sequence(self, counter_id: str) -> int:
         """Hand out the next value of a counter (atomic ``$inc`` with upsert)."""

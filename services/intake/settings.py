@@ -74,9 +74,6 @@ class Settings(CommonSettings):
     low_amount: Decimal = Field(
         Decimal("200"), ge=0, description="Below this disputed amount a case with no other signal is low."
     )
-    max_clock_skew_s: int = Field(
-        300, ge=0, description="How far in the future a received time may lie (clock skew)."
-    )
     contact_point_zh: str = Field(
         "客户投诉专线 400-000-0000（工作日 9:00–18:00）或 App「我的-投诉与建议」",
         description="Contact point named in Chinese acknowledgements.",

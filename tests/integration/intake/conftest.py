@@ -49,7 +49,7 @@ def processes(
 
     def start(mode: str, *, log_name: str | None = None, **env: str) -> ServiceProcess:
         environment = service_env(
-            settings, PARLEY_INTAKE_RELAY_INTERVAL_S="1", PARLEY_INTAKE_DATADIR=str(tmp_path / "faust"), **env
+            settings, PARLEY_INTAKE_RELAY_INTERVAL_S="3", PARLEY_INTAKE_DATADIR=str(tmp_path / "faust"), **env
         )
         log = tmp_path / f"{log_name or mode}.log"
         if mode == "worker":

@@ -52,3 +52,53 @@ async def test_worker_registers_complaints_and_publishes_events(
     personal = await repo.load_personal_data("app:C0000000")
     assert personal is not None and personal["name"] == "张小明"
     assert await repo.complaints.count_documents({"outbox_pending": True}) == 0
+
+
+async def test_case_closed_on_kafka_makes_the_next_complaint_a_repeat(
+    intake_settings, repo: IntakeRepository, processes: Callable[..., ServiceProcess]
+) -> None:
+    from shared.contracts.envelope import Envelope
+    from shared.contracts.followup import CaseClosed
+
+    processes("worker")
+    first = complaint(1, customer_id="REPEATER", product="credit_card")
+    await produce(intake_settings, "complaint.received", [(b"C0000001", encode(first))])
+
+    async def case_of_first() -> dict | None:
+        return await repo.find_case(await _case_id(repo, "app:C0000001"))
+
+    case = await wait_for(case_of_first, timeout=60, what="the first case")
+    closed = Envelope.wrap(CaseClosed(case_number=case["case_number"], outcome="resolved"),
+                           case_id=case["_id"], producer="followup")
+    unknown = Envelope.wrap(CaseClosed(case_number="TS-20000101-000001", outcome="resolved"),
+                            case_id="no-such-case", producer="followup")
+    await produce(intake_settings, "case.closed", [
+        (closed.key(), closed.to_bytes()), (closed.key(), closed.to_bytes()),  # redelivered
+        (unknown.key(), unknown.to_bytes()), (b"x", b"not json"),
+    ])
+
+    async def is_closed() -> bool:
+        doc = await repo.find_case(case["_id"])
+        return doc is not None and doc["status"] == "closed"
+
+    await wait_for(is_closed, timeout=60, what="the case to close")
+    again = complaint(2, customer_id="REPEATER", product="credit_card")
+    await produce(intake_settings, "complaint.received", [(b"C0000002", encode(again))])
+
+    async def second() -> dict | None:
+        return await repo.find_complaint("app:C0000002")
+
+    record = await wait_for(second, timeout=60, what="the repeat")
+    assert record["role"] == "repeat" and record["case_id"] != case["_id"]
+    repeat_case = await repo.find_case(record["case_id"])
+    assert repeat_case is not None and repeat_case["linked_case_ids"] == [case["_id"]]
+    closed_doc = await repo.find_case(case["_id"])
+    assert closed_doc is not None
+    assert [t["what"] for t in closed_doc["timeline"]].count("closed") == 1
+    dead = await read_all(intake_settings, "case.closed.dlq", expected=2, timeout=30)
+    assert sorted(r.value for r in dead) == sorted([unknown.to_bytes(), b"not json"])
+
+
+async def _case_id(repo: IntakeRepository, key: str) -> str:
+    doc = await repo.find_complaint(key)
+    return doc["case_id"] if doc else "-"
