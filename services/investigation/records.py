@@ -66,7 +66,7 @@ def product_of(text: str, given: Product | str | None) -> Product:
     """Return the product a complaint is about: the text's words first, intake's field second."""
     rules = [
         (Product.CREDIT_CARD, r"信用卡|credit card|账单分期"),
-        (Product.INSURANCE, r"保险|保单|投保|退保|insurance|policy"),
+        (Product.INSURANCE, r"保险|保单|投保|退保|insurance"),
         (Product.WEALTH, r"理财|基金|定投|纪念币|贵金属|invest"),
         (Product.INSTALMENT, r"分期购|分期付款|白条|花呗|消费分期|买单吧"),
         (Product.CONSUMER_LOAN, r"贷款|借款|借钱|网贷|放款|loan|mortgage"),

@@ -9,6 +9,7 @@ stand for the institution's own systems (see ``records``). Money is integer fen.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from decimal import Decimal
 from typing import Any
@@ -58,24 +59,31 @@ class RecordsRepository:
         account = await self.db["accounts"].find_one({"_id": account_id_of(customer_id)})
         if account is None:
             return None
+        async def read(name: str, query: dict[str, Any]) -> list[dict[str, Any]]:
+            return [d async for d in self.db[name].find(query).sort("_id", 1)]
+
+        found = await asyncio.gather(
+            *[read(name, {"account_id": account["_id"]}) for name in BY_ACCOUNT],
+            read("service_interactions", {"customer_id": customer_id}),
+        )
         out = CoreRecords(accounts=[account])
-        for name in BY_ACCOUNT:
-            docs = [d async for d in self.db[name].find({"account_id": account["_id"]}).sort("_id", 1)]
+        for name, docs in zip([*BY_ACCOUNT, "service_interactions"], found, strict=True):
             setattr(out, name, docs)
-        out.service_interactions = [d async for d in self.db["service_interactions"].find(
-            {"customer_id": customer_id}).sort("_id", 1)]
         return out
 
     async def store(self, records: CoreRecords) -> None:
         """Insert the records; the account last, so a half-written customer is completed next time."""
-        for name, docs in [*[(n, d) for n, d in records.items() if n != "accounts"], ("accounts", records.accounts)]:
+        async def insert(name: str, docs: list[dict[str, Any]]) -> None:
             if not docs:
-                continue
+                return
             try:
                 await self.db[name].insert_many(docs, ordered=False)
             except BulkWriteError as exc:
                 if any(e.get("code") != 11000 for e in exc.details.get("writeErrors", [])):
                     raise
+
+        await asyncio.gather(*[insert(n, d) for n, d in records.items() if n != "accounts"])
+        await insert("accounts", records.accounts)
 
 
 class Repository:
