@@ -31,8 +31,10 @@ def outbox_fields(events: list[Envelope[Any]]) -> dict[str, Any]:
             "topic": e.event_type,
             "key": e.case_id,
             "value": e.model_dump_json(),
+            # the server may reorder a document's fields: keep the order explicitly
+            "order": f"{e.occurred_at.isoformat()}#{i:04d}",
         }
-        for e in events
+        for i, e in enumerate(events)
     }
     if events:
         fields["outbox_pending"] = True
@@ -61,7 +63,7 @@ async def relay(collection: AsyncCollection[dict[str, Any]], doc_id: Any, send: 
     if not pending:  # a crash between the two updates below left only the flag
         await collection.update_one({"_id": doc_id, "outbox": {}}, {"$set": {"outbox_pending": False}})
         return 0
-    for item in pending.values():
+    for item in sorted(pending.values(), key=lambda it: it.get("order", "")):
         await send(item["topic"], item["key"].encode(), item["value"].encode())
     await collection.update_one(
         {"_id": doc_id}, {"$unset": {f"outbox.{event_id}": "" for event_id in pending}}

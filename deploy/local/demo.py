@@ -25,13 +25,19 @@ REPO = Path(__file__).resolve().parents[2]
 DATA = Path(os.environ.get("PARLEY_SHARED_DATA", REPO.parent / "shared" / "data"))
 INTAKE = f"http://127.0.0.1:{os.environ.get('PARLEY_INTAKE_PORT', '8001')}"
 SUPERVISION = f"http://127.0.0.1:{os.environ.get('PARLEY_SUPERVISION_PORT', '8005')}"
+NEGOTIATION = f"http://127.0.0.1:{os.environ.get('PARLEY_NEGOTIATION_PORT', '8003')}"
+FOLLOWUP = f"http://127.0.0.1:{os.environ.get('PARLEY_FOLLOWUP_PORT', '8004')}"
+CATEGORIES = ["collection_conduct", "other", "contract_terms", "pricing_fees", "customer_service", "marketing"]
 PRODUCTS = ["credit_card", "consumer_loan", "instalment", "payments", "consumer_loan"]
 CHANNELS = ["app", "hotline", "web", "regulator_transfer", "social_media"]
 
 
-def _call(method: str, url: str, body: Any = None) -> tuple[int, Any]:
+def _call(method: str, url: str, body: Any = None, token: str | None = None) -> tuple[int, Any]:
     data = json.dumps(body, ensure_ascii=False).encode() if body is not None else None
-    req = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
+    headers = {"Content-Type": "application/json"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    req = urllib.request.Request(url, data=data, method=method, headers=headers)
     try:
         with urllib.request.urlopen(req, timeout=30) as resp:
             return resp.status, json.loads(resp.read() or b"null")
@@ -74,6 +80,99 @@ def complaints(n_zh: int, n_en: int, run: str) -> list[dict[str, Any]]:
     return out
 
 
+def _wait(fetch: Any, ok: Any, timeout: float = 60) -> Any:
+    deadline = time.monotonic() + timeout
+    result = fetch()
+    while not ok(result) and time.monotonic() < deadline:
+        time.sleep(0.5)
+        result = fetch()
+    return result if ok(result) else None
+
+
+def directory() -> None:
+    """Put one demo agent, who takes every category in both languages, in the directory."""
+    from services.negotiation.auth import mint
+    from services.negotiation.settings import get_settings
+
+    lead = mint(get_settings(), sub="lead-demo", role="team_lead", team="demo")
+    status, answer = _call("PUT", f"{NEGOTIATION}/agents/agent-demo", {
+        "agent_id": "agent-demo", "team": "demo", "role": "agent", "categories": CATEGORIES,
+        "languages": ["zh-CN", "en"], "max_load": 500,
+    }, token=lead)
+    if status != 200:
+        print(f"   ! could not set up the demo agent: HTTP {status} {answer}")
+
+
+def story(cases: list[tuple[dict[str, Any], dict[str, Any]]]) -> None:
+    """Investigation's findings for every case, then one case negotiated, settled and closed."""
+    from services.negotiation.auth import mint
+    from services.negotiation.settings import get_settings
+
+    ns = get_settings()
+    lead = mint(ns, sub="manager-demo", role="manager", team="demo")
+
+    print("\n== 3. 初步调查与核实 investigation (as the negotiation workspace shows it)")
+    opened = []
+    for body, answer in cases:
+        case_id = answer.get("case_id")
+        if not case_id:
+            continue
+        got = _wait(lambda cid=case_id: _call("GET", f"{NEGOTIATION}/cases/{cid}", token=lead),
+                    lambda r: r[0] == 200 and r[1].get("status") == "open")
+        if not got:
+            print(f"   {answer.get('case_number')}: investigation not finished yet")
+            continue
+        ws = got[1]
+        opened.append((body, ws))
+        remedy = (ws.get("remedy_range") or {}).get("text_zh") or "-"
+        print(f"   {ws['case_number']}  {ws['category']:<18} {ws['finding']:<22} "
+              f"evidence={len(ws['evidence'])}  agent={ws['assigned_agent']}  remedy: {remedy[:60]}")
+    if not opened:
+        return
+    body, ws = opened[0]
+    case_id = ws["case_id"]
+    customer = mint(ns, sub=body["customer"]["customer_id"], role="customer",
+                    customer_id=body["customer"]["customer_id"])
+    print(f"\n== 4. 协商与方案 negotiation of {ws['case_number']}")
+    offer = {
+        "terms": [
+            {"kind": "fee_waiver", "fee": "late_fee", "fee_amount": "100.00", "waiver_pct": "50"},
+            {"kind": "apology", "text": "对给您带来的不便深表歉意。"},
+        ],
+        "reason": "演示：部分减免并致歉", "justification": "演示数据：按政策手册部分减免",
+        "expected_version": ws["version"],
+    }
+    actor = mint(ns, sub=ws["assigned_agent"], role="agent", team=ws["team"]) if ws.get("assigned_agent") else lead
+    status, made = _call("POST", f"{NEGOTIATION}/cases/{case_id}/offers", offer, token=actor)
+    if status != 201:
+        print(f"   offer refused: HTTP {status} {made}")
+        return
+    offer_id = made["offer"]["offer_id"]
+    print(f"   agent offered {offer_id}: {made['offer'].get('summary_zh') or made['offer'].get('concession')}")
+    status, view = _call("GET", f"{NEGOTIATION}/customer/cases/{case_id}", token=customer)
+    if status == 200:
+        print(f"   customer sees: {view.get('status_text') or view.get('status')} — next: {view.get('next_step')}")
+        for o in view.get("open_offers", []):
+            print(f"     offer: {o.get('description')}")
+    status, accepted = _call("POST", f"{NEGOTIATION}/customer/cases/{case_id}/offers/{offer_id}/accept", {},
+                             token=customer)
+    print(f"   customer accepted → HTTP {status}; settlement.agreed published")
+
+    print(f"\n== 5. 施行与回访 follow-up of {ws['case_number']}")
+    got = _wait(lambda: _call("GET", f"{FOLLOWUP}/executions/{case_id}"), lambda r: r[0] == 200)
+    if not got:
+        print("   no execution plan yet")
+        return
+    for step in got[1]["steps"]:
+        if step["owner"] == "institution":
+            status, ex = _call("POST", f"{FOLLOWUP}/executions/{case_id}/steps/{step['step_id']}/complete",
+                               {"by": "ops-demo", "evidence_ref": f"DEMO-{step['step_id']}"})
+            print(f"   done: {step['title_zh']} / {step['title_en']} → {ex.get('status')}")
+    status, ex = _call("POST", f"{FOLLOWUP}/executions/{case_id}/callback",
+                       {"satisfied": True, "score": 5, "by": "cs-demo", "comment": "满意"})
+    print(f"   callback: satisfied 5/5 → case {ex.get('status')}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m deploy.local.demo")
     parser.add_argument("--zh", type=int, default=4, help="Chinese complaints to submit")
@@ -81,6 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     run = datetime.now(UTC).strftime("%H%M%S")
 
+    directory()
     print("== 1. 投诉受理 intake: submitting real complaints through POST /complaints")
     cases = []
     for body in complaints(args.zh, args.en, run):
@@ -118,7 +218,9 @@ def main(argv: list[str] | None = None) -> int:
                 f"{case['customer_id_number_masked']}  reasons={case['priority_reasons']}"
             )
 
-    print("\n== 3. Supervision: every stream and deadline")
+    story(cases)
+
+    print("\n== 6. Supervision: every stream and deadline")
     time.sleep(2)
     s, overview = _call("GET", f"{SUPERVISION}/overview")
     print(f"   {json.dumps(overview, ensure_ascii=False)}" if s == 200 else f"   supervision not answering ({s})")
@@ -127,8 +229,8 @@ def main(argv: list[str] | None = None) -> int:
         if s == 200:
             print(f"   {watch.get('case_number')}: status={watch['status']} timeline="
                   f"{[e['event_type'] for e in watch['timeline']]}")
-    print("\nServices keep running: `make status`, `make stop`. APIs: "
-          f"{INTAKE}/docs, {SUPERVISION}/docs")
+    print("\nServices keep running: `make status`, `make stop`. APIs (OpenAPI at /docs): "
+          f"{INTAKE} {NEGOTIATION} {FOLLOWUP} {SUPERVISION}")
     return 0
 
 

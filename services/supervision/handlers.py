@@ -28,6 +28,14 @@ STATUS_AFTER: dict[str, str] = {
     "case.closed": "closed",
 }
 
+#: How far along the lifecycle each status is: events of different topics may arrive in
+#: any order, and a case never moves back (closed stays closed).
+STATUS_RANK: dict[str, int] = {
+    "open": 0, "registered": 1, "investigated": 2, "negotiating": 3, "offer_open": 4,
+    "settled": 5, "negotiation_failed": 5, "escalated": 6, "executed": 6,
+    "followed_up": 7, "closed": 8,
+}
+
 #: Statuses in which the regulatory clock no longer runs.
 FINISHED = {"settled", "escalated", "executed", "followed_up", "closed"}
 

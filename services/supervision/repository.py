@@ -9,6 +9,7 @@ from pymongo import ASCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
+from services.supervision.handlers import STATUS_RANK
 from shared.contracts.envelope import Envelope
 from shared.contracts.supervision import SupervisionAlert
 from shared.outbox import outbox_document
@@ -50,16 +51,19 @@ class Repository:
             "$setOnInsert": {"alerts": []},
             "$set": {"last_event_type": envelope.event_type, "last_event_at": envelope.occurred_at},
         }
-        if status:
-            update["$set"]["status"] = status
-        else:
-            update["$setOnInsert"]["status"] = "open"
+        update["$setOnInsert"].update(status="open", status_rank=0)
         if deadline_at is not None:
             update["$set"]["deadline_at"] = deadline_at
         number = getattr(envelope.payload, "case_number", None)
         if number:
             update["$set"]["case_number"] = number
         await self.cases.update_one({"_id": envelope.case_id}, update, upsert=True)
+        if status:  # only forward along the lifecycle
+            rank = STATUS_RANK[status]
+            await self.cases.update_one(
+                {"_id": envelope.case_id, "status_rank": {"$lt": rank}},
+                {"$set": {"status": status, "status_rank": rank}},
+            )
         return True
 
     async def add_dead_letter(self, record: dict[str, Any]) -> bool:

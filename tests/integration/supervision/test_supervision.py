@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import socket
 import urllib.request
@@ -11,6 +12,8 @@ from typing import Any
 
 import pytest
 
+from shared.contracts.envelope import Envelope
+from shared.contracts.followup import CaseClosed, FollowupCompleted
 from shared.kafka import DeadLetter, Publisher, ensure_topics
 from shared.settings import CommonSettings
 from shared.topics import decode
@@ -46,6 +49,9 @@ async def test_supervision_tracks_cases_deadlines_and_dead_letters(settings: Com
         async with Publisher(settings.kafka) as publisher:
             for event in (due_soon, due_later, due_soon):  # the repeat is a redelivery
                 await publisher.publish(event)
+            # follow-up's last two events on different topics, arriving in the "wrong" order
+            await publisher.publish(Envelope.wrap(CaseClosed(case_number="TS-2", outcome="resolved"), case_id="case-later", producer="followup"))
+            await publisher.publish(Envelope.wrap(FollowupCompleted(case_number="TS-2", satisfied=True), case_id="case-later", producer="followup"))
 
             async def send(topic: str, key: bytes | None, value: bytes | None, headers: list[tuple[str, bytes]]) -> None:
                 await publisher._producer.send_and_wait(topic, value=value, key=key, headers=headers)  # noqa: SLF001
@@ -75,8 +81,15 @@ async def test_supervision_tracks_cases_deadlines_and_dead_letters(settings: Com
         assert "deadline_warning" in case["alerts"]
         [letter] = _get(f"{base}/dead-letters")
         assert letter["consumer"] == "intake" and letter["source_offset"] == 3
+        for _ in range(50):
+            if _get(f"{base}/cases/case-later")["status"] == "closed":
+                break
+            await asyncio.sleep(0.2)
+        later = _get(f"{base}/cases/case-later")
+        assert later["status"] == "closed", later
+        assert len(later["timeline"]) == 3
         overview = _get(f"{base}/overview")
-        assert overview["cases_by_status"] == {"registered": 2}
+        assert overview["cases_by_status"] == {"registered": 1, "closed": 1}
         with pytest.raises(urllib.error.HTTPError) as info:
             _get(f"{base}/cases/nope")
         assert info.value.code == 404

@@ -27,7 +27,7 @@ class MemoryRepo:
         self.seen.add(str(envelope.event_id))
         case = self.cases.setdefault(envelope.case_id, {"_id": envelope.case_id, "status": "open", "alerts": [], "timeline": []})
         case["timeline"].append(envelope.event_type)
-        if status:
+        if status and handlers.STATUS_RANK[status] > handlers.STATUS_RANK[case["status"]]:
             case["status"] = status
         if deadline_at:
             case["deadline_at"] = deadline_at
@@ -99,6 +99,23 @@ async def test_a_dead_letter_raises_one_alert_naming_consumer_and_reason() -> No
     [alert] = repo.alerts.values()
     assert alert.payload.kind == "dead_letter"
     assert "intake" in alert.payload.message and "customer.phone" in alert.payload.message
+
+
+async def test_a_case_never_moves_back_when_topics_arrive_out_of_order() -> None:
+    from shared.contracts.followup import FollowupCompleted
+
+    repo = MemoryRepo()
+    first = registered("c1", received_at=NOW)
+    await handlers.record_event(first, repo=repo)
+    await handlers.record_event(
+        Envelope.wrap(CaseClosed(case_number="TS-1", outcome="resolved"), case_id="c1", producer="followup", cause=first),
+        repo=repo,
+    )
+    await handlers.record_event(
+        Envelope.wrap(FollowupCompleted(case_number="TS-1", satisfied=True), case_id="c1", producer="followup", cause=first),
+        repo=repo,
+    )
+    assert repo.cases["c1"]["status"] == "closed"
 
 
 def test_status_mapping_covers_the_lifecycle() -> None:
