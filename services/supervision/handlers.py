@@ -43,7 +43,9 @@ FINISHED = {"settled", "escalated", "executed", "followed_up", "closed"}
 class SupervisionRepository(Protocol):
     """What the handlers need from storage."""
 
-    async def add_to_timeline(self, envelope: Envelope[Any], status: str | None, deadline_at: datetime | None) -> bool: ...
+    async def add_to_timeline(
+        self, envelope: Envelope[Any], status: str | None, deadline_at: datetime | None, paused: bool | None
+    ) -> bool: ...
 
     async def add_dead_letter(self, record: dict[str, Any]) -> bool: ...
 
@@ -57,13 +59,30 @@ def status_after(event_type: str) -> str | None:
     return STATUS_AFTER.get(event_type)
 
 
-def _deadline_of(envelope: Envelope[Any]) -> datetime | None:
-    return getattr(envelope.payload, "deadline_at", None) if envelope.event_type == "complaint.registered" else None
+#: Events that may set a case's deadline: intake's 15 days, investigation's 30 for a complex
+#: case, and the new deadline when a pause for external appraisal ends.
+DEADLINE_SETTERS = {"complaint.registered", "investigation.completed", "investigation.paused"}
+
+
+def clock_change(envelope: Envelope[Any]) -> tuple[datetime | None, bool | None]:
+    """Return (new deadline or None, paused True/False or None for no change).
+
+    Time spent on external appraisal does not count (银行业保险业消费投诉处理管理办法): while
+    investigation has a case paused, no deadline alert is raised; on resumption the deadline
+    moves by the days excluded, as investigation computed it.
+    """
+    payload = envelope.payload
+    deadline = getattr(payload, "deadline_at", None) if envelope.event_type in DEADLINE_SETTERS else None
+    if envelope.event_type != "investigation.paused":
+        return deadline, None
+    resumed = getattr(payload, "resumed_at", None) is not None
+    return (deadline if resumed else None), not resumed
 
 
 async def record_event(envelope: Envelope[Any], *, repo: SupervisionRepository) -> bool:
     """Add an event to its case's timeline; return False if it was seen before (redelivery)."""
-    return await repo.add_to_timeline(envelope, status_after(envelope.event_type), _deadline_of(envelope))
+    deadline, paused = clock_change(envelope)
+    return await repo.add_to_timeline(envelope, status_after(envelope.event_type), deadline, paused)
 
 
 async def record_dead_letter(
@@ -113,7 +132,8 @@ async def check_deadlines(*, now: datetime, warning_days: float, repo: Supervisi
     """Raise a warning before and a critical alert after each open case's deadline, once each.
 
     The 15-day (complex: 30, at most 60) decision deadline comes from intake's
-    ``complaint.registered``; cases settled, escalated or closed are no longer on the clock.
+    ``complaint.registered`` (moved by investigation for complex cases and pauses); cases
+    settled, escalated or closed, and cases paused for external appraisal, are not on the clock.
     """
     raised = 0
     horizon = now + timedelta(days=warning_days)

@@ -23,6 +23,7 @@ class CaseWatch(BaseModel):
     case_number: str | None = None
     status: str
     deadline_at: datetime | None = None
+    paused: bool = Field(False, description="The clock is stopped for external appraisal.")
     last_event_type: str
     last_event_at: datetime
     alerts: list[str] = Field(default_factory=list)

@@ -34,7 +34,8 @@ class Repository:
         await self.alerts.create_index([("raised_at", ASCENDING)], name="raised_at")
 
     async def add_to_timeline(
-        self, envelope: Envelope[Any], status: str | None, deadline_at: datetime | None
+        self, envelope: Envelope[Any], status: str | None, deadline_at: datetime | None,
+        paused: bool | None = None,
     ) -> bool:
         try:  # the event id is the idempotency key
             await self.seen.insert_one({"_id": str(envelope.event_id), "case_id": envelope.case_id})
@@ -54,6 +55,8 @@ class Repository:
         update["$setOnInsert"].update(status="open", status_rank=0)
         if deadline_at is not None:
             update["$set"]["deadline_at"] = deadline_at
+        if paused is not None:
+            update["$set"]["paused"] = paused
         number = getattr(envelope.payload, "case_number", None)
         if number:
             update["$set"]["case_number"] = number
@@ -93,7 +96,7 @@ class Repository:
 
     async def cases_due_before(self, when: datetime, finished: set[str]) -> list[dict[str, Any]]:
         cursor = self.cases.find(
-            {"deadline_at": {"$lte": when}, "status": {"$nin": sorted(finished)}},
+            {"deadline_at": {"$lte": when}, "status": {"$nin": sorted(finished)}, "paused": {"$ne": True}},
             {"timeline": 0},
         ).limit(1000)
         return [doc async for doc in cursor]

@@ -21,7 +21,7 @@ class MemoryRepo:
         self.dead: set[tuple[str, int, int]] = set()
         self.alerts: dict[str, Envelope[SupervisionAlert]] = {}
 
-    async def add_to_timeline(self, envelope: Envelope[Any], status: str | None, deadline_at: datetime | None) -> bool:
+    async def add_to_timeline(self, envelope: Envelope[Any], status: str | None, deadline_at: datetime | None, paused: bool | None = None) -> bool:
         if str(envelope.event_id) in self.seen:
             return False
         self.seen.add(str(envelope.event_id))
@@ -31,6 +31,8 @@ class MemoryRepo:
             case["status"] = status
         if deadline_at:
             case["deadline_at"] = deadline_at
+        if paused is not None:
+            case["paused"] = paused
         return True
 
     async def add_dead_letter(self, record: dict[str, Any]) -> bool:
@@ -49,7 +51,10 @@ class MemoryRepo:
         return True
 
     async def cases_due_before(self, when: datetime, finished: set[str]) -> list[dict[str, Any]]:
-        return [c for c in self.cases.values() if c.get("deadline_at") and c["deadline_at"] <= when and c["status"] not in finished]
+        return [
+            c for c in self.cases.values()
+            if c.get("deadline_at") and c["deadline_at"] <= when and c["status"] not in finished and not c.get("paused")
+        ]
 
 
 async def test_events_build_a_timeline_once_even_when_redelivered() -> None:
@@ -123,3 +128,31 @@ def test_status_mapping_covers_the_lifecycle() -> None:
     assert handlers.status_after("settlement.agreed") == "settled"
     assert handlers.status_after("case.escalated") == "escalated"
     assert handlers.status_after("customer.notified") is None
+
+
+async def test_no_deadline_alert_while_paused_for_appraisal_and_the_deadline_moves_on_resume() -> None:
+    from shared.contracts.investigation import InvestigationPaused
+
+    repo = MemoryRepo()
+    first = registered("c1", received_at=NOW - timedelta(days=14))
+    await handlers.record_event(first, repo=repo)
+
+    def pause(resumed: bool) -> Envelope[Any]:
+        return Envelope.wrap(
+            InvestigationPaused(
+                case_number="TS-1", pause_id="p1", reason_code="external_appraisal",
+                reason_zh="送外部鉴定", reason_en="sent for external appraisal",
+                paused_at=NOW - timedelta(days=10),
+                resumed_at=NOW if resumed else None,
+                days_excluded=10 if resumed else None,
+                deadline_at=first.payload.deadline_at + timedelta(days=10) if resumed else None,
+            ),
+            case_id="c1", producer="investigation", cause=first,
+        )
+
+    await handlers.record_event(pause(False), repo=repo)
+    assert await handlers.check_deadlines(now=NOW, warning_days=3, repo=repo) == 0
+    await handlers.record_event(pause(True), repo=repo)
+    assert repo.cases["c1"]["deadline_at"] == NOW + timedelta(days=11)
+    assert await handlers.check_deadlines(now=NOW, warning_days=3, repo=repo) == 0
+    assert await handlers.check_deadlines(now=NOW + timedelta(days=9), warning_days=3, repo=repo) == 1
