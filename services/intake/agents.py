@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import faust
@@ -70,6 +71,7 @@ def register(app: faust.App, settings: Settings, deps: Deps) -> None:
     @app.timer(interval=settings.relay_interval_s)
     async def relay_left_behind() -> None:
         try:
-            await deps.repo.relay_pending(send)
+            older_than = datetime.now(UTC) - timedelta(seconds=settings.relay_grace_s)
+            await deps.repo.relay_pending(send, older_than=older_than)
         except Exception:  # noqa: BLE001 - the next sweep tries again; nothing is lost
             log.exception("outbox sweep failed; will retry")

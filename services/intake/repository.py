@@ -110,10 +110,15 @@ class IntakeRepository:
         )
         return len(pending)
 
-    async def relay_pending(self, send: outbox.SendFn, *, limit: int = 500) -> int:
-        """Publish what any crashed writer left in complaint outboxes."""
+    async def relay_pending(
+        self, send: outbox.SendFn, *, older_than: datetime | None = None, limit: int = 500
+    ) -> int:
+        """Publish what crashed writers left in complaint outboxes (registered before ``older_than``)."""
+        query: Doc = {"outbox_pending": True}
+        if older_than is not None:
+            query["registered_at"] = {"$lt": older_than}
         total = 0
-        async for doc in self.complaints.find({"outbox_pending": True}, {"_id": 1}).limit(limit):
+        async for doc in self.complaints.find(query, {"_id": 1}).limit(limit):
             total += await self.relay(doc["_id"], send)
         if total:
             log.info("relayed %d events left in outboxes", total)

@@ -88,6 +88,11 @@ class Settings(CommonSettings):
     relay_interval_s: float = Field(
         5.0, gt=0, description="Seconds between sweeps publishing events a crash left in outboxes."
     )
+    relay_grace_s: float = Field(
+        15.0, ge=0,
+        description="The sweep leaves outboxes younger than this to the registration that wrote "
+        "them (which publishes at once), so a sweep does not publish the same event twice.",
+    )
     api_register_wait_s: float = Field(
         2.0, ge=0, le=30,
         description="How long POST /complaints waits for the worker to register before answering "
