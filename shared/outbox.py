@@ -14,6 +14,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from pymongo import ReturnDocument
 from pymongo.asynchronous.collection import AsyncCollection
 
 from shared.contracts.envelope import Envelope
@@ -53,22 +54,24 @@ def outbox_document(events: list[Envelope[Any]]) -> dict[str, Any]:
 async def relay(collection: AsyncCollection[dict[str, Any]], doc_id: Any, send: SendFn) -> int:
     """Publish a document's pending events in the order they were written; return the count.
 
-    Sent events are removed in one update; ``outbox_pending`` is cleared only when the
-    outbox is empty, so an event a concurrent writer added meanwhile stays pending.
+    Sent events are removed and the flag cleared in one update on ``_id`` alone (FerretDB
+    serves those far faster than filters on other fields); if a concurrent writer added an
+    event meanwhile, the flag is raised again so the sweep cannot miss it.
     """
     doc = await collection.find_one({"_id": doc_id}, {"outbox": 1})
     if doc is None:
         return 0
     pending = doc.get("outbox") or {}
-    if not pending:  # a crash between the two updates below left only the flag
-        await collection.update_one({"_id": doc_id, "outbox": {}}, {"$set": {"outbox_pending": False}})
-        return 0
     for item in sorted(pending.values(), key=lambda it: it.get("order", "")):
         await send(item["topic"], item["key"].encode(), item["value"].encode())
-    await collection.update_one(
-        {"_id": doc_id}, {"$unset": {f"outbox.{event_id}": "" for event_id in pending}}
+    update: dict[str, Any] = {"$set": {"outbox_pending": False}}
+    if pending:
+        update["$unset"] = {f"outbox.{event_id}": "" for event_id in pending}
+    after = await collection.find_one_and_update(
+        {"_id": doc_id}, update, return_document=ReturnDocument.AFTER
     )
-    await collection.update_one({"_id": doc_id, "outbox": {}}, {"$set": {"outbox_pending": False}})
+    if after is not None and after.get("outbox"):
+        await collection.update_one({"_id": doc_id}, {"$set": {"outbox_pending": True}})
     return len(pending)
 
 
