@@ -32,7 +32,7 @@ from services.intake.errors import RegistrationConflict
 from services.intake.models import ComplaintSubmission, Registration
 from services.intake.repository import Doc, IntakeRepository
 from services.intake.settings import Settings
-from shared.contracts.common import Channel, Language, Priority, Product
+from shared.contracts.common import Language, Priority, Product
 from shared.contracts.envelope import Envelope
 from shared.contracts.followup import CaseClosed
 from shared.contracts.intake import ComplaintRegistered, CustomerNotified
@@ -90,7 +90,7 @@ def _money(text: str | None) -> Decimal | None:
 
 
 #: How much of each complaint's (masked) text a case keeps for the new-facts comparison.
-FACTS_TEXT_CHARS = 4000
+FACTS_TEXT_CHARS = 1000
 
 
 def _facts_fields(submission: ComplaintSubmission, text_masked: str) -> Doc:
@@ -145,7 +145,8 @@ async def register_complaint(
     with log_context(correlation_id=complaint_id_for(key)):
         existing = await repo.find_complaint(key)
         if existing is not None:
-            await repo.relay(key, send)
+            if existing.get("outbox_pending"):
+                await repo.relay(key, send)
             log.info("complaint %s already registered as %s", key, existing["case_number"])
             return _registration(existing, duplicate=True)
 
@@ -493,7 +494,3 @@ async def close_case(event: Envelope[CaseClosed], *, repo: IntakeRepository) -> 
         log.info("case %s closed (%s)", event.payload.case_number, event.payload.outcome)
     return closed
 
-
-def channel_of(value: str) -> Channel:
-    """Parse a channel name (for the API's status path)."""
-    return Channel(value)
