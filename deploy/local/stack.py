@@ -389,7 +389,8 @@ class Server:
                 return None
             cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
             marker = b"kafka.Kafka" if self.name == "kafka" else b"ferretdb"
-            if marker not in cmdline:
+            # right after exec the kernel may show an empty command line for a moment
+            if cmdline and marker not in cmdline:
                 return None
         except OSError:
             pass
