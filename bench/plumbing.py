@@ -20,7 +20,6 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 
-from shared.contracts.envelope import Envelope
 from shared.kafka import Publisher, ensure_topics
 from shared.mongo import make_client
 from shared.outbox import outbox_document, relay

@@ -8,10 +8,13 @@ multi-document transactions, no change streams, no ``$lookup``/``$facet``.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pymongo import AsyncMongoClient
+from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
 
 from shared.settings import MongoSettings
 
@@ -32,3 +35,41 @@ def service_database(
 ) -> AsyncDatabase[dict[str, Any]]:
     """Return the database a service owns (``<db_prefix><service>``)."""
     return client[settings.database(service)]
+
+
+async def claim_next_version(
+    claims: AsyncCollection[dict[str, Any]],
+    collection: AsyncCollection[dict[str, Any]],
+    doc_id: Any,
+    expected_version: int,
+    *,
+    stale_after: timedelta = timedelta(seconds=30),
+) -> bool:
+    """Claim the right to move ``doc_id`` from ``expected_version`` to the next; False if taken.
+
+    Optimistic concurrency usually rests on ``find_one_and_update({"_id", "version": v})``
+    being atomic. On MongoDB it is; on FerretDB v1 concurrent calls can all match (it reads,
+    then writes), so four concurrent edits of one version all succeeded. An insert into a
+    unique ``_id`` is atomic on both, so the one writer whose claim document goes in first
+    may update; the others get ``False`` and answer 409. A claim left by a writer that died
+    before its update (the document still at ``expected_version`` after ``stale_after``) is
+    removed and claimed afresh.
+    """
+    key = f"{doc_id}#{expected_version + 1}"
+    for _ in range(2):
+        try:
+            await claims.insert_one({"_id": key, "at": datetime.now(UTC)})
+            return True
+        except DuplicateKeyError:
+            claim = await claims.find_one({"_id": key})
+            current = await collection.find_one({"_id": doc_id}, {"version": 1})
+            stale = (
+                claim is not None
+                and current is not None
+                and current.get("version") == expected_version
+                and claim["at"] < datetime.now(UTC) - stale_after
+            )
+            if not stale:
+                return False
+            await claims.delete_one({"_id": key, "at": claim["at"]})
+    return False

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from pymongo import ReturnDocument
@@ -39,29 +40,42 @@ def outbox_fields(events: list[Envelope[Any]]) -> dict[str, Any]:
     }
     if events:
         fields["outbox_pending"] = True
+        fields["outbox_at"] = datetime.now(UTC)
     return fields
 
 
 def outbox_document(events: list[Envelope[Any]]) -> dict[str, Any]:
     """Return the fields that put ``events`` in a new document's outbox (for inserts)."""
-    doc: dict[str, Any] = {"outbox": {}, "outbox_pending": bool(events)}
+    doc: dict[str, Any] = {"outbox": {}, "outbox_pending": False}
     for key, value in outbox_fields(events).items():
         if key.startswith("outbox."):
             doc["outbox"][key.removeprefix("outbox.")] = value
+        else:
+            doc[key] = value
     return doc
 
 
-async def relay(collection: AsyncCollection[dict[str, Any]], doc_id: Any, send: SendFn) -> int:
+async def relay(
+    collection: AsyncCollection[dict[str, Any]],
+    doc_id: Any,
+    send: SendFn,
+    *,
+    pending: dict[str, Any] | None = None,
+) -> int:
     """Publish a document's pending events in the order they were written; return the count.
 
+    ``pending`` is the outbox the caller has just written, which saves reading it back.
     Sent events are removed and the flag cleared in one update on ``_id`` alone (FerretDB
     serves those far faster than filters on other fields); if a concurrent writer added an
     event meanwhile, the flag is raised again so the sweep cannot miss it.
     """
-    doc = await collection.find_one({"_id": doc_id}, {"outbox": 1})
-    if doc is None:
+    if pending is not None and not pending:
         return 0
-    pending = doc.get("outbox") or {}
+    if pending is None:
+        doc = await collection.find_one({"_id": doc_id}, {"outbox": 1})
+        if doc is None:
+            return 0
+        pending = doc.get("outbox") or {}
     for item in sorted(pending.values(), key=lambda it: it.get("order", "")):
         await send(item["topic"], item["key"].encode(), item["value"].encode())
     update: dict[str, Any] = {"$set": {"outbox_pending": False}}
@@ -76,11 +90,22 @@ async def relay(collection: AsyncCollection[dict[str, Any]], doc_id: Any, send: 
 
 
 async def relay_pending(
-    collection: AsyncCollection[dict[str, Any]], send: SendFn, *, limit: int = 500
+    collection: AsyncCollection[dict[str, Any]],
+    send: SendFn,
+    *,
+    older_than: datetime | None = None,
+    limit: int = 500,
 ) -> int:
-    """Publish what crashed writers left in any document's outbox; return the count."""
+    """Publish what crashed writers left in any document's outbox; return the count.
+
+    With ``older_than``, outboxes written after it are left to the writer that is relaying
+    them right now (a sweep racing a live writer would publish the same events twice).
+    """
+    query: dict[str, Any] = {"outbox_pending": True}
+    if older_than is not None:
+        query["$or"] = [{"outbox_at": {"$lt": older_than}}, {"outbox_at": {"$exists": False}}]
     total = 0
-    async for doc in collection.find({"outbox_pending": True}, {"_id": 1}).limit(limit):
+    async for doc in collection.find(query, {"_id": 1}).limit(limit):
         total += await relay(collection, doc["_id"], send)
     if total:
         log.info("relayed %d events left in outboxes", total)

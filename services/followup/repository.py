@@ -17,6 +17,7 @@ from pymongo.errors import DuplicateKeyError
 from services.followup.errors import Conflict
 from services.followup.models import Execution
 from shared.contracts.envelope import Envelope
+from shared.mongo import claim_next_version
 from shared.outbox import outbox_document, outbox_fields
 
 
@@ -47,6 +48,7 @@ class Repository:
 
     def __init__(self, db: AsyncDatabase[dict[str, Any]]) -> None:
         self.executions = db["executions"]
+        self.claims = db["version_claims"]
 
     async def ensure_indexes(self) -> None:
         await self.executions.create_index([("status", ASCENDING)], name="status")
@@ -68,6 +70,8 @@ class Repository:
         doc = to_document(execution)
         doc.pop("_id")
         doc["version"] = execution.version + 1
+        if not await claim_next_version(self.claims, self.executions, execution.case_id, execution.version):
+            raise Conflict(f"case {execution.case_number} changed meanwhile; read it again")
         saved = await self.executions.find_one_and_update(
             {"_id": execution.case_id, "version": execution.version},
             {"$set": {**doc, **outbox_fields(events)}},

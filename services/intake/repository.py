@@ -77,52 +77,27 @@ class IntakeRepository:
 
         Returns the outbox written (event id → item), or None if the record existed.
         """
-        fields = outbox.outbox_fields(events)
-        nested = {k.split(".", 1)[1]: v for k, v in fields.items() if k.startswith("outbox.")}
+        owed = outbox.outbox_document(events)
         try:
-            await self.complaints.insert_one(
-                {**doc, "outbox": nested, "outbox_pending": bool(nested)}
-            )
+            await self.complaints.insert_one({**doc, **owed})
         except DuplicateKeyError:
             return None
-        return nested
+        written: Doc = owed["outbox"]
+        return written
 
     async def relay(self, key: str, send: outbox.SendFn) -> int:
-        """Publish the events a complaint record still owes, then clear them in one write.
-
-        Same outbox format and guarantee as ``shared.outbox.relay`` (at least once; a crash
-        before the clearing write republishes the same events, same ``event_id``), with one
-        clearing write instead of one per event: FerretDB's writes are the hot path's cost.
-        """
-        doc = await self.complaints.find_one({"_id": key}, {"outbox": 1})
-        return await self.publish_outbox(key, (doc or {}).get("outbox") or {}, send)
+        """Publish the events a complaint record still owes (``shared.outbox.relay``)."""
+        return await outbox.relay(self.complaints, key, send)
 
     async def publish_outbox(self, key: str, pending: Doc, send: outbox.SendFn) -> int:
         """Publish outbox items just written (no re-read), then clear them in one write."""
-        if not pending:
-            return 0
-        for item in pending.values():
-            await send(item["topic"], item["key"].encode(), item["value"].encode())
-        await self.complaints.update_one(
-            {"_id": key},
-            {"$unset": {f"outbox.{event_id}": "" for event_id in pending},
-             "$set": {"outbox_pending": False}},
-        )
-        return len(pending)
+        return await outbox.relay(self.complaints, key, send, pending=pending)
 
     async def relay_pending(
         self, send: outbox.SendFn, *, older_than: datetime | None = None, limit: int = 500
     ) -> int:
-        """Publish what crashed writers left in complaint outboxes (registered before ``older_than``)."""
-        query: Doc = {"outbox_pending": True}
-        if older_than is not None:
-            query["registered_at"] = {"$lt": older_than}
-        total = 0
-        async for doc in self.complaints.find(query, {"_id": 1}).limit(limit):
-            total += await self.relay(doc["_id"], send)
-        if total:
-            log.info("relayed %d events left in outboxes", total)
-        return total
+        """Publish what crashed writers left in complaint outboxes written before ``older_than``."""
+        return await outbox.relay_pending(self.complaints, send, older_than=older_than, limit=limit)
 
     # ------------------------------------------------------------- cases
 

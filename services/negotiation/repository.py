@@ -28,6 +28,7 @@ from services.negotiation.errors import Conflict
 from services.negotiation.models import AgentProfile, Workspace
 from services.negotiation.plan import from_fen, to_fen
 from shared.contracts.envelope import Envelope
+from shared.mongo import claim_next_version
 from shared.outbox import SendFn, outbox_fields, relay, relay_pending
 
 log = logging.getLogger(__name__)
@@ -81,6 +82,7 @@ class Repository:
     def __init__(self, db: AsyncDatabase[dict[str, Any]]) -> None:
         self.db = db
         self.cases = db["cases"]
+        self.claims = db["version_claims"]
         self.agents = db["agents"]
         self.audit = db["audit"]
         self.refs = db["settlement_refs"]
@@ -130,7 +132,8 @@ class Repository:
             except DuplicateKeyError:
                 raise Conflict(f"case {ws.case_id} was created concurrently") from None
             return ws.model_copy(update={"version": 1})
-        updated = await self.cases.find_one_and_update(
+        claimed = await claim_next_version(self.claims, self.cases, ws.case_id, expected_version)
+        updated = None if not claimed else await self.cases.find_one_and_update(
             {"_id": ws.case_id, "version": expected_version},
             {"$set": {**doc, **outbox_fields(events)}, "$inc": {"version": 1}},
             return_document=ReturnDocument.AFTER,

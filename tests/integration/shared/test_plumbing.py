@@ -3,6 +3,8 @@ publishes each owed event once it is written, and again after a crash, never los
 
 from __future__ import annotations
 
+import asyncio
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -12,6 +14,7 @@ from shared.contracts.envelope import Envelope
 from shared.contracts.followup import CaseClosed
 from shared.kafka import DeadLetter, Publisher, ensure_topics
 from shared.kafka.dlq import read_headers
+from shared.mongo import claim_next_version
 from shared.outbox import outbox_document, relay, relay_pending
 from shared.settings import CommonSettings
 from shared.topics import decode
@@ -57,6 +60,9 @@ async def test_outbox_publishes_owed_events_once_and_sweeps_after_a_crash(
         # the writer of c0 relays at once; c1 and c2 "crash" before relaying
         assert await relay(cases, "c0", publisher.send) == 1
         assert await relay(cases, "c0", publisher.send) == 0  # nothing owed twice
+        # a sweep leaves outboxes younger than its grace to their (maybe live) writers
+        before = datetime.now(UTC) - timedelta(minutes=1)
+        assert await relay_pending(cases, publisher.send, older_than=before) == 0
         assert await relay_pending(cases, publisher.send) == 2
         assert await relay_pending(cases, publisher.send) == 0
 
@@ -66,3 +72,20 @@ async def test_outbox_publishes_owed_events_once_and_sweeps_after_a_crash(
     assert all(r.key == decode("case.closed", r.value).case_id.encode() for r in records)
     assert await cases.count_documents({"outbox_pending": True}) == 0
 
+
+
+async def test_only_one_concurrent_writer_claims_a_version_and_dead_claims_expire(
+    settings: CommonSettings, mongo_client: AsyncMongoClient[Any]
+) -> None:
+    db = mongo_client[settings.mongo.database("plumbing")]
+    await db.cases.insert_one({"_id": "c1", "version": 3})
+    results = await asyncio.gather(*(claim_next_version(db.claims, db.cases, "c1", 3) for _ in range(8)))
+    assert sorted(results) == [False] * 7 + [True]
+
+    # a writer claimed version 4 and died before updating: after the stale period the
+    # claim is taken over; before it, it still blocks
+    assert not await claim_next_version(db.claims, db.cases, "c1", 3, stale_after=timedelta(minutes=5))
+    assert await claim_next_version(db.claims, db.cases, "c1", 3, stale_after=timedelta(0))
+    # once the document really moved on, the old claim is never stale
+    await db.cases.update_one({"_id": "c1"}, {"$set": {"version": 4}})
+    assert not await claim_next_version(db.claims, db.cases, "c1", 3, stale_after=timedelta(0))
