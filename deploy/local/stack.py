@@ -283,9 +283,14 @@ def install_ferretdb(cfg: Config) -> Path:
 
 
 def _port_open(host: str, port: int) -> bool:
+    """Whether something listens on ``port``.
+
+    A port inside the ephemeral range can be "connected" to itself when nothing listens
+    (TCP simultaneous open); that is not a listener.
+    """
     try:
-        with socket.create_connection((host, port), timeout=0.5):
-            return True
+        with socket.create_connection((host, port), timeout=0.5) as sock:
+            return sock.getsockname() != sock.getpeername()
     except OSError:
         return False
 
@@ -569,6 +574,11 @@ class Server:
             os.kill(pid, signal.SIGKILL)
             while self.pid() is not None:
                 time.sleep(0.1)
+        # a JVM whose main thread has exited shows as a zombie while its other threads still
+        # hold the listening sockets: stopped means the ports are free
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and any(_port_open(self.cfg.host, p) for p in self.ports()):
+            time.sleep(0.2)
         self.pidfile.unlink(missing_ok=True)
         _say(f"{self.name} stopped")
 

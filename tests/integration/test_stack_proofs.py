@@ -251,6 +251,8 @@ async def test_broker_restart_mid_stream_loses_no_acknowledged_message(
     restarter = asyncio.create_task(restart_when_half_done())
     try:
         for i in range(1200):
+            if restarter.done() and restarter.exception() is not None:
+                raise restarter.exception()  # type: ignore[misc]
             await send(i)
             if i < 800 or restarted.is_set():
                 await asyncio.sleep(0)

@@ -102,13 +102,15 @@ def _containers() -> Iterator[Servers]:
 
 
 def _stack_env() -> dict[str, str]:
+    # Test ports stay below Linux's ephemeral range (32768-60999): a client polling a port
+    # in that range while nothing listens can connect to itself and keep the port busy.
     env = dict(os.environ)
     env.setdefault("PARLEY_STACK_DIR", str(REPO / ".parley" / "test-stack"))
-    env.setdefault("PARLEY_KAFKA_PORT", os.environ.get("PARLEY_TEST_KAFKA_PORT", "39092"))
+    env.setdefault("PARLEY_KAFKA_PORT", os.environ.get("PARLEY_TEST_KAFKA_PORT", "29092"))
     env.setdefault(
-        "PARLEY_KAFKA_CONTROLLER_PORT", os.environ.get("PARLEY_TEST_KAFKA_CONTROLLER_PORT", "39093")
+        "PARLEY_KAFKA_CONTROLLER_PORT", os.environ.get("PARLEY_TEST_KAFKA_CONTROLLER_PORT", "29093")
     )
-    env.setdefault("PARLEY_FERRETDB_PORT", os.environ.get("PARLEY_TEST_FERRETDB_PORT", "37017"))
+    env.setdefault("PARLEY_FERRETDB_PORT", os.environ.get("PARLEY_TEST_FERRETDB_PORT", "29017"))
     env.setdefault("PARLEY_FERRETDB_DEBUG_PORT", "0")
     env.setdefault("PARLEY_KAFKA_HEAP", "768m")
     return env
