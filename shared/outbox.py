@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pymongo import ReturnDocument
@@ -21,6 +21,9 @@ from pymongo.asynchronous.collection import AsyncCollection
 from shared.contracts.envelope import Envelope
 
 log = logging.getLogger(__name__)
+
+#: How long a periodic sweep leaves a fresh outbox to the writer that is relaying it now.
+SWEEP_GRACE = timedelta(seconds=10)
 
 #: Publish (logical topic, key, value bytes) and return once acknowledged.
 SendFn = Callable[[str, bytes, bytes], Awaitable[object]]
@@ -94,13 +97,17 @@ async def relay_pending(
     send: SendFn,
     *,
     older_than: datetime | None = None,
+    grace: timedelta | None = None,
     limit: int = 500,
 ) -> int:
     """Publish what crashed writers left in any document's outbox; return the count.
 
-    With ``older_than``, outboxes written after it are left to the writer that is relaying
-    them right now (a sweep racing a live writer would publish the same events twice).
+    With ``older_than`` (or ``grace``: now minus it), outboxes written after it are left to
+    the writer that is relaying them right now (a sweep racing a live writer would publish
+    the same events twice). Periodic sweeps pass ``grace=SWEEP_GRACE``.
     """
+    if older_than is None and grace is not None:
+        older_than = datetime.now(UTC) - grace
     query: dict[str, Any] = {"outbox_pending": True}
     if older_than is not None:
         query["$or"] = [{"outbox_at": {"$lt": older_than}}, {"outbox_at": {"$exists": False}}]

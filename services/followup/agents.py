@@ -14,7 +14,7 @@ from services.followup.settings import Settings
 from shared.contracts.envelope import utcnow
 from shared.kafka.consume import Incoming, consume_one
 from shared.kafka.faust_app import faust_dead_letter, faust_send, raw_topic
-from shared.outbox import relay, relay_pending
+from shared.outbox import SWEEP_GRACE, relay, relay_pending
 from shared.topics import decode
 
 log = logging.getLogger(__name__)
@@ -55,4 +55,4 @@ def register(app: faust.App, settings: Settings, *, repo: Repository) -> None:
                 except Conflict:
                     continue  # changed meanwhile; the next sweep looks again
                 await relay(repo.executions, execution.case_id, send)
-        await relay_pending(repo.executions, send)
+        await relay_pending(repo.executions, send, grace=SWEEP_GRACE)

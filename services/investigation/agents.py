@@ -20,7 +20,7 @@ from services.investigation.settings import Settings
 from shared.contracts.envelope import utcnow
 from shared.kafka.consume import Incoming, consume_one
 from shared.kafka.faust_app import faust_dead_letter, faust_send, raw_topic
-from shared.outbox import relay, relay_pending
+from shared.outbox import SWEEP_GRACE, relay, relay_pending
 from shared.topics import decode
 
 log = logging.getLogger(__name__)
@@ -52,6 +52,6 @@ def register(app: faust.App, settings: Settings, *, repo: Repository, records: R
                 if await handlers.resume_paused(doc, categorise=categorise, store=records, repo=repo,
                                                 settings=settings, now=clock()):
                     await relay(repo.investigations, doc["_id"], send)
-            await relay_pending(repo.investigations, send)
+            await relay_pending(repo.investigations, send, grace=SWEEP_GRACE)
         except Exception:  # noqa: BLE001 - the sweep runs again; nothing is lost meanwhile
             log.exception("sweep failed; trying again next round")

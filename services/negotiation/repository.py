@@ -29,7 +29,7 @@ from services.negotiation.models import AgentProfile, Workspace
 from services.negotiation.plan import from_fen, to_fen
 from shared.contracts.envelope import Envelope
 from shared.mongo import claim_next_version
-from shared.outbox import SendFn, outbox_fields, relay, relay_pending
+from shared.outbox import SWEEP_GRACE, SendFn, outbox_fields, relay, relay_pending
 
 log = logging.getLogger(__name__)
 
@@ -153,7 +153,7 @@ class Repository:
 
     async def relay_pending(self, send: SendFn) -> int:
         """Publish whatever crashed writers left in outboxes."""
-        return await relay_pending(self.cases, send)
+        return await relay_pending(self.cases, send, grace=SWEEP_GRACE)
 
     async def open_near_deadline(self, before: datetime, *, limit: int = 100) -> list[str]:
         """Return ids of open cases whose deadline is before ``before``."""

@@ -16,7 +16,7 @@ from shared.errors import InvalidMessage
 from shared.kafka.consume import Incoming, consume_one
 from shared.kafka.dlq import read_headers
 from shared.kafka.faust_app import faust_dead_letter, faust_send
-from shared.outbox import relay_pending
+from shared.outbox import SWEEP_GRACE, relay_pending
 from shared.topics import CATALOGUE, DLQ_SUFFIX, decode
 
 log = logging.getLogger(__name__)
@@ -82,6 +82,6 @@ def register(app: faust.App, settings: Settings, *, repo: Repository, clock: Any
     async def sweep() -> None:
         now: datetime = clock()
         raised = await handlers.check_deadlines(now=now, warning_days=settings.warning_days, repo=repo)
-        published = await relay_pending(repo.alerts, send)
+        published = await relay_pending(repo.alerts, send, grace=SWEEP_GRACE)
         if raised or published:
             log.info("deadline sweep raised %d alerts, published %d", raised, published)
