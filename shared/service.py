@@ -10,10 +10,15 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
+from pymongo.asynchronous.database import AsyncDatabase
+
+from shared.kafka.admin import ensure_topics
 from shared.logging import install_context_filter, setup_logging
+from shared.mongo import make_client, service_database
+from shared.settings import CommonSettings
 
 log = logging.getLogger(__name__)
 
@@ -60,3 +65,17 @@ def run(
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit("run a service: python -m services.<name> worker|api")
+
+
+async def prepare_service(
+    settings: CommonSettings,
+    service: str,
+    ensure_indexes: Callable[[AsyncDatabase[dict[str, Any]]], Awaitable[object]],
+) -> None:
+    """Create the catalogue topics and the service's indexes before its worker starts."""
+    await ensure_topics(settings.kafka)
+    client = make_client(settings.mongo)
+    try:
+        await ensure_indexes(service_database(client, settings.mongo, service))
+    finally:
+        await client.close()

@@ -12,21 +12,16 @@ from services.followup import agents
 from services.followup.api import problem_handlers, router
 from services.followup.repository import Repository
 from services.followup.settings import Settings, get_settings
-from shared.kafka import Publisher, ensure_topics, make_faust_app
+from shared.kafka import Publisher, make_faust_app
 from shared.mongo import make_client, service_database
+from shared.service import prepare_service
 
 SERVICE = "followup"
 
 
 async def prepare(settings: Settings | None = None) -> None:
     """Create the topics and indexes follow-up relies on (idempotent)."""
-    settings = settings or get_settings()
-    await ensure_topics(settings.kafka)
-    client = make_client(settings.mongo)
-    try:
-        await Repository(service_database(client, settings.mongo, SERVICE)).ensure_indexes()
-    finally:
-        await client.close()
+    await prepare_service(settings or get_settings(), SERVICE, lambda db: Repository(db).ensure_indexes())
 
 
 def create_worker(settings: Settings | None = None) -> faust.App:

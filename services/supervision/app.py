@@ -12,21 +12,16 @@ from services.supervision import agents
 from services.supervision.api import router
 from services.supervision.repository import Repository
 from services.supervision.settings import Settings, get_settings
-from shared.kafka import ensure_topics, make_faust_app
+from shared.kafka import make_faust_app
 from shared.mongo import make_client, service_database
+from shared.service import prepare_service
 
 SERVICE = "supervision"
 
 
 async def prepare(settings: Settings | None = None) -> None:
     """Create the topics and indexes supervision relies on (idempotent)."""
-    settings = settings or get_settings()
-    await ensure_topics(settings.kafka)
-    client = make_client(settings.mongo)
-    try:
-        await Repository(service_database(client, settings.mongo, SERVICE)).ensure_indexes()
-    finally:
-        await client.close()
+    await prepare_service(settings or get_settings(), SERVICE, lambda db: Repository(db).ensure_indexes())
 
 
 def create_worker(settings: Settings | None = None) -> faust.App:
