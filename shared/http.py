@@ -69,8 +69,8 @@ def validation_problems(exc: RequestValidationError) -> list[Problem]:
     """Turn FastAPI's validation errors into ``Problem`` items (no input values echoed)."""
     problems = []
     for err in exc.errors():
-        loc = ".".join(str(p) for p in err.get("loc", ()))
-        problems.append(Problem(field=loc or "body", problem=str(err.get("msg", "invalid"))))
+        loc = ".".join(str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path", "header"))
+        problems.append(Problem(field=loc or "(root)", problem=str(err.get("msg", "invalid"))))
     return problems
 
 
