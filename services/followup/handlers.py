@@ -9,8 +9,7 @@ the dates of the agreed schedule. Missing one is a breach that supervision must 
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta
-from decimal import Decimal
+from datetime import datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -22,6 +21,7 @@ from shared.contracts.followup import CaseClosed, FollowupCompleted, SettlementE
 from shared.contracts.intake import CustomerNotified
 from shared.contracts.negotiation import CaseEscalated, SettlementAgreed
 from shared.contracts.supervision import SupervisionAlert
+from shared.contracts.terms import InstalmentPlanTerm, term_amount
 
 PRODUCER = "followup"
 
@@ -36,40 +36,49 @@ INSTITUTION_STEPS: dict[str, tuple[str, str, int]] = {
     "credit_report_correction": ("提交征信异议更正申请", "file the credit-report correction", 5),
     "apology": ("发出书面致歉与解释", "send the written apology and explanation", 1),
 }
-
-
-def _amount(term: dict[str, Any]) -> Decimal | None:
-    for key in ("waiver_amount", "reduction_amount", "amount"):
-        if term.get(key) not in (None, ""):
-            return Decimal(str(term[key]))
-    return None
+#: The step for an agreement without terms (``{kind}`` is filled in).
+_GENERIC_STEP = ("执行和解协议条款", "carry out the {kind} term", 5)
 
 
 def plan_execution(event: Envelope[SettlementAgreed], *, now: datetime, tz: str) -> Execution:
-    """Turn an agreed settlement into the steps that carry it out."""
+    """Turn an agreed settlement into the steps that carry it out.
+
+    One institution step per term (an agreement without terms gets one generic step), with
+    the money the term moves; each instalment of an agreed plan becomes a customer step due
+    at the end of its due day, local time.
+    """
     agreed = event.payload
+    if not agreed.terms:
+        zh, en, days = _GENERIC_STEP
+        return _execution(event, [Step(
+            step_id="s1", kind="agreement", owner="institution", title_zh=zh, title_en=en.format(kind="agreement"),
+            due_at=now + timedelta(days=days),
+        )])
     steps: list[Step] = []
-    for i, term in enumerate(agreed.terms or [{"kind": "agreement"}]):
-        kind = str(term.get("kind", "agreement"))
-        zh, en, days = INSTITUTION_STEPS.get(kind, ("执行和解协议条款", f"carry out the {kind} term", 5))
+    for i, term in enumerate(agreed.terms):
+        zh, en, days = INSTITUTION_STEPS.get(term.kind, _GENERIC_STEP)
         steps.append(
             Step(
-                step_id=f"s{i + 1}", kind=kind, owner="institution", title_zh=zh, title_en=en,
-                due_at=now + timedelta(days=days), amount=_amount(term),
+                step_id=f"s{i + 1}", kind=term.kind, owner="institution", title_zh=zh,
+                title_en=en.format(kind=term.kind), due_at=now + timedelta(days=days), amount=term_amount(term),
             )
         )
-        if kind == "instalment_plan":
-            for row in term.get("schedule", []):
-                due = date.fromisoformat(str(row["due_date"]))
+        if isinstance(term, InstalmentPlanTerm):
+            for row in term.schedule:
                 steps.append(
                     Step(
-                        step_id=f"s{i + 1}-i{row['number']}", kind="instalment", owner="customer",
-                        title_zh=f"第 {row['number']} 期还款", title_en=f"instalment {row['number']}",
+                        step_id=f"s{i + 1}-i{row.number}", kind="instalment", owner="customer",
+                        title_zh=f"第 {row.number} 期还款", title_en=f"instalment {row.number}",
                         # due at the end of the due day, local time
-                        due_at=datetime.combine(due, time(23, 59, 59), ZoneInfo(tz)),
-                        amount=Decimal(str(row["payment"])),
+                        due_at=datetime.combine(row.due_date, time(23, 59, 59), ZoneInfo(tz)),
+                        amount=row.payment,
                     )
                 )
+    return _execution(event, steps)
+
+
+def _execution(event: Envelope[SettlementAgreed], steps: list[Step]) -> Execution:
+    agreed = event.payload
     return Execution(
         case_id=event.case_id, case_number=agreed.case_number, agreement_id=agreed.agreement_id,
         customer_id=agreed.customer_id, status="executing", summary=agreed.summary, steps=steps,

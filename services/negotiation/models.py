@@ -6,19 +6,25 @@ workspace is ``Workspace``; ``repository`` turns its money into integer fen for 
 
 from __future__ import annotations
 
-from datetime import date
 from decimal import Decimal
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, PlainSerializer, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from shared.contracts.common import Category, Money
+from shared.contracts.common import Category, Money, Pct  # noqa: F401  (Pct re-exported)
+from shared.contracts.terms import (  # noqa: F401  (re-exported: negotiation's modules import them here)
+    Apology,
+    Compensation,
+    CreditReportCorrection,
+    Deferral,
+    FeeWaiver,
+    InstalmentPlanTerm,
+    InterestReduction,
+    Refund,
+    ScheduleRow,
+    Term,
+)
 
-Pct = Annotated[
-    Decimal,
-    Field(ge=Decimal("0"), le=Decimal("100"), max_digits=5, decimal_places=2),
-    PlainSerializer(lambda d: format(d, "f"), return_type=str, when_used="json"),
-]
 Role = Literal["customer", "agent", "team_lead", "manager", "committee", "auditor", "system"]
 Lang = Literal["zh-CN", "en"]
 OfferStatus = Literal[
@@ -42,109 +48,8 @@ class Actor(Model):
 
 
 # ---------------------------------------------------------------- offer terms
-
-
-class FeeWaiver(Model):
-    """减免滞纳金 / 罚息: waive a late fee or penalty interest, by amount or percentage."""
-
-    kind: Literal["fee_waiver"] = "fee_waiver"
-    fee: Literal["late_fee", "penalty_interest"]
-    fee_amount: Money = Field(description="The fee or penalty interest charged (CNY).")
-    waiver_amount: Money | None = Field(None, description="Amount waived; or give waiver_pct.")
-    waiver_pct: Pct | None = Field(None, description="Percentage of fee_amount waived.")
-
-    @model_validator(mode="after")
-    def _amount_or_pct(self) -> FeeWaiver:
-        if (self.waiver_amount is None) == (self.waiver_pct is None):
-            raise ValueError("give exactly one of waiver_amount and waiver_pct")
-        if self.waiver_amount is not None and self.waiver_amount > self.fee_amount:
-            raise ValueError("waiver_amount cannot exceed fee_amount")
-        return self
-
-
-class InterestReduction(Model):
-    """降低利息: interest forgone by lowering the rate."""
-
-    kind: Literal["interest_reduction"] = "interest_reduction"
-    from_rate_pct: Pct = Field(description="Current annual rate, %.")
-    to_rate_pct: Pct = Field(description="Reduced annual rate, %.")
-    reduction_amount: Money = Field(description="Interest forgone over the term (CNY).")
-
-    @model_validator(mode="after")
-    def _lower(self) -> InterestReduction:
-        if self.to_rate_pct >= self.from_rate_pct:
-            raise ValueError("to_rate_pct must be lower than from_rate_pct")
-        return self
-
-
-class ScheduleRow(Model):
-    """One instalment of a computed plan."""
-
-    number: int
-    due_date: date
-    principal: Money
-    interest: Money
-    payment: Money
-    balance_after: Money
-
-
-class InstalmentPlanTerm(Model):
-    """个性化分期: repay an amount in up to 60 monthly instalments; the schedule is computed."""
-
-    kind: Literal["instalment_plan"] = "instalment_plan"
-    amount: Money = Field(gt=Decimal("0"), description="Amount repaid by the plan (CNY).")
-    months: int = Field(ge=1, le=60)
-    annual_rate_pct: Pct = Field(Decimal("0"), description="Annual rate, % (0: interest-free).")
-    method: Literal["annuity", "equal_principal"] = "annuity"
-    first_due_date: date
-    schedule: list[ScheduleRow] = Field(default_factory=list, description="Computed; input ignored.")
-    total_interest: Money | None = Field(None, description="Computed.")
-    total_payable: Money | None = Field(None, description="Computed.")
-
-
-class Deferral(Model):
-    """延期还款: move repayments back by some months."""
-
-    kind: Literal["deferral"] = "deferral"
-    months: int = Field(ge=1, le=24)
-    amount: Money | None = Field(None, description="Amount deferred (CNY), if not the whole balance.")
-
-
-class Refund(Model):
-    """退款: pay money back."""
-
-    kind: Literal["refund"] = "refund"
-    amount: Money = Field(gt=Decimal("0"))
-    reason: str = Field("", max_length=500)
-
-
-class CreditReportCorrection(Model):
-    """征信异议更正申请: ask the credit bureau to correct a record."""
-
-    kind: Literal["credit_report_correction"] = "credit_report_correction"
-    description: str = Field(min_length=1, max_length=1000)
-
-
-class Apology(Model):
-    """致歉与解释: a written apology and explanation."""
-
-    kind: Literal["apology"] = "apology"
-    text: str = Field(min_length=1, max_length=4000)
-
-
-class Compensation(Model):
-    """补偿: a goodwill or damages payment."""
-
-    kind: Literal["compensation"] = "compensation"
-    amount: Money = Field(gt=Decimal("0"))
-    reason: str = Field("", max_length=500)
-
-
-Term = Annotated[
-    FeeWaiver | InterestReduction | InstalmentPlanTerm | Deferral | Refund
-    | CreditReportCorrection | Apology | Compensation,
-    Field(discriminator="kind"),
-]
+# The term models are contracts (settlement.proposed / settlement.agreed carry them): they
+# live in shared.contracts.terms and are re-exported here.
 
 
 # ---------------------------------------------------------------- fairness, offers

@@ -1,4 +1,4 @@
-"""Value types shared by several contracts (codes, money, languages)."""
+"""Value types shared by several contracts (codes, money, percentages, languages)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,13 @@ from pydantic import Field, PlainSerializer
 Money = Annotated[
     Decimal,
     Field(ge=Decimal("0"), le=Decimal("1000000000"), max_digits=14, decimal_places=2),
+    PlainSerializer(lambda d: format(d, "f"), return_type=str, when_used="json"),
+]
+
+#: A percentage (0–100, two decimals), serialised like ``Money`` as a JSON string ("12.50").
+Pct = Annotated[
+    Decimal,
+    Field(ge=Decimal("0"), le=Decimal("100"), max_digits=5, decimal_places=2),
     PlainSerializer(lambda d: format(d, "f"), return_type=str, when_used="json"),
 ]
 

@@ -6,12 +6,13 @@ one) as it builds the stage; ``extra="ignore"`` lets consumers read newer produc
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import AwareDatetime, Field
 
 from shared.contracts.common import Money
 from shared.contracts.envelope import Payload
+from shared.contracts.terms import EventTerms
 
 
 class NegotiationStarted(Payload):
@@ -45,7 +46,9 @@ class SettlementProposed(Payload):
     amount: Money | None = None
     customer_id: str | None = None
     final: bool = False
-    terms: list[dict[str, Any]] = Field(default_factory=list, description="The offer's typed terms.")
+    terms: EventTerms = Field(
+        default_factory=list, description="The offer's typed terms (shared.contracts.terms.Term)."
+    )
 
 
 class SettlementApproved(Payload):
@@ -70,9 +73,12 @@ class SettlementAgreed(Payload):
     summary: str
     customer_id: str | None = None
     amount: Money | None = Field(None, description="Total concession (waived, refunded, paid).")
-    terms: list[dict[str, Any]] = Field(
+    terms: EventTerms = Field(
         default_factory=list,
-        description="Typed terms; an instalment_plan term carries its schedule (due dates, amounts).",
+        description=(
+            "Typed terms (shared.contracts.terms.Term); an instalment_plan term carries its "
+            "schedule (due dates, amounts)."
+        ),
     )
     accepted_at: AwareDatetime | None = None
     accepted_via: str | None = None

@@ -60,12 +60,16 @@ def agreed(
             terms=terms if terms is not None else [
                 {"kind": "fee_waiver", "fee": "late_fee", "fee_amount": "80.00", "waiver_amount": "80.00"},
                 {
-                    "kind": "instalment_plan", "amount": "900.00", "months": 3,
+                    "kind": "instalment_plan", "amount": "900.00", "months": 3, "first_due_date": "2026-12-29",
                     "schedule": [
-                        {"number": 1, "due_date": "2026-12-29", "payment": "300.00"},
-                        {"number": 2, "due_date": "2027-01-29", "payment": "300.00"},
-                        {"number": 3, "due_date": "2027-02-28", "payment": "300.00"},
+                        {"number": 1, "due_date": "2026-12-29", "principal": "300.00", "interest": "0.00",
+                         "payment": "300.00", "balance_after": "600.00"},
+                        {"number": 2, "due_date": "2027-01-29", "principal": "300.00", "interest": "0.00",
+                         "payment": "300.00", "balance_after": "300.00"},
+                        {"number": 3, "due_date": "2027-02-28", "principal": "300.00", "interest": "0.00",
+                         "payment": "300.00", "balance_after": "0.00"},
                     ],
+                    "total_interest": "0.00", "total_payable": "900.00",
                 },
             ],
         ),

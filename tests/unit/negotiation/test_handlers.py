@@ -178,8 +178,10 @@ async def test_acceptance_makes_the_agreement_and_a_reference_settlement() -> No
     assert "Waive CNY 300.00" in ws.agreement.text_en
     assert repo.types().count("settlement.agreed") == 1
     agreed = next(e for e in repo.outbox if e.event_type == "settlement.agreed").payload
-    assert agreed.terms[0]["waiver_amount"] == "300.00" and agreed.terms[0]["waiver_pct"] == "30"
-    assert agreed.terms[1]["schedule"][5]["due_date"] == "2027-06-30"
+    assert agreed.terms[0].waived() == Decimal("300.00") and agreed.terms[0].waiver_pct == Decimal("30")
+    assert agreed.terms[1].schedule[5].due_date == date(2027, 6, 30)
+    wire = agreed.model_dump(mode="json")["terms"]  # the wire form is unchanged
+    assert wire[0]["waiver_amount"] == "300.00" and wire[0]["waiver_pct"] == "30"
     assert repo.refs[0]["relief_bp"] == 1000 and repo.refs[0]["band"] == "1k-5k"
     with pytest.raises(Conflict):
         await handlers.accept_offer("K1", o.offer_id, channel="in_app", p=CUST, expected_version=None,
