@@ -24,6 +24,7 @@ from services.investigation.claims import Claims
 from services.investigation.facts import Facts, Rules
 from services.investigation.records import CoreRecords
 from shared.contracts.investigation import EvidenceItem, Outcome
+from shared.money import fen_to_yuan
 
 
 @dataclass(frozen=True)
@@ -192,8 +193,8 @@ def _upfront(r: CoreRecords, f: Facts, c: Claims, rules: Rules) -> Verdict:
         return _nf("放款记录中没有实际到账金额。", "The disbursement record lacks the amount received.")
     a = r.accounts[0]
     if f.upfront_deducted:
-        return ("confirmed", f"合同本金 {a['principal_fen'] / 100:.2f} 元，实际到账 {a['disbursed_fen'] / 100:.2f} 元。",
-                f"Principal CNY {a['principal_fen'] / 100:.2f}, received CNY {a['disbursed_fen'] / 100:.2f}.",
+        return ("confirmed", f"合同本金 {fen_to_yuan(a['principal_fen'])} 元，实际到账 {fen_to_yuan(a['disbursed_fen'])} 元。",
+                f"Principal CNY {fen_to_yuan(a['principal_fen'])}, received CNY {fen_to_yuan(a['disbursed_fen'])}.",
                 [a["_id"]], a.get("opened_at"))
     return ("contradicted", "放款金额与合同本金一致，未预扣费用。", "The full principal was paid out; nothing was deducted.",
             [a["_id"]], a.get("opened_at"))
@@ -306,8 +307,8 @@ def _early(r: CoreRecords, f: Facts, c: Claims, rules: Rules) -> Verdict:
     over = "early_settlement_fee" in f.beyond_contract
     q = quotes[0]
     return ("confirmed" if over else "contradicted",
-            f"提前还款报价费用 {q['amount_fen'] / 100:.2f} 元，{'超出' if over else '符合'}合同约定。",
-            f"Early-settlement quote CNY {q['amount_fen'] / 100:.2f}, {'beyond' if over else 'within'} the contract.",
+            f"提前还款报价费用 {fen_to_yuan(q['amount_fen'])} 元，{'超出' if over else '符合'}合同约定。",
+            f"Early-settlement quote CNY {fen_to_yuan(q['amount_fen'])}, {'beyond' if over else 'within'} the contract.",
             [q["_id"]], q.get("charged_at"))
 
 

@@ -20,14 +20,13 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from services.investigation.records import FEE_NAMES, CoreRecords, annuity, yuan
+from services.investigation.records import FEE_NAMES, CoreRecords, annuity
 from shared.contracts.investigation import ComputedFact
-
-CENT = Decimal("0.01")
+from shared.money import fen_to_yuan, round_fen, to_yuan
 
 
 @dataclass(frozen=True)
@@ -134,7 +133,7 @@ def compute(records: CoreRecords, *, rules: Rules, as_of: datetime) -> Facts:
         payment = paid.get(row["n"])
         if payment is None:
             f.overdue_instalments += 1
-            f.overdue_amount += yuan(row["amount_fen"])
+            f.overdue_amount += fen_to_yuan(row["amount_fen"])
             f.days_late_current = max(f.days_late_current, (as_of - row["due_at"]).days)
         else:
             f.days_late_max = max(f.days_late_max, (payment["paid_at"] - row["due_at"]).days)
@@ -148,12 +147,12 @@ def compute(records: CoreRecords, *, rules: Rules, as_of: datetime) -> Facts:
     for charge in records.charges:
         kind, amount = charge["kind"], Decimal(charge["amount_fen"])
         if not charge.get("quote_only"):
-            f.charged[kind] = f.charged.get(kind, Decimal("0")) + yuan(int(amount))
+            f.charged[kind] = f.charged.get(kind, Decimal("0")) + fen_to_yuan(int(amount))
         if charge.get("deducted_at_disbursement"):
-            f.upfront_deducted += yuan(int(amount))
+            f.upfront_deducted += fen_to_yuan(int(amount))
         allowed = _allowed(charge, contract, rows, fees, apr)
         if allowed is not None and amount - allowed > 1:
-            excess = yuan(int((amount - allowed).quantize(Decimal(1), rounding=ROUND_HALF_UP)))
+            excess = fen_to_yuan(round_fen(amount - allowed))
             f.beyond_contract[kind] = f.beyond_contract.get(kind, Decimal("0")) + excess
             f.beyond_contract_refs.append(charge["_id"])
 
@@ -176,7 +175,7 @@ def compute(records: CoreRecords, *, rules: Rules, as_of: datetime) -> Facts:
             cost = -sum(flows[1:], Decimal("0")) - disbursed
             for cap, attr in ((rules.rate_cap_apr, "cost_above_cap"), (rules.hard_cap_apr, "cost_above_hard_cap")):
                 allowed = annuity(disbursed, cap, len(schedule)) * len(schedule) - disbursed
-                setattr(f, attr, max(Decimal("0"), (cost - allowed) / 100).quantize(CENT))
+                setattr(f, attr, to_yuan(max(Decimal("0"), (cost - allowed) / 100)))
         f.cap_apr = rules.rate_cap_apr
 
     # collection contacts

@@ -34,6 +34,7 @@ from shared.contracts.investigation import (
     RemedyItem,
     RemedyRange,
 )
+from shared.money import to_yuan
 
 log = logging.getLogger(__name__)
 
@@ -190,8 +191,8 @@ def suggest_remedy(finding: Finding, verdicts: dict[str, str], facts: Facts, cla
     if late > 0:
         low, high = (50, 100) if finding != "unsubstantiated" else (0, 50) if claims.hardship else (0, 0)
         if high:
-            items.append(RemedyItem(kind="fee_waiver", min=(late * low / 100).quantize(Decimal("0.01")),
-                                    max=(late * high / 100).quantize(Decimal("0.01")), pct_min=low, pct_max=high,
+            items.append(RemedyItem(kind="fee_waiver", min=to_yuan(late * low / 100),
+                                    max=to_yuan(late * high / 100), pct_min=low, pct_max=high,
                                     basis_zh=f"减免违约金及罚息 {low}–{high}%（已收 {late} 元）",
                                     basis_en=f"waive {low}–{high}% of late fees and penalty interest (CNY {late} charged)"))
     collection = [c for c in verdicts if c.startswith("collection_") and verdicts[c] == "confirmed"]

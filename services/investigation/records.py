@@ -23,12 +23,13 @@ import random
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from services.investigation.claims import Claims
 from shared.contracts.common import Product
+from shared.money import fen_to_yuan, to_yuan, yuan_to_fen
 
 LENDING = {Product.CONSUMER_LOAN, Product.INSTALMENT, Product.CREDIT_CARD}
 TZ = ZoneInfo("Asia/Shanghai")
@@ -91,16 +92,6 @@ def draw(customer_id: str, claim: str) -> str:
     return "confirmed" if x < 0.55 else "contradicted" if x < 0.85 else "not_found"
 
 
-def fen(amount: Decimal) -> int:
-    """Return an amount in whole fen (half up)."""
-    return int((amount * 100).quantize(Decimal("1"), rounding=ROUND_HALF_UP))
-
-
-def yuan(value: int) -> Decimal:
-    """Return fen as an exact CNY amount."""
-    return (Decimal(value) / 100).quantize(Decimal("0.01"))
-
-
 def add_months(moment: datetime, months: int) -> datetime:
     month = moment.month - 1 + months
     year = moment.year + month // 12
@@ -156,7 +147,7 @@ def synthesize(
     lending = product in LENDING
 
     principal = claims.principal if claims.principal and 1000 <= claims.principal <= 2_000_000 else None
-    principal = (principal or Decimal(rng.choice([3000, 5000, 8000, 10000, 20000, 30000, 50000]))).quantize(Decimal("0.01"))
+    principal = to_yuan(principal or Decimal(rng.choice([3000, 5000, 8000, 10000, 20000, 30000, 50000])))
     n = claims.term or rng.choice([6, 12, 12, 24, 36])
     elapsed = min(n, rng.randint(3, 14))
     opened = add_months(as_of, -elapsed).replace(hour=rng.randint(9, 20), minute=rng.randint(0, 59))
@@ -186,16 +177,16 @@ def synthesize(
     upfront_fen = 0
     if upfront_case == "confirmed" and lending:
         if claims.received and claims.received < principal:
-            upfront_fen = fen(principal - claims.received)
+            upfront_fen = yuan_to_fen(principal - claims.received)
         else:
-            upfront_fen = fen(principal * Decimal(rng.choice(["0.08", "0.10", "0.15"])))
+            upfront_fen = yuan_to_fen(principal * Decimal(rng.choice(["0.08", "0.10", "0.15"])))
     contract_missing = rate_case == "not_found"
     contract_id = f"CT-{acc}"
     signature_case = draw(customer_id, "unauthorised_account") if claims.has("unauthorised_account") else None
     if not contract_missing:
         out.contracts.append({
             "_id": contract_id, "account_id": acc, "customer_id": customer_id, "product": product.value,
-            "signed_at": opened, "principal_fen": fen(principal), "term_months": n,
+            "signed_at": opened, "principal_fen": yuan_to_fen(principal), "term_months": n,
             "nominal_apr": str(apr) if lending else None, "repayment_method": "equal_instalment",
             "late_fee_rate": prod.get("late_fee_rate"), "late_fee_max_fen": prod.get("late_fee_max_fen"),
             "penalty_factor": prod.get("penalty_factor"),
@@ -210,21 +201,21 @@ def synthesize(
         })
 
     # --- the loan: schedule and what was paid
-    disbursed_fen = fen(principal) - upfront_fen
+    disbursed_fen = yuan_to_fen(principal) - upfront_fen
     overdue = any(claims.has(c) for c in ("late_fees", "collection_frequency", "collection_off_hours",
                                           "collection_third_party", "collection_abuse", "hardship_refused"))
     overdue = overdue or rng.random() < 0.25
     schedule = []
     if lending:
-        pay = annuity(principal, apr, n).quantize(Decimal("0.01"))
+        pay = to_yuan(annuity(principal, apr, n))
         balance = principal
         for i in range(1, n + 1):
-            interest = (balance * apr / 12).quantize(Decimal("0.01"))
+            interest = to_yuan(balance * apr / 12)
             part = (pay - interest) if i < n else balance
             balance -= part
             schedule.append({"n": i, "due_at": add_months(opened, i).replace(hour=23, minute=59),
-                             "principal_fen": fen(part), "interest_fen": fen(interest),
-                             "amount_fen": fen(part + interest)})
+                             "principal_fen": yuan_to_fen(part), "interest_fen": yuan_to_fen(interest),
+                             "amount_fen": yuan_to_fen(part + interest)})
         out.repayment_schedules.append({"_id": acc, "account_id": acc, "contract_id": contract_id,
                                         "instalments": schedule})
     due = [row for row in schedule if row["due_at"] <= as_of]
@@ -247,6 +238,8 @@ def synthesize(
         for row in due:
             out.charges.append({"_id": f"CH-{acc}-{kind}-{row['n']:02d}", "account_id": acc, "kind": kind,
                                 "amount_fen": amount, "charged_at": row["due_at"], "recurring": True})
+    # the simulated ledger charges whole fen by dropping the fraction it computed (int(...)):
+    # that is the lender's behaviour being simulated, not a money conversion of ours
     late_case = draw(customer_id, "late_fees") if claims.has("late_fees") else "contradicted"
     if unpaid and lending and late_case != "not_found":
         factor = Decimal(prod["penalty_factor"])
@@ -289,7 +282,7 @@ def synthesize(
     out.accounts.append({
         "_id": acc, "customer_id": customer_id, "product": product.value, "contract_id": contract_id,
         "opened_at": opened, "status": "overdue" if unpaid else "current",
-        "principal_fen": fen(principal) if lending else 0,
+        "principal_fen": yuan_to_fen(principal) if lending else 0,
         "disbursed_fen": None if upfront_case == "not_found" else disbursed_fen if lending else 0,
         "credit_reporting": reporting, "case_ids": [case_id],
     })
@@ -340,13 +333,13 @@ def _clauses(product: Product, apr: Decimal, fees: dict[str, int], prod: dict[st
                         "text_en": f"Nominal interest rate {apr * 100:.2f}% a year."})
         clauses.append({"code": "late_fee",
                         "text_zh": f"逾期的，按当期应还金额的 {Decimal(prod['late_fee_rate']) * 100:.0f}% 收取违约金，"
-                                   f"单期不超过 {yuan(prod['late_fee_max_fen'])} 元；罚息按合同利率上浮 50%。",
+                                   f"单期不超过 {fen_to_yuan(prod['late_fee_max_fen'])} 元；罚息按合同利率上浮 50%。",
                         "text_en": f"Late fee {Decimal(prod['late_fee_rate']) * 100:.0f}% of the overdue instalment, "
-                                   f"at most CNY {yuan(prod['late_fee_max_fen'])}; penalty interest at 1.5x the rate."})
+                                   f"at most CNY {fen_to_yuan(prod['late_fee_max_fen'])}; penalty interest at 1.5x the rate."})
     for kind, amount in sorted(fees.items()):
         zh, en = FEE_NAMES[kind]
-        clauses.append({"code": kind, "text_zh": f"每期收取{zh} {yuan(amount)} 元。",
-                        "text_en": f"{en.capitalize()} of CNY {yuan(amount)} per instalment."})
+        clauses.append({"code": kind, "text_zh": f"每期收取{zh} {fen_to_yuan(amount)} 元。",
+                        "text_en": f"{en.capitalize()} of CNY {fen_to_yuan(amount)} per instalment."})
     return clauses
 
 

@@ -7,7 +7,8 @@ from decimal import Decimal
 from typing import Any
 
 from services.investigation.facts import Rules, compute, monthly_irr
-from services.investigation.records import CoreRecords, add_months, annuity, fen
+from services.investigation.records import CoreRecords, add_months, annuity
+from shared.money import to_yuan, yuan_to_fen
 
 AS_OF = datetime(2026, 10, 12, 2, 0, tzinfo=UTC)  # 10:00 in Shanghai
 OPENED = datetime(2026, 4, 12, 2, 0, tzinfo=UTC)
@@ -17,17 +18,17 @@ def loan(apr: str = "0.18", principal: str = "12000", n: int = 12, *, disbursed:
          unpaid_from: int | None = None, fees: dict[str, int] | None = None) -> CoreRecords:
     """A loan opened six months before AS_OF, paid on time up to ``unpaid_from``."""
     p, rate = Decimal(principal), Decimal(apr)
-    pay = annuity(p, rate, n).quantize(Decimal("0.01"))
+    pay = to_yuan(annuity(p, rate, n))
     balance, rows = p, []
     for i in range(1, n + 1):
-        interest = (balance * rate / 12).quantize(Decimal("0.01"))
+        interest = to_yuan(balance * rate / 12)
         part = pay - interest if i < n else balance
         balance -= part
-        rows.append({"n": i, "due_at": add_months(OPENED, i), "principal_fen": fen(part),
-                     "interest_fen": fen(interest), "amount_fen": fen(part + interest)})
+        rows.append({"n": i, "due_at": add_months(OPENED, i), "principal_fen": yuan_to_fen(part),
+                     "interest_fen": yuan_to_fen(interest), "amount_fen": yuan_to_fen(part + interest)})
     records = CoreRecords(
-        accounts=[{"_id": "AC1", "customer_id": "c1", "product": "consumer_loan", "principal_fen": fen(p),
-                   "disbursed_fen": fen(Decimal(disbursed or principal)), "status": "current", "credit_reporting": []}],
+        accounts=[{"_id": "AC1", "customer_id": "c1", "product": "consumer_loan", "principal_fen": yuan_to_fen(p),
+                   "disbursed_fen": yuan_to_fen(Decimal(disbursed or principal)), "status": "current", "credit_reporting": []}],
         contracts=[{"_id": "CT1", "account_id": "AC1", "nominal_apr": apr, "late_fee_rate": "0.05",
                     "late_fee_max_fen": 20000, "penalty_factor": "1.5", "early_settlement_rate": "0.03",
                     "fees_fen": fees or {}, "clauses": [], "signed_at": OPENED}],
