@@ -1,0 +1,296 @@
+"""Offers (方案): terms computed, compared with like cases, checked against the proposer's
+authority, opened to the customer or sent up the approval chain; withdrawal; hardship.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from services.negotiation import fairness as fair
+from services.negotiation.auth import Principal
+from services.negotiation.authority import OfferMetrics, exceeded, may_approve, required_role
+from services.negotiation.errors import Conflict, Forbidden, NotFound, Unprocessable
+from services.negotiation.handlers.common import (
+    actor,
+    check_version,
+    conflicted,
+    event,
+    load_case,
+    mark,
+    notify,
+    public_terms,
+    require_staff_action,
+)
+from services.negotiation.handlers.opening import range_bounds
+from services.negotiation.handlers.ports import Store
+from services.negotiation.models import (
+    Actor,
+    AuthorityCheck,
+    Compensation,
+    Deferral,
+    FairnessComparison,
+    FeeWaiver,
+    InstalmentPlanTerm,
+    InterestReduction,
+    Offer,
+    OfferEvent,
+    Refund,
+    ScheduleRow,
+    Workspace,
+)
+from services.negotiation.plan import PlanError, compute_plan, money
+from services.negotiation.settings import Settings
+from services.negotiation.texts import describe_offer, summary, waived
+from shared.contracts import negotiation
+from shared.contracts.envelope import Envelope
+
+
+def prepare_terms(terms: list[Any]) -> list[Any]:
+    """Compute every instalment plan's schedule; raise ``Unprocessable`` naming a bad field."""
+    out = []
+    kinds = [t.kind for t in terms]
+    if not terms:
+        raise Unprocessable("an offer needs at least one term", field="terms")
+    if kinds.count("instalment_plan") > 1:
+        raise Unprocessable("an offer may hold one instalment plan", field="terms")
+    for i, term in enumerate(terms):
+        if isinstance(term, InstalmentPlanTerm):
+            try:
+                plan = compute_plan(
+                    term.amount, term.months, term.first_due_date,
+                    annual_rate_pct=term.annual_rate_pct, method=term.method,
+                )
+            except PlanError as exc:
+                raise Unprocessable(str(exc), field=f"terms.{i}.{exc.field}") from None
+            term = term.model_copy(update={
+                "schedule": [ScheduleRow(
+                    number=r.number, due_date=r.due_date, principal=r.principal,
+                    interest=r.interest, payment=r.payment, balance_after=r.balance_after,
+                ) for r in plan.instalments],
+                "total_interest": plan.total_interest, "total_payable": plan.total_payable,
+            })
+        out.append(term)
+    return out
+
+
+def offer_metrics(terms: list[Any]) -> OfferMetrics:
+    """Measure an offer for the authority check."""
+    concession = Decimal("0.00")
+    max_pct = Decimal("0")
+    plan_months = deferral_months = 0
+    for t in terms:
+        if isinstance(t, FeeWaiver):
+            amount = waived(t)
+            concession += amount  # type: ignore[operator]
+            pct = t.waiver_pct if t.waiver_pct is not None else (
+                amount / t.fee_amount * 100 if t.fee_amount else Decimal("0"))  # type: ignore[operator]
+            max_pct = max(max_pct, pct)
+        elif isinstance(t, InterestReduction):
+            concession += t.reduction_amount
+        elif isinstance(t, Refund | Compensation):
+            concession += t.amount
+        elif isinstance(t, InstalmentPlanTerm):
+            plan_months = max(plan_months, t.months)
+        elif isinstance(t, Deferral):
+            deferral_months = max(deferral_months, t.months)
+    return OfferMetrics(money(concession), max_pct, plan_months, deferral_months)
+
+
+async def assess_fairness(ws: Workspace, terms: list[Any], concession: Decimal, *, repo: Store,
+                          settings: Settings) -> FairnessComparison:
+    """Compare an offer's relief ratio with similar past settlements."""
+    fee_basis = sum((t.fee_amount for t in terms if isinstance(t, FeeWaiver)), Decimal("0"))
+    basis = ws.amount_disputed or (fee_basis if fee_basis > 0 else None)
+    pct = fair.relief_pct(concession, basis)
+    cell = fair.Cell(ws.category or "other", fair.amount_band(basis), ws.hardship)
+    scope: dict[str, Any] = {}
+    peers: list[Decimal] = []
+    for scope in cell.widening():
+        peers = await repo.peer_pcts(scope)
+        if len(peers) >= settings.fairness_min_peers:
+            break
+    result = fair.compare(pct, peers, scope)
+    low, high = range_bounds(ws.remedy_range)
+    if (low is not None and concession < low) or (high is not None and concession > high):
+        bounds = f"{low if low is not None else '—'}–{high if high is not None else '—'}"
+        result["outside_suggested_range"] = result["flagged"] = True
+        result["explanation_zh"] += f"调查建议的补救范围为 {bounds} 元，本方案合计 {concession} 元，超出该范围。"
+        result["explanation_en"] += (
+            f" Investigation suggested a remedy of CNY {bounds}; this offer totals CNY {concession}, "
+            "outside that range."
+        )
+    return FairnessComparison(**result)
+
+
+async def preview_offer(case_id: str, terms: list[Any], *, p: Principal, repo: Store,
+                        settings: Settings) -> tuple[list[Any], Decimal, FairnessComparison, AuthorityCheck]:
+    """Compute schedule, fairness and authority of an offer without saving it."""
+    ws = await load_case(case_id, p, repo=repo)
+    terms = prepare_terms(terms)
+    m = offer_metrics(terms)
+    fairness = await assess_fairness(ws, terms, m.concession, repo=repo, settings=settings)
+    return terms, m.concession, fairness, authority_check(p.role, m, settings)
+
+
+def authority_check(role: str, m: OfferMetrics, settings: Settings) -> AuthorityCheck:
+    needed = required_role(settings.authority, m)
+    limit = settings.authority.get(role)
+    over = exceeded(limit, m) if limit is not None else ["no authority"]
+    return AuthorityCheck(
+        proposer_role=role, required_role=needed,  # type: ignore[arg-type]
+        within_authority=not over, exceeded=over,
+    )
+
+
+def proposed_events(ws: Workspace, offer: Offer, now: datetime) -> list[Envelope[Any]]:
+    events = [event(ws, negotiation.SettlementProposed(
+        case_number=ws.case_number, offer_id=offer.offer_id, summary=summary(offer),
+        amount=offer.concession, customer_id=ws.customer_id, final=offer.final,
+        terms=public_terms(offer),
+    ), now)]
+    final_zh = "（最终方案）" if offer.final else ""
+    final_en = " (final offer)" if offer.final else ""
+    events += notify(
+        ws, "offer",
+        (f"您的投诉 {ws.case_number} 有新的解决方案{final_zh}",
+         f"我们为您的投诉提出了解决方案：\n{describe_offer(offer, 'zh-CN')}\n请在应用内查看并答复。"),
+        (f"A new offer for your complaint {ws.case_number}{final_en}",
+         f"We have made an offer for your complaint:\n{describe_offer(offer, 'en')}\nPlease look at it in the app and reply."),
+        now,
+    )
+    return events
+
+
+def open_offer(ws: Workspace, offer: Offer, by: Actor, now: datetime, note: str = "") -> None:
+    """Make an institution offer the customer's open offer; older ones are superseded."""
+    for other in ws.offers:
+        if other.offer_id == offer.offer_id:
+            continue
+        if other.party == "institution" and other.status in ("open", "pending_approval"):
+            other.status = "superseded"
+            other.history.append(OfferEvent(status="superseded", by=by, at=now, note=f"by {offer.offer_id}"))
+        elif other.party == "customer" and other.status == "open":
+            other.status = "answered"
+            other.history.append(OfferEvent(status="answered", by=by, at=now, note=f"by {offer.offer_id}"))
+    offer.status = "open"
+    offer.history.append(OfferEvent(status="open", by=by, at=now, note=note))
+
+
+async def make_offer(
+    case_id: str, *, terms: list[Any], reason: str, justification: str | None, final: bool,
+    responds_to: str | None, p: Principal, expected_version: int | None,
+    repo: Store, settings: Settings, now: datetime,
+) -> tuple[Workspace, Offer]:
+    """Propose an offer: compute it, check fairness and authority, open it or ask approval."""
+    ws = await load_case(case_id, p, repo=repo)
+    await require_staff_action(ws, p, repo=repo)
+    check_version(ws, expected_version)
+    if responds_to is not None and ws.offer(responds_to) is None:
+        raise Unprocessable(f"offer {responds_to} does not exist on this case", field="responds_to")
+    terms = prepare_terms(terms)
+    m = offer_metrics(terms)
+    fairness = await assess_fairness(ws, terms, m.concession, repo=repo, settings=settings)
+    justification = (justification or "").strip() or None
+    if fairness.flagged and (justification is None or len(justification) < 10):
+        raise Unprocessable(
+            "this offer is outside the usual range of similar settlements; give a written "
+            f"justification (10+ characters). {fairness.explanation_en}",
+            field="justification",
+        )
+    check = authority_check(p.role, m, settings)
+    by = actor(p)
+    offer = Offer(
+        offer_id=f"OF-{len(ws.offers) + 1:03d}", party="institution", status="pending_approval",
+        terms=terms, final=final, reason=reason, justification=justification,
+        concession=m.concession, fairness=fairness, authority=check, responds_to=responds_to,
+        proposed_by=by, created_at=now,
+        history=[OfferEvent(status="pending_approval", by=by, at=now, note=reason)],
+    )
+    ws.offers.append(offer)
+    events: list[Envelope[Any]] = []
+    if check.within_authority:
+        open_offer(ws, offer, by, now, note="within the proposer's authority")
+        events = proposed_events(ws, offer, now)
+        mark(ws, now, f"offer {offer.offer_id} made", by=p.sub, detail=summary(offer))
+    else:
+        mark(ws, now, f"offer {offer.offer_id} awaits approval", by=p.sub,
+              detail=f"needs {check.required_role}: {'; '.join(check.exceeded)}")
+    saved = await repo.save(ws, ws.version, events)
+    return saved, saved.offer(offer.offer_id)  # type: ignore[return-value]
+
+
+async def decide_approval(
+    case_id: str, offer_id: str, *, approve: bool, note: str, p: Principal,
+    expected_version: int | None, repo: Store, now: datetime,
+) -> tuple[Workspace, Offer]:
+    """Approve or reject (with a reason) an offer above its proposer's authority."""
+    ws = await load_case(case_id, p, repo=repo)
+    offer = ws.offer(offer_id)
+    if offer is None or offer.party != "institution":
+        raise NotFound(f"offer {offer_id} not found on case {case_id}")
+    if p.role in ("auditor", "customer"):
+        raise Forbidden(f"a {p.role} may not approve offers")
+    if await conflicted(ws, p.sub, repo):
+        raise Forbidden(f"you are recused from case {case_id} (回避) and may not approve its offers")
+    if ws.status != "open":
+        raise Conflict(f"case {case_id} is {ws.status}; it can no longer be changed")
+    if offer.status != "pending_approval":
+        raise Conflict(f"offer {offer_id} is {offer.status}, not pending approval")
+    required = offer.authority.required_role if offer.authority else "committee"
+    if not may_approve(p.role, required):
+        raise Forbidden(f"offer {offer_id} needs approval by a {required} or above; you are a {p.role}")
+    if offer.proposed_by.sub == p.sub:
+        raise Forbidden("nobody may approve their own offer")
+    if not approve and not note.strip():
+        raise Unprocessable("a rejection needs a reason", field="reason")
+    check_version(ws, expected_version)
+    by = actor(p)
+    events: list[Envelope[Any]] = []
+    if approve:
+        offer.history.append(OfferEvent(status="pending_approval", by=by, at=now, note=f"approved: {note}".strip()))
+        open_offer(ws, offer, by, now, note=f"approved by {p.role}")
+        events.append(event(ws, negotiation.SettlementApproved(
+            case_number=ws.case_number, offer_id=offer_id, approver_role=p.role, required_role=required,
+        ), now))
+        events += proposed_events(ws, offer, now)
+        mark(ws, now, f"offer {offer_id} approved", by=p.sub, detail=note)
+    else:
+        offer.status = "approval_rejected"
+        offer.history.append(OfferEvent(status="approval_rejected", by=by, at=now, note=note))
+        mark(ws, now, f"offer {offer_id} not approved", by=p.sub, detail=note)
+    saved = await repo.save(ws, ws.version, events)
+    return saved, saved.offer(offer_id)  # type: ignore[return-value]
+
+
+async def withdraw_offer(
+    case_id: str, offer_id: str, *, reason: str, p: Principal, expected_version: int | None,
+    repo: Store, now: datetime,
+) -> Workspace:
+    """Withdraw an institution offer the customer has not answered."""
+    ws = await load_case(case_id, p, repo=repo)
+    await require_staff_action(ws, p, repo=repo)
+    offer = ws.offer(offer_id)
+    if offer is None or offer.party != "institution":
+        raise NotFound(f"offer {offer_id} not found on case {case_id}")
+    if offer.status not in ("open", "pending_approval"):
+        raise Conflict(f"offer {offer_id} is {offer.status} and cannot be withdrawn")
+    check_version(ws, expected_version)
+    offer.status = "withdrawn"
+    offer.history.append(OfferEvent(status="withdrawn", by=actor(p), at=now, note=reason))
+    mark(ws, now, f"offer {offer_id} withdrawn", by=p.sub, detail=reason)
+    return await repo.save(ws, ws.version, [])
+
+
+async def set_hardship(
+    case_id: str, *, hardship: bool, reason: str, p: Principal, expected_version: int | None,
+    repo: Store, now: datetime,
+) -> Workspace:
+    """Mark (or clear) the customer's hardship (illness, income loss...); fairness compares with like cases."""
+    ws = await load_case(case_id, p, repo=repo)
+    await require_staff_action(ws, p, repo=repo)
+    check_version(ws, expected_version)
+    ws.hardship, ws.hardship_reason = hardship, reason
+    mark(ws, now, "hardship recorded" if hardship else "hardship cleared", by=p.sub, detail=reason)
+    return await repo.save(ws, ws.version, [])
