@@ -7,8 +7,19 @@ is read at import time: call the service's cached ``get_settings()``.
 
 from __future__ import annotations
 
-from pydantic import Field, field_validator
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from shared.clock import DEFAULT_TIMEZONE
+from shared.clock import zone as zone_named
+
+TIMEZONE_DESCRIPTION = (
+    "IANA zone of local-time rules and of dates shown to people (storage is UTC); "
+    "PARLEY_TIMEZONE for every service."
+)
 
 
 class KafkaSettings(BaseSettings):
@@ -66,6 +77,11 @@ class CommonSettings(BaseSettings):
     log_json: bool = Field(
         False, validation_alias="PARLEY_LOG_JSON", description="Write log lines as JSON objects."
     )
+    timezone: str = Field(
+        DEFAULT_TIMEZONE,
+        validation_alias=AliasChoices("PARLEY_TIMEZONE", "timezone"),
+        description=TIMEZONE_DESCRIPTION,
+    )
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     mongo: MongoSettings = Field(default_factory=MongoSettings)
 
@@ -75,3 +91,24 @@ class CommonSettings(BaseSettings):
         if value not in {"development", "test", "production"}:
             raise ValueError("must be development, test or production")
         return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        zone_named(value)
+        return value
+
+    @property
+    def zone(self) -> ZoneInfo:
+        """The configured zone (``timezone``) as a ``ZoneInfo``."""
+        return zone_named(self.timezone)
+
+
+def timezone_field(service_variable: str) -> Any:
+    """Return the ``timezone`` field of a service whose older variable (``PARLEY_<SERVICE>_TIMEZONE``)
+    still overrides the common ``PARLEY_TIMEZONE``; both read into the one setting."""
+    return Field(
+        DEFAULT_TIMEZONE,
+        validation_alias=AliasChoices(service_variable, "PARLEY_TIMEZONE", "timezone"),
+        description=TIMEZONE_DESCRIPTION + f" {service_variable} overrides it for this service.",
+    )

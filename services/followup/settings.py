@@ -7,7 +7,7 @@ from functools import lru_cache
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from shared.settings import CommonSettings
+from shared.settings import CommonSettings, timezone_field
 
 
 class Settings(CommonSettings):
@@ -16,7 +16,7 @@ class Settings(CommonSettings):
     model_config = SettingsConfigDict(env_prefix="PARLEY_FOLLOWUP_", extra="ignore")
 
     sweep_interval_s: float = Field(60, gt=0, description="How often overdue steps are checked.")
-    timezone: str = Field("Asia/Shanghai", description="Zone of customer-facing dates.")
+    timezone: str = timezone_field("PARLEY_FOLLOWUP_TIMEZONE")
 
 
 @lru_cache

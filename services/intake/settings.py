@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import SettingsConfigDict
 
-from shared.settings import CommonSettings
+from shared.settings import CommonSettings, timezone_field
 
 
 class Settings(CommonSettings):
@@ -39,10 +39,7 @@ class Settings(CommonSettings):
         description="Write log lines as JSON objects.",
     )
 
-    timezone: str = Field(
-        "Asia/Shanghai",
-        description="Zone of the case-number day and of dates shown to customers (storage is UTC).",
-    )
+    timezone: str = timezone_field("PARLEY_INTAKE_TIMEZONE")
     case_number_prefix: str = Field(
         "TS", pattern=r"^[A-Z]{1,6}$", description="Prefix of human case numbers (TS-YYYYMMDD-NNNNNN)."
     )

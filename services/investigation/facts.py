@@ -25,6 +25,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from services.investigation.records import FEE_NAMES, CoreRecords, annuity
+from shared.clock import DEFAULT_TIMEZONE
 from shared.contracts.investigation import ComputedFact
 from shared.money import fen_to_yuan, round_fen, to_yuan
 
@@ -38,7 +39,7 @@ class Rules:
     contact_hours_start: int = 8
     contact_hours_end: int = 21
     max_contacts_per_day: int = 3
-    timezone: str = "Asia/Shanghai"
+    timezone: str = DEFAULT_TIMEZONE
 
 
 @dataclass

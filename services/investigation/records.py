@@ -21,18 +21,23 @@ from __future__ import annotations
 import hashlib
 import random
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from services.investigation.claims import Claims
+from services.investigation.claims import Claims, read_claims
+from shared.clock import DEFAULT_TIMEZONE, zone
 from shared.contracts.common import Product
 from shared.money import fen_to_yuan, to_yuan, yuan_to_fen
 
+if TYPE_CHECKING:
+    from services.investigation.ports import RecordsBacking, RecordsRequest
+
 LENDING = {Product.CONSUMER_LOAN, Product.INSTALMENT, Product.CREDIT_CARD}
-TZ = ZoneInfo("Asia/Shanghai")
+TZ = zone(DEFAULT_TIMEZONE)  # the simulated institution keeps its books in local time
 
 #: Reference data: products, their contractual fee schedule and declared APR cap.
 PRODUCTS: list[dict[str, Any]] = [
@@ -127,6 +132,31 @@ class CoreRecords:
 
     def items(self) -> list[tuple[str, list[dict[str, Any]]]]:
         return [(name, getattr(self, name)) for name in self.COLLECTIONS]
+
+    @property
+    def customer_id(self) -> str:
+        return str(self.accounts[0]["customer_id"])
+
+
+def _stored(value: Any) -> Any:
+    """``value`` as a MongoDB-wire store gives it back: datetimes in UTC to the millisecond."""
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).replace(microsecond=value.microsecond // 1000 * 1000)
+    if isinstance(value, dict):
+        return {k: _stored(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_stored(v) for v in value]
+    return value
+
+
+def normalise(records: CoreRecords) -> CoreRecords:
+    """The records exactly as a store keeps and returns them: each collection sorted by ``_id``,
+    times in UTC to the millisecond. Fresh records are investigated in this form, so the first
+    investigation and any replay (which reads them back) see the same input."""
+    out = CoreRecords()
+    for name, docs in records.items():
+        setattr(out, name, sorted((_stored(d) for d in docs), key=lambda d: str(d["_id"])))
+    return out
 
 
 def account_id_of(customer_id: str) -> str:
@@ -403,3 +433,33 @@ def _service(out: CoreRecords, customer_id: str, claims: Claims, as_of: datetime
                 "callback_made": case != "confirmed",
                 "plan_offered": topic == "hardship_refused" and case == "contradicted",
             })
+
+
+class SimulatedCoreSystems:
+    """The ``RecordsStore`` adapter of Parley's stand-in core systems.
+
+    Reads customers' records from ``backing``; a customer seen for the first time gets records
+    generated from the complaint (``synthesize``, deterministic), stored once (a concurrent
+    writer's records win: they are read back), and returned in their stored form. Several
+    requests for one new customer in a batch: the first (in batch order) shapes the records.
+    """
+
+    def __init__(self, backing: RecordsBacking) -> None:
+        self.backing = backing
+
+    async def load_many(self, requests: Sequence[RecordsRequest]) -> dict[str, CoreRecords]:
+        found = await self.backing.load_many(requests)
+        first: dict[str, RecordsRequest] = {}
+        for r in requests:
+            if r.customer_id not in found:
+                first.setdefault(r.customer_id, r)
+        if not first:
+            return found
+        made = {cid: normalise(synthesize(customer_id=cid, case_id=r.case_id, claims=read_claims(r.text),
+                                          product=r.product, received_at=r.received_at))
+                for cid, r in first.items()}
+        already = await self.backing.store_many(list(made.values()))
+        found.update({cid: rec for cid, rec in made.items() if cid not in already})
+        if already:
+            found.update(await self.backing.load_many([first[cid] for cid in already]))
+        return found

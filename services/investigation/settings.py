@@ -8,7 +8,7 @@ from functools import lru_cache
 from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
-from shared.settings import CommonSettings
+from shared.settings import CommonSettings, timezone_field
 
 
 class Settings(CommonSettings):
@@ -27,7 +27,7 @@ class Settings(CommonSettings):
     contact_hours_start: int = Field(8, ge=0, le=23, description="Earliest local hour for collection contacts.")
     contact_hours_end: int = Field(21, ge=1, le=24, description="Local hour from which contacts are not allowed.")
     max_contacts_per_day: int = Field(3, ge=1, description="Most collection contacts to the debtor per local day.")
-    timezone: str = Field("Asia/Shanghai", description="Zone of the contact-hour rule and of dates.")
+    timezone: str = timezone_field("PARLEY_INVESTIGATION_TIMEZONE")
     complex_amount: Decimal = Field(
         Decimal("50000"), gt=0, description="A disputed amount or principal from which a case is complex (CNY)."
     )
