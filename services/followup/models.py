@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from decimal import Decimal
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from shared.contracts.common import Money
 
 Owner = Literal["institution", "customer"]
 StepStatus = Literal["pending", "done", "overdue", "missed"]
@@ -22,7 +23,7 @@ class Step(BaseModel):
     title_zh: str
     title_en: str
     due_at: datetime
-    amount: Decimal | None = None
+    amount: Money | None = Field(None, description="The money the step moves (CNY), from the agreed term.")
     status: StepStatus = "pending"
     done_at: datetime | None = None
     done_by: str | None = None

@@ -260,5 +260,5 @@ def _terms_to_wire(value: Any, handler: SerializerFunctionWrapHandler) -> Any:
 EventTerms = Annotated[
     list[Term],
     BeforeValidator(_terms_from_wire),
-    WrapSerializer(_terms_to_wire),
+    WrapSerializer(_terms_to_wire, return_type=list[dict[str, Any]]),
 ]

@@ -9,6 +9,7 @@ import pytest
 
 from services.followup import handlers
 from services.followup.errors import Conflict, NotFound
+from shared import topics
 from tests.support.events import agreed
 
 NOW = datetime(2026, 11, 29, 10, 0, tzinfo=UTC)
@@ -76,3 +77,39 @@ def test_overdue_steps_are_flagged_once() -> None:
     assert sorted(e.payload.kind for e in events) == ["execution_overdue", "execution_overdue", "instalment_missed"]
     _, again = handlers.overdue_steps(flagged, now=later)
     assert again == []
+
+
+def test_steps_read_the_typed_terms_and_the_money_each_moves() -> None:
+    event = agreed("c2", terms=[
+        # a percentage waiver as negotiation publishes it: the computed amount rides along
+        {"kind": "fee_waiver", "fee": "late_fee", "fee_amount": "500.00", "waiver_amount": "150.00", "waiver_pct": "30"},
+        # the first cut published a percentage waiver without it: the amount is worked out
+        {"kind": "fee_waiver", "fee": "penalty_interest", "fee_amount": "120.00", "waiver_pct": "100"},
+        {"kind": "interest_reduction", "from_rate_pct": "18", "to_rate_pct": "12", "reduction_amount": "240.00"},
+        {"kind": "deferral", "months": 3},
+        {"kind": "refund", "amount": "35.50"},
+        {"kind": "compensation", "amount": "100.00"},
+        {"kind": "credit_report_correction", "description": "更正逾期记录"},
+    ])
+    execution = handlers.plan_execution(event, now=NOW, tz="Asia/Shanghai")
+    assert [(s.kind, s.amount) for s in execution.steps] == [
+        ("fee_waiver", Decimal("150.00")), ("fee_waiver", Decimal("120.00")),
+        ("interest_reduction", Decimal("240.00")), ("deferral", None), ("refund", Decimal("35.50")),
+        ("compensation", Decimal("100.00")), ("credit_report_correction", None),
+    ]
+    assert [s.due_at - NOW for s in execution.steps] == [timedelta(days=d) for d in (2, 2, 3, 3, 5, 5, 5)]
+    assert execution.steps[6].title_zh == "提交征信异议更正申请"
+
+
+def test_the_same_steps_come_from_the_event_as_it_travels() -> None:
+    event = agreed("c3")
+    from_wire = topics.decode("settlement.agreed", event.to_bytes())
+    assert handlers.plan_execution(from_wire, now=NOW, tz="Asia/Shanghai") == handlers.plan_execution(
+        event, now=NOW, tz="Asia/Shanghai")
+
+
+def test_an_agreement_without_terms_gets_one_step() -> None:
+    execution = handlers.plan_execution(agreed("c4", terms=[]), now=NOW, tz="UTC")
+    [step] = execution.steps
+    assert (step.step_id, step.kind, step.owner, step.amount) == ("s1", "agreement", "institution", None)
+    assert step.title_en == "carry out the agreement term" and step.due_at == NOW + timedelta(days=5)
