@@ -1,4 +1,4 @@
-"""Investigation's errors."""
+"""Investigation's errors (the shared ones — ``shared.errors.Conflict``, ... — are used as they are)."""
 
 from __future__ import annotations
 
@@ -11,9 +11,3 @@ class InvestigationError(ParleyError):
 
 class RecordsUnavailable(TransientError):
     """The core-system records could not be read now; the consume step retries."""
-
-
-class Conflict(ParleyError):
-    """The case's investigation changed while it was being written; retried."""
-
-    retriable = True

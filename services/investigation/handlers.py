@@ -1,8 +1,10 @@
 """Investigation's rules: categorise, gather evidence, verify, find, suggest a remedy, judge complexity.
 
-Plain functions with keyword-only dependencies; no faust, FastAPI or Kafka imports here.
-``assess`` is the pure core (same inputs, same finding: that is what makes replays safe);
-``on_registered`` and ``resume_paused`` wrap it with storage and the events it owes.
+Plain functions with keyword-only dependencies (the ports in ``ports``); no faust, FastAPI or
+Kafka imports here. ``assess`` is the pure core (same inputs, same finding: that is what makes
+replays safe); ``on_registered_batch`` and ``sweep_paused`` wrap it with storage and return
+what they wrote with the events it owes (``shared.outbox.Written``), which the runtime
+publishes before it acknowledges the batch.
 
 Rules with numbers (see docs/investigation.md): 《银行业保险业消费投诉处理管理办法》(2020)
 gives 15 days for a decision and 30 for complex cases; time spent on external appraisal
@@ -13,16 +15,23 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 from services.investigation import evidence as ev
 from services.investigation.claims import CLAIMS, Claims, read_claims
-from services.investigation.errors import Conflict
 from services.investigation.facts import Facts, Rules, compute
-from services.investigation.records import CoreRecords, product_of, synthesize
+from services.investigation.ports import (
+    Categoriser,
+    InvestigationRepository,
+    RecordsRequest,
+    RecordsStore,
+)
+from services.investigation.records import CoreRecords, product_of
 from services.investigation.settings import Settings
 from shared.contracts.common import Category, Channel, Language, Product
 from shared.contracts.envelope import Envelope, Payload
@@ -34,39 +43,15 @@ from shared.contracts.investigation import (
     RemedyItem,
     RemedyRange,
 )
+from shared.errors import Conflict
 from shared.money import to_yuan
+from shared.outbox import Written, outbox_document
 
 log = logging.getLogger(__name__)
 
 PRODUCER = "investigation"
 Finding = Literal["substantiated", "partly_substantiated", "unsubstantiated"]
-
-
-class Categoriser(Protocol):
-    """Text → (category code, confidence 0..1); the trained classifier in production."""
-
-    def __call__(self, text: str) -> tuple[str, float]: ...
-
-
-class RecordsStore(Protocol):
-    """The institution's core systems, as investigation reads them."""
-
-    async def load(self, customer_id: str) -> CoreRecords | None: ...
-
-    async def store(self, records: CoreRecords) -> None: ...
-
-
-class InvestigationRepository(Protocol):
-    """Investigation's own case documents (one per case, with an outbox)."""
-
-    async def get(self, case_id: str) -> dict[str, Any] | None: ...
-
-    async def create(self, doc: dict[str, Any], events: list[Envelope[Any]]) -> bool: ...
-
-    async def replace(self, doc: dict[str, Any], expected: dict[str, Any], events: list[Envelope[Any]]) -> bool: ...
-
-    async def add_complaint(self, case_id: str, complaint_id: str) -> None: ...
-
+Outcome = Literal["duplicate", "merged", "investigated", "reinvestigated"]
 
 def rules_of(settings: Settings) -> Rules:
     """The fact rules from settings."""
@@ -380,59 +365,216 @@ def fingerprint(a: Assessment) -> str:
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:32]
 
 
-async def ensure_records(reg: ComplaintRegistered, case_id: str, text: str, *, store: RecordsStore) -> CoreRecords:
-    """Read the customer's records; the simulated core systems create them on first sight."""
-    records = await store.load(reg.customer_id)
-    if records is None:
-        records = synthesize(customer_id=reg.customer_id, case_id=case_id, claims=read_claims(text),
-                             product=product_of(text, reg.product), received_at=reg.received_at)
-        await store.store(records)
-        records = await store.load(reg.customer_id) or records  # read back: what the store keeps
-    return records
 
 
-async def on_registered(env: Envelope[ComplaintRegistered], *, categorise: Categoriser, store: RecordsStore,
-                        repo: InvestigationRepository, settings: Settings, now: datetime) -> str:
-    """Investigate a registered complaint; idempotent per case and complaint. Returns what happened."""
+# --------------------------------------------------------------------------- with storage
+
+
+def records_request(env: Envelope[ComplaintRegistered], text: str) -> RecordsRequest:
+    """What the records store is asked for one investigation of a case."""
     reg = env.payload
-    existing = await repo.get(env.case_id)
-    if existing is not None and reg.complaint_id in existing["complaint_ids"]:
-        return "duplicate"
-    if existing is not None and not (reg.new_facts or reg.clock_restarted):
-        await repo.add_complaint(env.case_id, reg.complaint_id)
-        return "merged"
-    texts = [*(existing["texts"] if existing else []), reg.text]
-    complaint_ids = [*(existing["complaint_ids"] if existing else []), reg.complaint_id]
-    text = "\n".join(texts)
-    category, confidence = categorise(text)
-    records = await ensure_records(reg, env.case_id, text, store=store)
-    a = assess(reg, text=text, category=category, confidence=confidence, records=records, settings=settings, now=now)
-    revision = (existing["revision"] + 1) if existing else 1
-    events = pause_events(reg, a, env, case_id=env.case_id, now=now, announce=True)
-    if not a.awaiting_appraisal:
-        events.append(_wrap(completed_payload(reg, a, case_id=env.case_id, revision=revision,
-                                              complaint_ids=complaint_ids), env, env.case_id, now))
-    doc = case_document(env, a, texts=texts, complaint_ids=complaint_ids, revision=revision, now=now)
-    if existing is None:
-        return "investigated" if await repo.create(doc, events) else "duplicate"
-    if not await repo.replace(doc, {"revision": existing["revision"]}, events):
-        raise Conflict(f"case {env.case_id} changed while it was re-investigated")
-    return "reinvestigated"
+    return RecordsRequest(customer_id=reg.customer_id, case_id=env.case_id, text=text,
+                          product=product_of(text, reg.product), received_at=reg.received_at)
 
 
-async def resume_paused(doc: dict[str, Any], *, categorise: Categoriser, store: RecordsStore,
-                        repo: InvestigationRepository, settings: Settings, now: datetime) -> bool:
-    """Finish a case whose external appraisal is done; False if it is not yet (or changed)."""
-    env = Envelope[ComplaintRegistered].model_validate_json(doc["source_event"])
-    reg = env.payload
-    text = "\n".join(doc["texts"])
-    records = await ensure_records(reg, env.case_id, text, store=store)
-    category, confidence = categorise(text)
-    a = assess(reg, text=text, category=category, confidence=confidence, records=records, settings=settings, now=now)
-    if a.awaiting_appraisal:
-        return False
-    events = pause_events(reg, a, env, case_id=env.case_id, now=now, announce=False)
-    events.append(_wrap(completed_payload(reg, a, case_id=env.case_id, revision=doc["revision"],
-                                          complaint_ids=doc["complaint_ids"]), env, env.case_id, now))
-    new = case_document(env, a, texts=doc["texts"], complaint_ids=doc["complaint_ids"], revision=doc["revision"], now=now)
-    return await repo.replace(new, {"revision": doc["revision"], "status": "paused"}, events)
+@dataclass
+class _Step:
+    """One investigation of a case within a batch (a new case, or new facts on a linked complaint)."""
+
+    env: Envelope[ComplaintRegistered]
+    texts: list[str]
+    complaint_ids: list[str]
+    revision: int
+    assessment: Assessment | None = None
+    events: list[Envelope[Any]] = field(default_factory=list)
+
+    @property
+    def text(self) -> str:
+        return "\n".join(self.texts)
+
+
+@dataclass
+class _Case:
+    """A case as stored before the batch, and as the batch's events (in order) change it."""
+
+    case_id: str
+    stored: dict[str, Any] | None
+    texts: list[str] = field(default_factory=list)
+    complaint_ids: list[str] = field(default_factory=list)
+    revision: int = 0
+    merged: list[str] = field(default_factory=list)
+    steps: list[_Step] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, case_id: str, stored: dict[str, Any] | None) -> _Case:
+        if stored is None:
+            return cls(case_id, None)
+        return cls(case_id, stored, list(stored["texts"]), list(stored["complaint_ids"]), stored["revision"])
+
+    @property
+    def exists(self) -> bool:
+        return self.stored is not None or bool(self.steps)
+
+    def take(self, env: Envelope[ComplaintRegistered]) -> Outcome:
+        """Apply one registered complaint to the case (today's rules, event by event)."""
+        reg = env.payload
+        if self.exists and reg.complaint_id in self.complaint_ids:
+            return "duplicate"
+        if self.exists and not (reg.new_facts or reg.clock_restarted):
+            self.complaint_ids.append(reg.complaint_id)
+            self.merged.append(reg.complaint_id)
+            return "merged"
+        outcome: Outcome = "reinvestigated" if self.exists else "investigated"
+        self.texts.append(reg.text)
+        self.complaint_ids.append(reg.complaint_id)
+        self.revision += 1
+        self.steps.append(_Step(env, list(self.texts), list(self.complaint_ids), self.revision))
+        return outcome
+
+    def pending(self) -> dict[str, Any]:
+        """The outbox the stored document still holds (published again: a crash may have left it)."""
+        return dict((self.stored or {}).get("outbox") or {})
+
+
+@dataclass
+class BatchResult:
+    """What a batch did: the documents written with their events, and each event's outcome."""
+
+    written: list[Written]
+    outcomes: list[Outcome]
+
+
+async def investigate_batch(events: Sequence[Envelope[ComplaintRegistered]], *, repo: InvestigationRepository,
+                            records: RecordsStore, categorise: Categoriser, settings: Settings,
+                            now: datetime) -> BatchResult:
+    """Investigate a batch of registered complaints; idempotent per case and complaint.
+
+    One read of the cases by ``_id``; the events applied in order per case in memory (a
+    redelivered complaint changes nothing, a linked one without new facts is merged, one with
+    new facts or a restarted clock re-investigates the case with all its texts); one
+    ``categorise`` call for every text to investigate; one records load; one bulk insert of the
+    new cases with their outboxes (a duplicate ``_id`` means another writer got there first);
+    a conditional update per re-investigated stored case (a lost race raises the shared,
+    retriable ``Conflict`` after the rest is written).
+    """
+    stored = await repo.get_many([e.case_id for e in events])
+    cases: dict[str, _Case] = {}
+    outcomes: list[Outcome] = []
+    for env in events:
+        case = cases.setdefault(env.case_id, _Case.of(env.case_id, stored.get(env.case_id)))
+        outcomes.append(case.take(env))
+        log.debug("complaint %s: %s", env.payload.complaint_id, outcomes[-1])
+
+    steps = [step for case in cases.values() for step in case.steps]
+    if steps:
+        texts = [step.text for step in steps]
+        categories = categorise(texts)
+        if len(categories) != len(texts):
+            raise ValueError(f"the categoriser returned {len(categories)} results for {len(texts)} texts")
+        found = await records.load_many([records_request(step.env, step.text) for step in steps])
+        for step, (category, confidence) in zip(steps, categories, strict=True):
+            reg = step.env.payload
+            a = assess(reg, text=step.text, category=category, confidence=confidence,
+                       records=found.get(reg.customer_id) or CoreRecords(), settings=settings, now=now)
+            step.assessment = a
+            step.events = pause_events(reg, a, step.env, case_id=step.env.case_id, now=now, announce=True)
+            if not a.awaiting_appraisal:
+                step.events.append(_wrap(completed_payload(reg, a, case_id=step.env.case_id, revision=step.revision,
+                                                           complaint_ids=step.complaint_ids), step.env, step.env.case_id, now))
+
+    written: list[Written] = []
+    new_docs: list[dict[str, Any]] = []
+    replaced: list[tuple[_Case, dict[str, Any], list[Envelope[Any]]]] = []
+    for case in cases.values():
+        if case.steps:
+            last = case.steps[-1]
+            assert last.assessment is not None
+            doc = case_document(last.env, last.assessment, texts=last.texts, complaint_ids=case.complaint_ids,
+                                revision=last.revision, now=now)
+            case_events = [e for step in case.steps for e in step.events]
+            if case.stored is None:
+                new_docs.append({**doc, **outbox_document(case_events)})
+            else:
+                replaced.append((case, doc, case_events))
+            continue
+        if case.stored is not None and case.merged:
+            await repo.add_complaints(case.case_id, case.merged)
+        if case.pending():
+            written.append(Written(repo.investigations, case.case_id, case.pending()))
+
+    inserted = await repo.insert_many(new_docs) if new_docs else set()
+    written += [Written(repo.investigations, d["_id"], d["outbox"]) for d in new_docs if d["_id"] in inserted]
+    lost: list[str] = []
+    for case, doc, case_events in replaced:
+        assert case.stored is not None
+        if await repo.replace(doc, {"revision": case.stored["revision"]}, case_events):
+            written.append(Written(repo.investigations, case.case_id,
+                                   {**case.pending(), **outbox_document(case_events)["outbox"]}))
+        else:
+            lost.append(case.case_id)
+    counts = Counter(outcomes)
+    log.info("registered complaints: %d (%s)", len(outcomes), ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+    if lost:
+        raise Conflict(f"{len(lost)} case(s) changed while they were re-investigated (first: {lost[0]})")
+    return BatchResult(written, outcomes)
+
+
+async def on_registered_batch(events: list[Envelope[ComplaintRegistered]], *, repo: InvestigationRepository,
+                              records: RecordsStore, categorise: Categoriser, settings: Settings,
+                              now: datetime) -> list[Written]:
+    """Investigate a batch of registered complaints; return the documents written with events to publish."""
+    return (await investigate_batch(events, repo=repo, records=records, categorise=categorise,
+                                    settings=settings, now=now)).written
+
+
+async def on_registered(env: Envelope[ComplaintRegistered], *, repo: InvestigationRepository, records: RecordsStore,
+                        categorise: Categoriser, settings: Settings, now: datetime) -> Outcome:
+    """Investigate one registered complaint (a batch of one); return what happened to it."""
+    result = await investigate_batch([env], repo=repo, records=records, categorise=categorise,
+                                     settings=settings, now=now)
+    return result.outcomes[0]
+
+
+async def resume_many(docs: Sequence[dict[str, Any]], *, repo: InvestigationRepository, records: RecordsStore,
+                      categorise: Categoriser, settings: Settings, now: datetime) -> list[Written]:
+    """Finish the paused cases whose external appraisal is done; return what was written.
+
+    A case still waiting, or changed since it was read (revision or status), is left alone.
+    """
+    if not docs:
+        return []
+    envs = [Envelope[ComplaintRegistered].model_validate_json(d["source_event"]) for d in docs]
+    texts = ["\n".join(d["texts"]) for d in docs]
+    found = await records.load_many([records_request(env, text) for env, text in zip(envs, texts, strict=True)])
+    categories = categorise(texts)
+    written: list[Written] = []
+    for doc, env, text, (category, confidence) in zip(docs, envs, texts, categories, strict=True):
+        reg = env.payload
+        a = assess(reg, text=text, category=category, confidence=confidence,
+                   records=found.get(reg.customer_id) or CoreRecords(), settings=settings, now=now)
+        if a.awaiting_appraisal:
+            continue
+        events = pause_events(reg, a, env, case_id=env.case_id, now=now, announce=False)
+        events.append(_wrap(completed_payload(reg, a, case_id=env.case_id, revision=doc["revision"],
+                                              complaint_ids=doc["complaint_ids"]), env, env.case_id, now))
+        new = case_document(env, a, texts=doc["texts"], complaint_ids=doc["complaint_ids"], revision=doc["revision"],
+                            now=now)
+        if await repo.replace(new, {"revision": doc["revision"], "status": "paused"}, events):
+            written.append(Written(repo.investigations, env.case_id,
+                                   {**(doc.get("outbox") or {}), **outbox_document(events)["outbox"]}))
+    return written
+
+
+async def sweep_paused(*, repo: InvestigationRepository, records: RecordsStore, categorise: Categoriser,
+                       settings: Settings, now: datetime, limit: int = 200) -> list[Written]:
+    """Finish paused cases whose appraisal is done (the periodic sweep; it queries cases by
+    status, which is not a per-message path); return what was written."""
+    return await resume_many(await repo.paused(limit), repo=repo, records=records, categorise=categorise,
+                             settings=settings, now=now)
+
+
+async def resume_paused(doc: dict[str, Any], *, repo: InvestigationRepository, records: RecordsStore,
+                        categorise: Categoriser, settings: Settings, now: datetime) -> bool:
+    """Finish one paused case if its appraisal is done; False if not yet (or it changed)."""
+    return bool(await resume_many([doc], repo=repo, records=records, categorise=categorise,
+                                  settings=settings, now=now))

@@ -1,45 +1,79 @@
 """Investigation's MongoDB collections: its case documents and the simulated core systems.
 
-``investigations`` holds one document per case (finding, evidence, facts, outbox). The
-core-system collections (``accounts``, ``contracts``, ``repayment_schedules``,
-``payments``, ``charges``, ``collection_contacts``, ``service_interactions``,
-``sales_records``, ``appraisals``) and the reference data (``products``, ``rate_caps``)
-stand for the institution's own systems (see ``records``). Money is integer fen.
+``investigations`` holds one document per case (``_id`` = case id: finding, evidence, facts,
+outbox). The simulated core systems keep one document per customer in ``core_records``
+(``_id`` = customer id) holding what an investigation reads — the customer's account,
+contract, repayment schedule, payments, charges, collection contacts, service interactions
+and sales records, one list each — and the ids of the customer's external appraisals, which
+live in ``appraisals`` (``_id`` = ``AP-<case id>``) because the appraiser updates them on its
+own. Reference data: ``products``, ``rate_caps``. Money is integer fen.
+
+Every read on the per-message path is by ``_id`` (FerretDB v1 pushes down only a filter on
+``_id`` alone on SQLite; ``$in`` is not pushed down on either backend): many keys are read
+with concurrent ``find_one`` calls. Only the periodic sweep queries by ``status``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
 from pymongo import ASCENDING
+from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import BulkWriteError, DuplicateKeyError
+from pymongo.errors import BulkWriteError
 
-from services.investigation.records import PRODUCTS, CoreRecords, account_id_of
+from services.investigation.ports import RecordsRequest
+from services.investigation.records import PRODUCTS, CoreRecords
 from services.investigation.settings import Settings
 from shared.contracts.envelope import Envelope
-from shared.outbox import outbox_document, outbox_fields
+from shared.outbox import outbox_fields
 
 log = logging.getLogger(__name__)
 
-BY_ACCOUNT = ("contracts", "repayment_schedules", "payments", "charges", "collection_contacts",
-              "sales_records", "appraisals")
+#: the lists a customer's ``core_records`` document holds (appraisals are kept apart)
+HELD = tuple(name for name in CoreRecords.COLLECTIONS if name != "appraisals")
+DUPLICATE_KEY = 11000
+
+
+async def find_by_ids(collection: AsyncCollection[dict[str, Any]], ids: Sequence[Any]) -> dict[Any, dict[str, Any]]:
+    """Read many documents by ``_id``, one concurrent ``find_one`` each; return those found."""
+    unique = list(dict.fromkeys(ids))
+    docs = await asyncio.gather(*(collection.find_one({"_id": i}) for i in unique))
+    return {i: d for i, d in zip(unique, docs, strict=True) if d is not None}
+
+
+async def insert_new(collection: AsyncCollection[dict[str, Any]], docs: Sequence[dict[str, Any]]) -> set[Any]:
+    """Insert ``docs`` unordered in one bulk write; return the ids that were already there."""
+    if not docs:
+        return set()
+    try:
+        await collection.insert_many(list(docs), ordered=False)
+    except BulkWriteError as exc:
+        errors = exc.details.get("writeErrors", [])
+        if any(e.get("code") != DUPLICATE_KEY for e in errors):
+            raise
+        return {docs[e["index"]]["_id"] for e in errors}
+    return set()
 
 
 class RecordsRepository:
-    """The core systems' records, read per customer."""
+    """The simulated core systems' records in MongoDB, one document per customer, read by ``_id``.
+
+    A ``RecordsBacking`` (see ``ports``): wrap it in ``records.SimulatedCoreSystems`` to get
+    records created on first sight.
+    """
 
     def __init__(self, db: AsyncDatabase[dict[str, Any]]) -> None:
         self.db = db
+        self.customers = db["core_records"]
+        self.appraisals = db["appraisals"]
 
     async def ensure_indexes(self) -> None:
-        for name in BY_ACCOUNT:
-            await self.db[name].create_index([("account_id", ASCENDING)], name="account")
-        await self.db["accounts"].create_index([("customer_id", ASCENDING)], name="customer")
-        await self.db["service_interactions"].create_index([("customer_id", ASCENDING)], name="customer")
+        """Nothing beyond ``_id``: every read is by key."""
 
     async def seed_reference(self, settings: Settings) -> int:
         """Write products and their rate caps if missing; return how many were added."""
@@ -55,35 +89,42 @@ class RecordsRepository:
                 await self.db["rate_caps"].update_one({"_id": product["_id"]}, {"$setOnInsert": cap}, upsert=True)
         return added
 
-    async def load(self, customer_id: str) -> CoreRecords | None:
-        account = await self.db["accounts"].find_one({"_id": account_id_of(customer_id)})
-        if account is None:
-            return None
-        async def read(name: str, query: dict[str, Any]) -> list[dict[str, Any]]:
-            return [d async for d in self.db[name].find(query).sort("_id", 1)]
+    async def load_many(self, requests: Sequence[RecordsRequest]) -> dict[str, CoreRecords]:
+        """The records of the requested customers the store holds (two rounds of reads by ``_id``:
+        the customers' documents, then the appraisals they name)."""
+        return await self.load_customers([r.customer_id for r in requests])
 
-        found = await asyncio.gather(
-            *[read(name, {"account_id": account["_id"]}) for name in BY_ACCOUNT],
-            read("service_interactions", {"customer_id": customer_id}),
-        )
-        out = CoreRecords(accounts=[account])
-        for name, docs in zip([*BY_ACCOUNT, "service_interactions"], found, strict=True):
-            setattr(out, name, docs)
+    async def load_customers(self, customer_ids: Sequence[str]) -> dict[str, CoreRecords]:
+        """The records of these customers the store holds, by customer id."""
+        docs = await find_by_ids(self.customers, customer_ids)
+        appraisal_ids = [a for d in docs.values() for a in d.get("appraisal_ids", [])]
+        appraisals = await find_by_ids(self.appraisals, appraisal_ids) if appraisal_ids else {}
+        out: dict[str, CoreRecords] = {}
+        for cid, doc in docs.items():
+            records = CoreRecords(**{name: doc.get(name, []) for name in HELD})
+            records.appraisals = sorted((appraisals[a] for a in doc.get("appraisal_ids", []) if a in appraisals),
+                                        key=lambda d: str(d["_id"]))
+            out[cid] = records
         return out
 
-    async def store(self, records: CoreRecords) -> None:
-        """Insert the records; the account last, so a half-written customer is completed next time."""
-        async def insert(name: str, docs: list[dict[str, Any]]) -> None:
-            if not docs:
-                return
-            try:
-                await self.db[name].insert_many(docs, ordered=False)
-            except BulkWriteError as exc:
-                if any(e.get("code") != 11000 for e in exc.details.get("writeErrors", [])):
-                    raise
+    async def load(self, customer_id: str) -> CoreRecords | None:
+        """One customer's records, or None."""
+        return (await self.load_customers([customer_id])).get(customer_id)
 
-        await asyncio.gather(*[insert(n, d) for n, d in records.items() if n != "accounts"])
-        await insert("accounts", records.accounts)
+    async def store_many(self, records: Sequence[CoreRecords]) -> set[str]:
+        """Store each customer's records unless already there; return the customer ids that were.
+
+        Appraisals first, then the customers' documents in one unordered bulk insert: a
+        customer's document exists only once everything it names does.
+        """
+        await insert_new(self.appraisals, [a for r in records for a in r.appraisals])
+        docs = [{"_id": r.customer_id, **{name: getattr(r, name) for name in HELD},
+                 "appraisal_ids": [a["_id"] for a in r.appraisals]} for r in records]
+        return {str(i) for i in await insert_new(self.customers, docs)}
+
+    async def store(self, records: CoreRecords) -> None:
+        """Store one customer's records unless already there."""
+        await self.store_many([records])
 
 
 class Repository:
@@ -94,27 +135,32 @@ class Repository:
 
     async def ensure_indexes(self) -> None:
         await self.investigations.create_index([("status", ASCENDING)], name="status")
+        await self.investigations.create_index([("outbox_pending", ASCENDING)], name="outbox_pending")
 
     async def get(self, case_id: str) -> dict[str, Any] | None:
         return await self.investigations.find_one({"_id": case_id})
 
-    async def create(self, doc: dict[str, Any], events: list[Envelope[Any]]) -> bool:
-        try:
-            await self.investigations.insert_one({**doc, **outbox_document(events)})
-        except DuplicateKeyError:
-            return False
-        return True
+    async def get_many(self, case_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        return await find_by_ids(self.investigations, case_ids)
 
-    async def replace(self, doc: dict[str, Any], expected: dict[str, Any], events: list[Envelope[Any]]) -> bool:
+    async def insert_many(self, docs: Sequence[dict[str, Any]]) -> set[str]:
+        already = await insert_new(self.investigations, docs)
+        return {d["_id"] for d in docs if d["_id"] not in already}
+
+    async def replace(self, doc: dict[str, Any], expected: dict[str, Any], events: Sequence[Envelope[Any]]) -> bool:
+        """Conditional update on ``_id`` and ``expected`` (the case's revision/status: rare paths,
+        a linked complaint with new facts or a finished appraisal)."""
         fields = {k: v for k, v in doc.items() if k != "_id"}
         result = await self.investigations.update_one(
-            {"_id": doc["_id"], **expected}, {"$set": {**fields, **outbox_fields(events)}})
+            {"_id": doc["_id"], **expected}, {"$set": {**fields, **outbox_fields(list(events))}})
         return result.matched_count == 1
 
-    async def add_complaint(self, case_id: str, complaint_id: str) -> None:
-        await self.investigations.update_one({"_id": case_id}, {"$addToSet": {"complaint_ids": complaint_id}})
+    async def add_complaints(self, case_id: str, complaint_ids: Sequence[str]) -> None:
+        await self.investigations.update_one({"_id": case_id},
+                                             {"$addToSet": {"complaint_ids": {"$each": list(complaint_ids)}}})
 
     async def paused(self, limit: int = 200) -> list[dict[str, Any]]:
-        """Cases waiting for an external appraisal (few; each sweep looks whether theirs is done)."""
+        """Cases waiting for an external appraisal (few; the periodic sweep looks whether theirs
+        is done). A query on ``status``: not on the per-message path."""
         cursor = self.investigations.find({"status": "paused"}).sort("resume_at", 1).limit(limit)
         return [d async for d in cursor]

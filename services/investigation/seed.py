@@ -18,8 +18,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from services.investigation.app import SERVICE, prepare
-from services.investigation.claims import read_claims
-from services.investigation.records import product_of, synthesize
+from services.investigation.ports import RecordsRequest
+from services.investigation.records import SimulatedCoreSystems, product_of
 from services.investigation.repository import RecordsRepository
 from services.investigation.settings import Settings, get_settings
 from shared.mongo import make_client, service_database
@@ -33,30 +33,33 @@ def shared_data() -> Path:
     return Path(env) if env else Path(__file__).resolve().parents[2].parent / "shared" / "data"
 
 
-async def seed(settings: Settings, *, complaints: int = 0, split: str = "dev") -> int:
-    """Seed reference data and the records of ``complaints`` customers; return customers seeded."""
+async def seed(settings: Settings, *, complaints: int = 0, split: str = "dev", chunk: int = 500) -> int:
+    """Seed reference data and the records of ``complaints`` customers; return customers seeded.
+
+    Customers whose records exist are left as they are; the rest are written in bulk,
+    ``chunk`` customers per insert.
+    """
     await prepare(settings)
     if not complaints:
         return 0
     client = make_client(settings.mongo)
     try:
-        store = RecordsRepository(service_database(client, settings.mongo, SERVICE))
+        store = SimulatedCoreSystems(RecordsRepository(service_database(client, settings.mongo, SERVICE)))
         path = shared_data() / "complaints-zh" / f"{split}.csv"
         base = datetime(2026, 1, 5, 2, 0, tzinfo=UTC)
-        count = 0
+        requests: list[RecordsRequest] = []
         with path.open(encoding="utf-8", newline="") as fh:
             for i, row in enumerate(csv.reader(fh)):
-                if count >= complaints:
+                if len(requests) >= complaints:
                     break
                 if len(row) != 2:
                     continue
-                customer = f"zh-{split}-{i:05d}"
-                if await store.load(customer) is None:
-                    await store.store(synthesize(
-                        customer_id=customer, case_id=f"seed-{split}-{i:05d}", claims=read_claims(row[0]),
-                        product=product_of(row[0], None), received_at=base + timedelta(hours=i)))
-                count += 1
-        return count
+                requests.append(RecordsRequest(customer_id=f"zh-{split}-{i:05d}", case_id=f"seed-{split}-{i:05d}",
+                                               text=row[0], product=product_of(row[0], None),
+                                               received_at=base + timedelta(hours=i)))
+        for start in range(0, len(requests), chunk):
+            await store.load_many(requests[start:start + chunk])  # creates those not seen yet
+        return len(requests)
     finally:
         await client.close()
 

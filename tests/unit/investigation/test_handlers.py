@@ -22,6 +22,7 @@ from tests.unit.investigation.fakes import (
     FakeRecords,
     FakeRepo,
     registered,
+    simulated,
 )
 
 SETTINGS = Settings(environment="test")
@@ -39,7 +40,7 @@ REAL = [
 
 
 async def _run(env: Any, repo: FakeRepo, records: FakeRecords, cat: FakeCategoriser | None = None, now: Any = NOW) -> str:
-    return await handlers.on_registered(env, categorise=cat or FakeCategoriser(), store=records, repo=repo,
+    return await handlers.on_registered(env, categorise=cat or FakeCategoriser(), records=simulated(records), repo=repo,
                                         settings=SETTINGS, now=now)
 
 
@@ -117,11 +118,11 @@ async def test_an_external_appraisal_pauses_the_clock_and_the_sweep_finishes_the
 
     doc = await repo.get("case-5")
     assert doc is not None
-    early = await handlers.resume_paused(doc, categorise=FakeCategoriser("other", 0.7), store=records, repo=repo,
+    early = await handlers.resume_paused(doc, categorise=FakeCategoriser("other", 0.7), records=simulated(records), repo=repo,
                                          settings=SETTINGS, now=NOW)
     assert early is False
     later = RECEIVED + timedelta(days=20)
-    assert await handlers.resume_paused(doc, categorise=FakeCategoriser("other", 0.7), store=records, repo=repo,
+    assert await handlers.resume_paused(doc, categorise=FakeCategoriser("other", 0.7), records=simulated(records), repo=repo,
                                         settings=SETTINGS, now=later)
     closed = repo.of_type("investigation.paused")[-1].payload
     done = repo.of_type("investigation.completed")[0].payload
@@ -134,7 +135,7 @@ async def test_an_external_appraisal_pauses_the_clock_and_the_sweep_finishes_the
     assert again is not None and again["status"] == "completed"
     events = len(repo.events)
     stale = {**again, "status": "paused"}  # a second sweep that read the case before it was finished
-    assert not await handlers.resume_paused(stale, categorise=FakeCategoriser(), store=records, repo=repo,
+    assert not await handlers.resume_paused(stale, categorise=FakeCategoriser(), records=simulated(records), repo=repo,
                                             settings=SETTINGS, now=later)
     assert len(repo.events) == events
 
@@ -215,11 +216,11 @@ async def test_transient_record_failures_are_retried_with_a_bound_then_dead_lett
             super().__init__()
             self.failures = failures
 
-        async def load(self, customer_id: str) -> Any:
+        async def load_many(self, requests: Any) -> Any:
             if self.failures:
                 self.failures -= 1
                 raise RecordsUnavailable("core banking timed out")
-            return await super().load(customer_id)
+            return await super().load_many(requests)
 
     letters: list[dict[str, Any]] = []
 
@@ -235,7 +236,8 @@ async def test_transient_record_failures_are_retried_with_a_bound_then_dead_lett
 
         async def handle(message: Incoming, repo: FakeRepo = repo, store: Flaky = store) -> None:
             e = decode("complaint.registered", message.value)
-            await handlers.on_registered(e, categorise=FakeCategoriser(), store=store, repo=repo, settings=SETTINGS, now=NOW)
+            await handlers.on_registered(e, categorise=FakeCategoriser(), records=simulated(store), repo=repo,
+                                         settings=SETTINGS, now=NOW)
 
         msg = Incoming("complaint.registered", b"case-7", env.to_bytes(), 0, 1)
         assert await consume_one(msg, handle, dead_letter=dead_letter, max_attempts=4, sleep=no_sleep) == expected
