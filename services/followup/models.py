@@ -23,7 +23,7 @@ class Step(BaseModel):
     title_zh: str
     title_en: str
     due_at: datetime
-    amount: Money | None = Field(None, description="The money the step moves (CNY), from the agreed term.")
+    amount: Money | None = Field(default=None, description="The money the step moves (CNY), from the agreed term.")
     status: StepStatus = "pending"
     done_at: datetime | None = None
     done_by: str | None = None
