@@ -3,14 +3,16 @@
 
 Apache Kafka (KRaft, one combined broker/controller node) runs from jars that Maven
 resolves from Maven Central onto the machine's JDK; FerretDB (a MongoDB wire-protocol
-server) is built from the Go module proxy with the machine's Go toolchain and runs on its
-SQLite backend (PostgreSQL as an option). Downloads and builds are cached, so a second
-start takes seconds; data is kept across restarts.
+server) is built from the Go module proxy with the machine's Go toolchain and stores its
+data in a PostgreSQL server that this script runs too (the machine's PostgreSQL server
+binaries, a cluster of its own under the stack directory, on its own port). FerretDB's
+SQLite backend remains an option (``--ferretdb-backend sqlite``). Downloads and builds are
+cached, so a second start takes seconds; data is kept across restarts.
 
 Standard library only: this script runs before any virtualenv exists.
 
-    python3 deploy/local/stack.py install          # fetch jars, build FerretDB (cached)
-    python3 deploy/local/stack.py start [kafka|ferretdb]
+    python3 deploy/local/stack.py install          # fetch jars, build FerretDB, PostgreSQL (cached)
+    python3 deploy/local/stack.py start [kafka|postgresql|ferretdb]
     python3 deploy/local/stack.py status
     python3 deploy/local/stack.py logs kafka -n 50
     python3 deploy/local/stack.py stop
@@ -26,6 +28,7 @@ import contextlib
 import fcntl
 import json
 import os
+import pwd
 import re
 import shutil
 import signal
@@ -41,6 +44,28 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 
 LOG4J_VERSION = "2.24.3"
+
+SERVERS = ("kafka", "postgresql", "ferretdb")  # start order; stop goes the other way
+PG_SUPERUSER = "postgres"  # the cluster's superuser (a role, not the operating-system user)
+PG_DATABASE = "ferretdb"  # FerretDB's database and the role that owns it
+
+# PostgreSQL settings for a development/test stack, passed as -c flags on every start (see
+# docs/stack.md for why each one). Durability traded for speed: synchronous_commit=off may
+# lose the last fraction of a second of commits if the server crashes, never corrupts.
+PG_SETTINGS = {
+    "synchronous_commit": "off",
+    "shared_buffers": "256MB",
+    "jit": "off",
+    "wal_level": "minimal",
+    "max_wal_senders": "0",
+    "max_wal_size": "2GB",
+    "log_checkpoints": "off",
+    # a refused duplicate key is normal here (idempotent writes); log one line, not the
+    # statement and key values that may carry a customer's data
+    "log_error_verbosity": "terse",
+    "log_min_error_statement": "panic",
+    "timezone": "UTC",
+}
 
 
 class StackError(Exception):
@@ -67,8 +92,9 @@ class Config:
     ferretdb_version: str  # PARLEY_FERRETDB_VERSION
     ferretdb_port: int  # PARLEY_FERRETDB_PORT
     ferretdb_debug_port: int  # PARLEY_FERRETDB_DEBUG_PORT (0 turns the listener off)
-    ferretdb_backend: str  # PARLEY_FERRETDB_BACKEND: sqlite | postgresql
-    postgresql_url: str  # PARLEY_FERRETDB_POSTGRESQL_URL
+    ferretdb_backend: str  # PARLEY_FERRETDB_BACKEND: postgresql (default) | sqlite
+    postgresql_url: str  # PARLEY_FERRETDB_POSTGRESQL_URL: an external server; empty = run our own
+    postgresql_port: int  # PARLEY_POSTGRESQL_PORT: our own PostgreSQL server's port
     host: str = "127.0.0.1"
 
     @classmethod
@@ -85,6 +111,7 @@ class Config:
             ferretdb_debug_port=args.ferretdb_debug_port,
             ferretdb_backend=args.ferretdb_backend,
             postgresql_url=args.postgresql_url,
+            postgresql_port=args.postgresql_port,
         )
 
     @property
@@ -107,6 +134,17 @@ class Config:
     def ferretdb_bin(self) -> Path:
         return self.ferretdb_home / "bin" / "ferretdb"
 
+    @property
+    def runs_postgresql(self) -> bool:
+        """Whether this stack runs a PostgreSQL server of its own (for FerretDB)."""
+        return self.ferretdb_backend == "postgresql" and not self.postgresql_url
+
+    @property
+    def ferretdb_postgresql_url(self) -> str:
+        if self.postgresql_url:
+            return self.postgresql_url
+        return f"postgres://{PG_DATABASE}@{self.host}:{self.postgresql_port}/{PG_DATABASE}"
+
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
@@ -128,15 +166,22 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--ferretdb-backend",
-        choices=("sqlite", "postgresql"),
-        default=_env("PARLEY_FERRETDB_BACKEND", "sqlite"),
+        choices=("postgresql", "sqlite"),
+        default=_env("PARLEY_FERRETDB_BACKEND", "postgresql"),
     )
     p.add_argument(
         "--postgresql-url",
-        default=_env("PARLEY_FERRETDB_POSTGRESQL_URL", "postgres://127.0.0.1:5432/ferretdb"),
+        default=_env("PARLEY_FERRETDB_POSTGRESQL_URL", ""),
+        help="FerretDB's PostgreSQL when it is an external server; empty (the default): the "
+        "stack runs its own PostgreSQL on --postgresql-port",
+    )
+    p.add_argument(
+        "--postgresql-port", type=int, default=int(_env("PARLEY_POSTGRESQL_PORT", "25432"))
     )
     sub = p.add_subparsers(dest="command", required=True)
-    sub.add_parser("install", help="fetch the Kafka jars and build FerretDB (cached)")
+    sub.add_parser(
+        "install", help="fetch the Kafka jars, build FerretDB, install PostgreSQL if missing"
+    )
     for name, text in (
         ("start", "start the servers and wait until they answer"),
         ("stop", "stop the servers"),
@@ -144,9 +189,9 @@ def _parser() -> argparse.ArgumentParser:
         ("status", "say what runs; exit 1 if anything asked for is down"),
     ):
         sp = sub.add_parser(name, help=text)
-        sp.add_argument("servers", nargs="*", metavar="kafka|ferretdb", default=[])
+        sp.add_argument("servers", nargs="*", metavar="kafka|postgresql|ferretdb", default=[])
     lp = sub.add_parser("logs", help="print the end of a server's log")
-    lp.add_argument("server", choices=("kafka", "ferretdb"))
+    lp.add_argument("server", choices=SERVERS)
     lp.add_argument("-n", "--lines", type=int, default=40)
     sub.add_parser("env", help="print shell lines that point Parley at this stack")
     return p
@@ -279,6 +324,116 @@ def install_ferretdb(cfg: Config) -> Path:
     return binary
 
 
+PG_TOOLS = ("postgres", "initdb", "psql")
+
+
+def _pg_version_key(path: Path) -> tuple[int, ...]:
+    return tuple(int(x) for x in re.findall(r"\d+", path.parent.name)) or (0,)
+
+
+def find_postgresql() -> Path | None:
+    """The directory holding the PostgreSQL server binaries, or None.
+
+    ``PARLEY_POSTGRESQL_BINDIR`` first, then Debian's ``/usr/lib/postgresql/<version>/bin``
+    (newest first; Debian does not put the server on PATH), then ``pg_config --bindir`` and
+    ``postgres`` on PATH.
+    """
+    candidates: list[Path] = []
+    if os.environ.get("PARLEY_POSTGRESQL_BINDIR"):
+        candidates.append(Path(os.environ["PARLEY_POSTGRESQL_BINDIR"]))
+    candidates += sorted(Path("/usr/lib/postgresql").glob("*/bin"), key=_pg_version_key, reverse=True)
+    pg_config = shutil.which("pg_config")
+    if pg_config:
+        out = subprocess.run([pg_config, "--bindir"], capture_output=True, text=True).stdout.strip()
+        if out:
+            candidates.append(Path(out))
+    postgres = shutil.which("postgres")
+    if postgres:
+        candidates.append(Path(postgres).resolve().parent)
+    for bindir in candidates:
+        if all((bindir / tool).is_file() for tool in PG_TOOLS):
+            return bindir
+    return None
+
+
+def install_postgresql(cfg: Config) -> Path:
+    """Make sure PostgreSQL's server binaries exist (apt-get when missing); return their dir."""
+    bindir = find_postgresql()
+    if bindir:
+        return bindir
+    why = (
+        "FerretDB's PostgreSQL backend needs the PostgreSQL server (initdb, postgres, psql), "
+        "which is not installed: not in /usr/lib/postgresql/*/bin, PARLEY_POSTGRESQL_BINDIR, "
+        "or on PATH"
+    )
+    alt = "or use FerretDB's SQLite backend: --ferretdb-backend sqlite"
+    apt = shutil.which("apt-get")
+    if not apt:
+        raise StackError(
+            f"{why}, and apt-get is not available here to install it. Install the PostgreSQL "
+            f"server with the system's package manager (PostgreSQL 15 is what was tested), "
+            f"set PARLEY_POSTGRESQL_BINDIR to its bin directory, {alt}."
+        )
+    if os.geteuid() != 0:
+        raise StackError(
+            f"{why}, and installing it with apt-get needs root. Run "
+            f"'sudo apt-get install -y postgresql' and start again, {alt}."
+        )
+    _say("installing the PostgreSQL server with apt-get (first time only)")
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    install = [apt, "install", "-y", "-q", "--no-install-recommends", "postgresql"]
+    proc = subprocess.run(install, capture_output=True, text=True, env=env)
+    if proc.returncode != 0:  # the package lists may be missing or stale: refresh them once
+        subprocess.run([apt, "update", "-q"], capture_output=True, text=True, env=env)
+        proc = subprocess.run(install, capture_output=True, text=True, env=env)
+    if proc.returncode != 0:
+        tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-15:])
+        raise StackError(
+            f"{why}, and 'apt-get install -y postgresql' failed ({proc.returncode}):\n{tail}\n"
+            f"Install the PostgreSQL server by hand, set PARLEY_POSTGRESQL_BINDIR, {alt}."
+        )
+    bindir = find_postgresql()
+    if not bindir:
+        raise StackError(
+            "apt-get installed 'postgresql' but initdb/postgres/psql are still not found in "
+            "/usr/lib/postgresql/*/bin; set PARLEY_POSTGRESQL_BINDIR to their directory."
+        )
+    return bindir
+
+
+def _pg_os_user() -> pwd.struct_passwd | None:
+    """The operating-system user PostgreSQL runs as: None means "this one".
+
+    PostgreSQL refuses to run as root; then it runs as ``PARLEY_POSTGRESQL_OS_USER``
+    (default ``postgres``, the user Debian's package creates).
+    """
+    if os.geteuid() != 0:
+        return None
+    name = _env("PARLEY_POSTGRESQL_OS_USER", "postgres")
+    try:
+        return pwd.getpwnam(name)
+    except KeyError:
+        raise StackError(
+            f"PostgreSQL refuses to run as root, and there is no '{name}' user to run it as. "
+            f"Create one (useradd --system --user-group --home-dir /var/lib/postgresql {name}) "
+            f"or name another with PARLEY_POSTGRESQL_OS_USER."
+        ) from None
+
+
+def _pg_user_can(user: pwd.struct_passwd, test: str, path: Path) -> bool:
+    """Whether PostgreSQL's user passes ``test <test> <path>`` (-x: reach, -w: write)."""
+    return subprocess.run(["test", test, str(path)], **_as_pg_user(user)).returncode == 0  # type: ignore[call-overload]
+
+
+def _as_pg_user(user: pwd.struct_passwd | None) -> dict[str, object]:
+    """Keyword arguments for subprocess that run a command as PostgreSQL's user."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+    if user is None:
+        return {"env": env}
+    env.update(HOME=user.pw_dir, USER=user.pw_name, LOGNAME=user.pw_name)
+    return {"env": env, "user": user.pw_uid, "group": user.pw_gid, "extra_groups": []}
+
+
 # --------------------------------------------------------------------------- probes
 
 
@@ -347,6 +502,30 @@ def mongo_answers(host: str, port: int) -> bool:
         return False
 
 
+def postgresql_answers(host: str, port: int, user: str = PG_SUPERUSER, database: str = "postgres") -> bool:
+    """Log in with a PostgreSQL StartupMessage and check the server is ready for queries.
+
+    The stack's cluster trusts loopback connections, so a server that asks for a password
+    is not it; one that is still starting up answers with an error.
+    """
+    params = b"".join(k + b"\x00" + v.encode() + b"\x00" for k, v in ((b"user", user), (b"database", database)))
+    body = struct.pack(">i", 196608) + params + b"\x00"  # protocol 3.0
+    try:
+        with socket.create_connection((host, port), timeout=2) as s:
+            s.sendall(struct.pack(">i", len(body) + 4) + body)
+            while True:
+                kind = _recv_exact(s, 1)
+                size = struct.unpack(">i", _recv_exact(s, 4))[0]
+                payload = _recv_exact(s, size - 4)
+                if kind == b"E" or (kind == b"R" and payload[:4] != b"\x00\x00\x00\x00"):
+                    return False
+                if kind == b"Z":  # ReadyForQuery
+                    s.sendall(b"X" + struct.pack(">i", 4))  # Terminate
+                    return True
+    except OSError:
+        return False
+
+
 # --------------------------------------------------------------------------- processes
 
 
@@ -369,12 +548,18 @@ class Server:
 
     @property
     def port(self) -> int:
-        return self.cfg.kafka_port if self.name == "kafka" else self.cfg.ferretdb_port
+        return {
+            "kafka": self.cfg.kafka_port,
+            "postgresql": self.cfg.postgresql_port,
+            "ferretdb": self.cfg.ferretdb_port,
+        }[self.name]
 
     def ports(self) -> list[int]:
         """Every port this server listens on."""
         if self.name == "kafka":
             return [self.cfg.kafka_port, self.cfg.controller_port]
+        if self.name == "postgresql":
+            return [self.cfg.postgresql_port]
         return [p for p in (self.cfg.ferretdb_port, self.cfg.ferretdb_debug_port) if p]
 
     def pid(self) -> int | None:
@@ -393,7 +578,7 @@ class Server:
             if stat.rsplit(")", 1)[1].split()[0] == "Z":
                 return None
             cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-            marker = b"kafka.Kafka" if self.name == "kafka" else b"ferretdb"
+            marker = {"kafka": b"kafka.Kafka", "postgresql": b"postgres"}.get(self.name, b"ferretdb")
             # right after exec the kernel may show an empty command line for a moment
             if cmdline and marker not in cmdline:
                 return None
@@ -404,6 +589,8 @@ class Server:
     def answers(self) -> bool:
         if self.name == "kafka":
             return kafka_answers(self.cfg.host, self.cfg.kafka_port)
+        if self.name == "postgresql":
+            return postgresql_answers(self.cfg.host, self.cfg.postgresql_port)
         return mongo_answers(self.cfg.host, self.cfg.ferretdb_port)
 
     # -- start
@@ -411,7 +598,13 @@ class Server:
     def command(self) -> list[str]:
         if self.name == "kafka":
             return self._kafka_command()
+        if self.name == "postgresql":
+            return self._postgresql_command()
         return self._ferretdb_command()
+
+    def popen_options(self) -> dict[str, object]:
+        """Extra subprocess options: PostgreSQL runs as its own user when we are root."""
+        return _as_pg_user(_pg_os_user()) if self.name == "postgresql" else {}
 
     def _kafka_command(self) -> list[str]:
         cfg = self.cfg
@@ -494,11 +687,112 @@ class Server:
             str(props),
         ]
 
+    # -- PostgreSQL: <stack>/postgresql/{data,run} owned by its user, pid and log owned by us
+
+    def _pg_home(self, user: pwd.struct_passwd | None) -> Path:
+        """The directory for the cluster (``data/``) and its unix socket (``run/``).
+
+        Normally this server's directory in the stack. When PostgreSQL runs as another user
+        (we are root) that cannot reach it — a stack under /root, say — the cluster goes to
+        a directory of its own under /tmp, and ``<stack>/postgresql/data`` links to it.
+        """
+        if user is None or _pg_user_can(user, "-x", self.dir):
+            return self.dir
+        import hashlib
+
+        digest = hashlib.sha1(str(self.dir).encode()).hexdigest()[:12]
+        home = Path(os.environ.get("TMPDIR") or "/tmp") / f"parley-postgresql-{digest}"
+        link = self.dir / "data"
+        if not link.is_symlink():  # a new stack directory: a new cluster
+            shutil.rmtree(home, ignore_errors=True)
+            home.mkdir(parents=True)
+            link.symlink_to(home / "data")
+            _say(f"'{user.pw_name}' cannot reach {self.dir}; PostgreSQL's data is in {home}")
+        os.chown(home, user.pw_uid, user.pw_gid)
+        home.chmod(0o700)
+        return home
+
+    def pg_socket_dir(self, home: Path) -> Path | None:
+        """Where the server's unix socket goes; None when the path would be too long for one."""
+        run = home / "run"
+        return run if len(str(run / f".s.PGSQL.{self.cfg.postgresql_port}.lock")) < 100 else None
+
+    def _postgresql_command(self) -> list[str]:
+        cfg = self.cfg
+        bindir = install_postgresql(cfg)
+        user = _pg_os_user()
+        home = self._pg_home(user)
+        data = home / "data"
+        for path in (data, home / "run"):
+            path.mkdir(parents=True, exist_ok=True)
+            if user is not None:
+                os.chown(path, user.pw_uid, user.pw_gid)
+        data.chmod(0o700)
+        if user is not None and not _pg_user_can(user, "-w", data):
+            raise StackError(
+                f"PostgreSQL runs as '{user.pw_name}' (it refuses to run as root), and that "
+                f"user cannot write to {data}. Choose another stack directory (PARLEY_STACK_DIR)."
+            )
+        if not (data / "PG_VERSION").exists():
+            for child in data.iterdir():  # the remains of an initdb that did not finish
+                shutil.rmtree(child) if child.is_dir() else child.unlink()
+            _say(f"creating a PostgreSQL cluster in {data} (first start only)")
+            proc = subprocess.run(  # type: ignore[call-overload]
+                [
+                    str(bindir / "initdb"), "-D", str(data), f"--username={PG_SUPERUSER}",
+                    "--auth=trust", "--encoding=UTF8", "--locale=C", "--no-instructions",
+                ],
+                capture_output=True, text=True, cwd=home, **_as_pg_user(user),
+            )
+            if proc.returncode != 0:
+                tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-15:])
+                raise StackError(f"initdb failed ({proc.returncode}) for {data}:\n{tail}")
+        socket_dir = self.pg_socket_dir(home)
+        settings = {
+            "listen_addresses": cfg.host,
+            "port": str(cfg.postgresql_port),
+            "unix_socket_directories": str(socket_dir) if socket_dir else "",
+            **PG_SETTINGS,
+        }
+        cmd = [str(bindir / "postgres"), "-D", str(data)]
+        for key, value in settings.items():
+            cmd += ["-c", f"{key}={value}"]
+        return cmd
+
+    def _ensure_ferretdb_database(self) -> None:
+        """Create FerretDB's role and database in our cluster when they do not exist yet."""
+        bindir = install_postgresql(self.cfg)
+        sql = (
+            f"SELECT 'CREATE ROLE {PG_DATABASE} LOGIN' WHERE NOT EXISTS "
+            f"(SELECT FROM pg_roles WHERE rolname = '{PG_DATABASE}')\\gexec\n"
+            f"SELECT 'CREATE DATABASE {PG_DATABASE} OWNER {PG_DATABASE}' WHERE NOT EXISTS "
+            f"(SELECT FROM pg_database WHERE datname = '{PG_DATABASE}')\\gexec\n"
+        )
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+        proc = subprocess.run(
+            [
+                str(bindir / "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", self.cfg.host,
+                "-p", str(self.cfg.postgresql_port), "-U", PG_SUPERUSER, "-d", "postgres",
+            ],
+            input=sql, capture_output=True, text=True, env=dict(env, PGCONNECT_TIMEOUT="10"),
+        )
+        if proc.returncode != 0:
+            raise StackError(
+                f"could not create the '{PG_DATABASE}' database in PostgreSQL on "
+                f"{self.cfg.host}:{self.cfg.postgresql_port}:\n{(proc.stdout + proc.stderr).strip()}"
+            )
+        deadline = time.monotonic() + 30
+        while not postgresql_answers(self.cfg.host, self.cfg.postgresql_port, PG_DATABASE, PG_DATABASE):
+            if time.monotonic() > deadline:
+                raise StackError(f"PostgreSQL does not let '{PG_DATABASE}' log in to its database")
+            time.sleep(0.2)
+
+    # -- FerretDB
+
     def _ferretdb_command(self) -> list[str]:
         cfg = self.cfg
         binary = install_ferretdb(cfg)
         data = self.dir / "data"
-        data.mkdir(parents=True, exist_ok=True)
         debug = f"{cfg.host}:{cfg.ferretdb_debug_port}" if cfg.ferretdb_debug_port else ""
         cmd = [
             str(binary),
@@ -509,12 +803,25 @@ class Server:
             "--log-level=warn",
         ]
         if cfg.ferretdb_backend == "sqlite":
+            data.mkdir(parents=True, exist_ok=True)
             cmd += ["--handler=sqlite", f"--sqlite-url=file:{data}/"]
         else:
-            cmd += ["--handler=postgresql", f"--postgresql-url={cfg.postgresql_url}"]
+            if cfg.runs_postgresql and not postgresql_answers(
+                cfg.host, cfg.postgresql_port, PG_DATABASE, PG_DATABASE
+            ):
+                raise StackError(
+                    f"FerretDB stores its data in PostgreSQL, which does not answer on "
+                    f"{cfg.host}:{cfg.postgresql_port}; start it first (stack.py start postgresql)"
+                )
+            cmd += ["--handler=postgresql", f"--postgresql-url={cfg.ferretdb_postgresql_url}"]
         return cmd
 
     def start(self, timeout: float = 90.0) -> None:
+        self._start(timeout)
+        if self.name == "postgresql":
+            self._ensure_ferretdb_database()
+
+    def _start(self, timeout: float) -> None:
         pid = self.pid()
         if pid and self.answers():
             _say(f"{self.name} already running (pid {pid}) on {self.cfg.host}:{self.port}")
@@ -533,13 +840,14 @@ class Server:
             log = self.logfile.open("ab")
             log.write(f"\n==== start {time.strftime('%Y-%m-%dT%H:%M:%S%z')} ====\n".encode())
             log.flush()
-            proc = subprocess.Popen(
+            proc = subprocess.Popen(  # type: ignore[call-overload]
                 cmd,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
                 cwd=self.dir,
+                **self.popen_options(),
             )
             self.pidfile.write_text(f"{proc.pid}\n")
             pid = proc.pid
@@ -565,12 +873,21 @@ class Server:
             _say(f"{self.name} is not running")
             self.pidfile.unlink(missing_ok=True)
             return
-        os.kill(pid, signal.SIGTERM)
+        # PostgreSQL: SIGINT is its "fast" shutdown (roll back open transactions, checkpoint,
+        # exit); SIGTERM would wait for every client to disconnect first.
+        sig = signal.SIGINT if self.name == "postgresql" else signal.SIGTERM
+        os.kill(pid, sig)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline and self.pid() is not None:
             time.sleep(0.2)
+        if self.pid() is not None and self.name == "postgresql":
+            _say(f"{self.name} ignored SIGINT for {timeout:.0f}s; immediate shutdown (SIGQUIT)")
+            os.kill(pid, signal.SIGQUIT)
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline and self.pid() is not None:
+                time.sleep(0.2)
         if self.pid() is not None:
-            _say(f"{self.name} ignored SIGTERM for {timeout:.0f}s; killing it")
+            _say(f"{self.name} ignored {sig.name} for {timeout:.0f}s; killing it")
             os.kill(pid, signal.SIGKILL)
             while self.pid() is not None:
                 time.sleep(0.1)
@@ -586,7 +903,7 @@ class Server:
         pid = self.pid()
         up = bool(pid) and self.answers()
         state = "up" if up else ("starting or hung" if pid else "down")
-        print(f"{self.name:9} {state:18} {self.cfg.host}:{self.port:<6} pid={pid or '-'}  log={self.logfile}")
+        print(f"{self.name:10} {state:18} {self.cfg.host}:{self.port:<6} pid={pid or '-'}  log={self.logfile}")
         return up
 
 
@@ -616,15 +933,35 @@ def _locked(cfg: Config):  # type: ignore[no-untyped-def]
         yield
 
 
+def _servers(cfg: Config, command: str, asked: list[str]) -> list[Server]:
+    """The servers a command acts on, in start order.
+
+    Without names: Kafka, FerretDB and, when FerretDB stores its data in the stack's own
+    PostgreSQL, PostgreSQL; ``stop`` also stops a PostgreSQL left running by an earlier
+    start with other options. Starting FerretDB starts the PostgreSQL it needs.
+    """
+    names = set(asked)
+    if not asked:
+        names = {"kafka", "ferretdb"}
+        if cfg.runs_postgresql or (command == "stop" and Server("postgresql", cfg).pid()):
+            names.add("postgresql")
+    elif command in ("start", "restart") and "ferretdb" in names and cfg.runs_postgresql:
+        names.add("postgresql")
+    return [Server(n, cfg) for n in SERVERS if n in names]
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     cfg = Config.from_args(args)
-    names = getattr(args, "servers", None) or ["kafka", "ferretdb"]
-    unknown = sorted(set(names) - {"kafka", "ferretdb"})
+    asked = getattr(args, "servers", None) or []
+    unknown = sorted(set(asked) - set(SERVERS))
     if unknown:
-        print(f"[stack] error: unknown server {unknown[0]!r}; choose kafka or ferretdb", file=sys.stderr)
+        print(
+            f"[stack] error: unknown server {unknown[0]!r}; choose kafka, postgresql or ferretdb",
+            file=sys.stderr,
+        )
         return 2
-    servers = [Server(n, cfg) for n in names]
+    servers = _servers(cfg, args.command, asked)
     try:
         with _locked(cfg):
             return _command(args, cfg, servers)
@@ -637,7 +974,13 @@ def _command(args: argparse.Namespace, cfg: Config, servers: list[Server]) -> in
     if args.command == "install":
         install_kafka(cfg)
         install_ferretdb(cfg)
-        _say(f"installed: Kafka {cfg.kafka_version} in {cfg.kafka_home}, FerretDB at {cfg.ferretdb_bin}")
+        pg = ""
+        if cfg.runs_postgresql:
+            pg = f", PostgreSQL server in {install_postgresql(cfg)}"
+        _say(
+            f"installed: Kafka {cfg.kafka_version} in {cfg.kafka_home}, "
+            f"FerretDB at {cfg.ferretdb_bin}{pg}"
+        )
     elif args.command == "start":
         for s in servers:
             s.start()
@@ -645,8 +988,11 @@ def _command(args: argparse.Namespace, cfg: Config, servers: list[Server]) -> in
         for s in reversed(servers):
             s.stop()
     elif args.command == "restart":
+        # restart ferretdb also "starts" PostgreSQL (a no-op when it runs) but does not stop it
+        asked = set(getattr(args, "servers", None) or SERVERS)
         for s in reversed(servers):
-            s.stop()
+            if s.name in asked:
+                s.stop()
         for s in servers:
             s.start()
     elif args.command == "status":

@@ -4,8 +4,9 @@
    ``PARLEY_TEST_MONGO_URL``);
 2. testcontainers with the official ``apache/kafka`` and ``mongo`` images, when a Docker
    engine answers;
-3. otherwise the project's local stack (``deploy/local/stack.py``) on test ports, started
-   once per test session from a fresh data directory and stopped at its end.
+3. otherwise the project's local stack (``deploy/local/stack.py``: Kafka, PostgreSQL and
+   FerretDB on PostgreSQL) on test ports, started once per test session from a fresh data
+   directory and stopped at its end (see ``_stack_env`` for the variables).
 """
 
 from __future__ import annotations
@@ -102,16 +103,27 @@ def _containers() -> Iterator[Servers]:
 
 
 def _stack_env() -> dict[str, str]:
+    """The environment ``stack.py`` gets for the test stack.
+
+    Everything is set explicitly from the ``PARLEY_TEST_*`` variables, never inherited from
+    the demo stack's ``PARLEY_*`` ones: the test stack's directory is wiped at the start of
+    a session, so it must never be the demo's. Two sessions on one machine run side by side
+    when each has its own ``PARLEY_TEST_STACK_DIR`` and ports.
+    """
     # Test ports stay below Linux's ephemeral range (32768-60999): a client polling a port
     # in that range while nothing listens can connect to itself and keep the port busy.
     env = dict(os.environ)
-    env.setdefault("PARLEY_STACK_DIR", str(REPO / ".parley" / "test-stack"))
-    env.setdefault("PARLEY_KAFKA_PORT", os.environ.get("PARLEY_TEST_KAFKA_PORT", "29092"))
-    env.setdefault(
-        "PARLEY_KAFKA_CONTROLLER_PORT", os.environ.get("PARLEY_TEST_KAFKA_CONTROLLER_PORT", "29093")
-    )
-    env.setdefault("PARLEY_FERRETDB_PORT", os.environ.get("PARLEY_TEST_FERRETDB_PORT", "29017"))
-    env.setdefault("PARLEY_FERRETDB_DEBUG_PORT", "0")
+    get = os.environ.get
+    env["PARLEY_STACK_DIR"] = get("PARLEY_TEST_STACK_DIR") or str(REPO / ".parley" / "test-stack")
+    env["PARLEY_KAFKA_PORT"] = get("PARLEY_TEST_KAFKA_PORT") or "29092"
+    env["PARLEY_KAFKA_CONTROLLER_PORT"] = get("PARLEY_TEST_KAFKA_CONTROLLER_PORT") or "29093"
+    env["PARLEY_FERRETDB_PORT"] = get("PARLEY_TEST_FERRETDB_PORT") or "29017"
+    env["PARLEY_FERRETDB_DEBUG_PORT"] = "0"
+    # FerretDB stores its data in the test stack's own PostgreSQL (the default backend);
+    # PARLEY_TEST_FERRETDB_BACKEND=sqlite runs the tests on FerretDB's SQLite backend.
+    env["PARLEY_FERRETDB_BACKEND"] = get("PARLEY_TEST_FERRETDB_BACKEND") or "postgresql"
+    env["PARLEY_POSTGRESQL_PORT"] = get("PARLEY_TEST_POSTGRESQL_PORT") or "29432"
+    env.pop("PARLEY_FERRETDB_POSTGRESQL_URL", None)
     env.setdefault("PARLEY_KAFKA_HEAP", "768m")
     return env
 
