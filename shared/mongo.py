@@ -69,7 +69,7 @@ async def claim_next_version(
                 and current.get("version") == expected_version
                 and claim["at"] < datetime.now(UTC) - stale_after
             )
-            if not stale:
+            if not stale or claim is None:  # (claim is not None when stale; said for the checker)
                 return False
             await claims.delete_one({"_id": key, "at": claim["at"]})
     return False
