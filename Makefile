@@ -47,6 +47,11 @@ lint: $(VENV)/.installed
 clean: stop
 	rm -rf .parley var
 
-bench: setup
-	$(STACK) start
-	$(PY) -m bench.plumbing
+# its own Kafka + FerretDB (+ PostgreSQL) on ports 19xxx and .parley/bench-stack, stopped at the end;
+# BENCH_ARGS=--quick for a short check (see bench/README.md)
+$(VENV)/.bench-installed: $(VENV)/.installed pyproject.toml
+	$(PY) -m pip install --quiet -e '.[dev,bench]'
+	touch $@
+
+bench: setup $(VENV)/.bench-installed
+	$(PY) -m bench.run $(BENCH_ARGS)
