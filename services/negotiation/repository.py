@@ -24,7 +24,7 @@ from pymongo import ASCENDING, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
-from services.negotiation.errors import Conflict
+from services.negotiation.errors import StaleVersion
 from services.negotiation.models import AgentProfile, Workspace
 from services.negotiation.plan import from_fen, to_fen
 from shared.contracts.envelope import Envelope
@@ -114,6 +114,23 @@ class Repository:
         cursor = self.cases.find(query, {"outbox": 0}).sort("opened_at", -1).limit(limit)
         return [_workspace(d) async for d in cursor]
 
+    async def list_cases(self, *, status: str | None = None, team: str | None = None,
+                         assigned_agent: str | None = None, limit: int = 200) -> list[Workspace]:
+        """Return the staff list page: cases past investigation, newest first (a query, not a hot path)."""
+        query: dict[str, Any] = {"status": status or {"$ne": "awaiting_investigation"}}
+        if team is not None:
+            query["team"] = team
+        if assigned_agent is not None:
+            query["assigned_agent"] = assigned_agent
+        return await self.find(query, limit=limit)
+
+    async def customer_cases(self, customer_id: str, *, exclude: str | None = None) -> list[Workspace]:
+        """Return a customer's cases, newest first."""
+        query: dict[str, Any] = {"customer_id": customer_id}
+        if exclude is not None:
+            query["_id"] = {"$ne": exclude}
+        return await self.find(query)
+
     async def save(
         self, ws: Workspace, expected_version: int, events: list[Envelope[Any]]
     ) -> Workspace:
@@ -130,7 +147,7 @@ class Repository:
                      **_nested_outbox(events)}
                 )
             except DuplicateKeyError:
-                raise Conflict(f"case {ws.case_id} was created concurrently") from None
+                raise StaleVersion(f"case {ws.case_id} was created concurrently") from None
             return ws.model_copy(update={"version": 1})
         claimed = await claim_next_version(self.claims, self.cases, ws.case_id, expected_version)
         updated = None if not claimed else await self.cases.find_one_and_update(
@@ -141,7 +158,7 @@ class Repository:
         if updated is None:
             current = await self.cases.find_one({"_id": ws.case_id}, {"version": 1})
             found = current.get("version") if current else None
-            raise Conflict(
+            raise StaleVersion(
                 f"case {ws.case_id} is at version {found}, not {expected_version}: "
                 "it changed since you read it; reload and try again"
             )
@@ -200,6 +217,16 @@ class Repository:
         """Return audit entries, oldest first."""
         cursor = self.audit.find(query, {"_id": 0}).sort("at", 1).limit(limit)
         return [d async for d in cursor]
+
+    async def audit_trail(self, *, case_id: str | None = None, outcome: str | None = None,
+                          limit: int = 500) -> list[dict[str, Any]]:
+        """Return audit entries of one case and/or outcome, oldest first (the auditors' page)."""
+        query: dict[str, Any] = {}
+        if case_id:
+            query["case_id"] = case_id
+        if outcome:
+            query["outcome"] = outcome
+        return await self.audit_entries(query, limit=limit)
 
     # ------------------------------------------------------------------ fairness refs
 

@@ -1,0 +1,275 @@
+"""The staff API: workspaces, assignment and recusal, the communication log, offers and their
+approval, recorded acceptances, hardship, escalation with a dossier, the agent directory, the
+instalment calculator and the audit trail.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query, Response
+from fastapi.responses import HTMLResponse
+
+from services.negotiation import handlers
+from services.negotiation.api.deps import (
+    READ_ERRORS,
+    WRITE_ERRORS,
+    Caller,
+    D,
+    Deps,
+    IfMatch,
+    errors,
+    expected_version,
+    publish_owed,
+    repo_of,
+    staff_only,
+)
+from services.negotiation.api.schemas import (
+    ApprovalRequest,
+    AssignRequest,
+    AuditEntry,
+    CaseResult,
+    CaseSummary,
+    CaseView,
+    EscalateRequest,
+    HardshipRequest,
+    MessageRequest,
+    OfferRequest,
+    OfferResult,
+    PlanRequest,
+    PlanResponse,
+    PreviewRequest,
+    PreviewResponse,
+    RecordAcceptanceRequest,
+    RecusalRequest,
+    WithdrawRequest,
+)
+from services.negotiation.auth import Principal
+from services.negotiation.authority import rank
+from services.negotiation.errors import Forbidden, NotFound, Unprocessable
+from services.negotiation.models import AgentProfile, Agreement, Dossier, ScheduleRow, Workspace
+from services.negotiation.plan import PlanError, compute_plan
+
+
+def summary_of(ws: Workspace) -> CaseSummary:
+    """The one-line view of a case in lists."""
+    return CaseSummary(**ws.model_dump(include=set(CaseSummary.model_fields)))
+
+
+router = APIRouter(tags=["agents"])
+#: the directory, tools and audit trail (their own OpenAPI tags)
+directory = APIRouter()
+
+
+@router.get("/cases", response_model=list[CaseSummary], responses=READ_ERRORS)
+async def list_cases(
+    p: Caller, d: D,
+    status: Annotated[Literal["open", "agreed", "escalated"] | None, Query()] = None,
+    mine: Annotated[bool, Query(description="Only cases assigned to me.")] = False,
+) -> list[CaseSummary]:
+    """List the cases in the caller's scope (agents and team leads: their team)."""
+    staff_only(p)
+    team = p.team if p.role in ("agent", "team_lead") else None
+    found = await repo_of(d).list_cases(status=status, team=team, assigned_agent=p.sub if mine else None)
+    return [summary_of(w) for w in found]
+
+
+@router.get("/cases/{case_id}", response_model=CaseView, responses=READ_ERRORS)
+async def get_case(case_id: str, p: Caller, d: D, response: Response) -> CaseView:
+    """The workspace: complaint, findings, evidence, communications, offers, timeline, history."""
+    staff_only(p)
+    repo = repo_of(d)
+    ws = await handlers.load_case(case_id, p, repo=repo)
+    others = await repo.customer_cases(ws.customer_id, exclude=case_id) if ws.customer_id else []
+    history = [summary_of(o) for o in others if handlers.in_scope(o, p)]
+    response.headers["ETag"] = f'"{ws.version}"'
+    return CaseView(**ws.model_dump(), customer_history=history)
+
+
+@router.post("/cases/{case_id}/assign", response_model=CaseResult, responses=WRITE_ERRORS)
+async def assign(case_id: str, body: AssignRequest, p: Caller, d: D, if_match: IfMatch = None) -> CaseResult:
+    """Assign the case (team leads and up); without agent_id, by skill and load."""
+    ws = await handlers.assign(case_id, body.agent_id, p=p, expected_version=expected_version(if_match, body),
+                               repo=repo_of(d), now=d.clock())
+    return CaseResult(version=ws.version, status=ws.status)
+
+
+@router.post("/cases/{case_id}/recusals", response_model=CaseResult, responses=WRITE_ERRORS)
+async def recuse(case_id: str, body: RecusalRequest, p: Caller, d: D, if_match: IfMatch = None) -> CaseResult:
+    """Record a recusal (回避): the agent can no longer be assigned or act on the case."""
+    ws = await handlers.recuse(case_id, body.agent_id, body.reason, p=p,
+                               expected_version=expected_version(if_match, body), repo=repo_of(d), now=d.clock())
+    return CaseResult(version=ws.version, status=ws.status)
+
+
+@router.post("/cases/{case_id}/messages", response_model=CaseResult, status_code=201,
+             responses=WRITE_ERRORS)
+async def add_message(case_id: str, body: MessageRequest, p: Caller, d: D, if_match: IfMatch = None) -> CaseResult:
+    """Log a message to or from the customer, a call note or a meeting note."""
+    staff_only(p)
+    ws = await handlers.log_message(case_id, body=body.body, direction=body.direction, channel=body.channel,
+                                    p=p, expected_version=expected_version(if_match, body), repo=repo_of(d), now=d.clock())
+    return CaseResult(version=ws.version, status=ws.status)
+
+
+@router.post("/cases/{case_id}/offers/preview", response_model=PreviewResponse,
+             responses=WRITE_ERRORS)
+async def preview(case_id: str, body: PreviewRequest, p: Caller, d: D) -> PreviewResponse:
+    """Compute an offer's schedule, fairness comparison and authority without saving it."""
+    staff_only(p)
+    terms, concession, fairness, check = await handlers.preview_offer(
+        case_id, list(body.terms), p=p, repo=repo_of(d), settings=d.settings)
+    return PreviewResponse(terms=terms, concession=concession, fairness=fairness, authority=check)
+
+
+@router.post("/cases/{case_id}/offers", response_model=OfferResult, status_code=201,
+             responses=WRITE_ERRORS)
+async def make_offer(case_id: str, body: OfferRequest, p: Caller, d: D, if_match: IfMatch = None) -> OfferResult:
+    """Propose an offer; above the proposer's authority it waits for approval."""
+    ws, offer = await handlers.make_offer(
+        case_id, terms=list(body.terms), reason=body.reason, justification=body.justification,
+        final=body.final, responds_to=body.responds_to, p=p, expected_version=expected_version(if_match, body),
+        repo=repo_of(d), settings=d.settings, now=d.clock())
+    await publish_owed(d, case_id)
+    return OfferResult(version=ws.version, offer=offer)
+
+
+@router.post("/cases/{case_id}/offers/{offer_id}/approval", response_model=OfferResult,
+             responses=WRITE_ERRORS)
+async def decide(case_id: str, offer_id: str, body: ApprovalRequest, p: Caller, d: D,
+                 if_match: IfMatch = None) -> OfferResult:
+    """Approve, or reject with a reason, an offer waiting for approval."""
+    ws, offer = await handlers.decide_approval(
+        case_id, offer_id, approve=body.decision == "approve", note=body.reason, p=p,
+        expected_version=expected_version(if_match, body), repo=repo_of(d), now=d.clock())
+    await publish_owed(d, case_id)
+    return OfferResult(version=ws.version, offer=offer)
+
+
+@router.post("/cases/{case_id}/offers/{offer_id}/withdraw", response_model=CaseResult,
+             responses=WRITE_ERRORS)
+async def withdraw(case_id: str, offer_id: str, body: WithdrawRequest, p: Caller, d: D,
+                   if_match: IfMatch = None) -> CaseResult:
+    """Withdraw an offer the customer has not answered."""
+    ws = await handlers.withdraw_offer(case_id, offer_id, reason=body.reason, p=p,
+                                       expected_version=expected_version(if_match, body), repo=repo_of(d), now=d.clock())
+    return CaseResult(version=ws.version, status=ws.status)
+
+
+@router.post("/cases/{case_id}/offers/{offer_id}/record-acceptance", response_model=CaseResult,
+             responses=WRITE_ERRORS)
+async def record_acceptance(case_id: str, offer_id: str, body: RecordAcceptanceRequest, p: Caller, d: D,
+                            if_match: IfMatch = None) -> CaseResult:
+    """Record an acceptance the customer gave by phone, letter or in person."""
+    ws = await handlers.record_acceptance(case_id, offer_id, channel=body.channel, note=body.note, p=p,
+                                          expected_version=expected_version(if_match, body), repo=repo_of(d), now=d.clock())
+    await publish_owed(d, case_id)
+    return CaseResult(version=ws.version, status=ws.status)
+
+
+@router.post("/cases/{case_id}/hardship", response_model=CaseResult, responses=WRITE_ERRORS)
+async def hardship(case_id: str, body: HardshipRequest, p: Caller, d: D, if_match: IfMatch = None) -> CaseResult:
+    """Record the customer's hardship; offers are then compared with hardship cases."""
+    staff_only(p)
+    ws = await handlers.set_hardship(case_id, hardship=body.hardship, reason=body.reason, p=p,
+                                     expected_version=expected_version(if_match, body), repo=repo_of(d), now=d.clock())
+    return CaseResult(version=ws.version, status=ws.status)
+
+
+@router.post("/cases/{case_id}/escalate", response_model=CaseResult, responses=WRITE_ERRORS)
+async def escalate(case_id: str, body: EscalateRequest, p: Caller, d: D, if_match: IfMatch = None) -> CaseResult:
+    """End negotiation: mediation or litigation, with a dossier."""
+    staff_only(p)
+    ws = await handlers.escalate(case_id, target=body.target, reason=body.reason, p=p,
+                                 expected_version=expected_version(if_match, body), repo=repo_of(d),
+                                 settings=d.settings, now=d.clock())
+    await publish_owed(d, case_id)
+    return CaseResult(version=ws.version, status=ws.status)
+
+
+@router.get("/cases/{case_id}/agreement", response_model=Agreement, responses=READ_ERRORS)
+async def agreement(case_id: str, p: Caller, d: D) -> Agreement:
+    """The settlement agreement (zh-CN and English) with the recorded acceptance."""
+    staff_only(p)
+    ws = await handlers.load_case(case_id, p, repo=repo_of(d))
+    if ws.agreement is None:
+        raise NotFound(f"case {case_id} has no agreement")
+    return ws.agreement
+
+
+async def _dossier(case_id: str, p: Principal, d: Deps) -> dict[str, Any]:
+    staff_only(p)
+    ws = await handlers.load_case(case_id, p, repo=repo_of(d))
+    stored = await repo_of(d).get_dossier(ws.escalation.dossier_id) if ws.escalation else None
+    if stored is None:
+        raise NotFound(f"case {case_id} has no dossier (it was not escalated)")
+    return stored
+
+
+@router.get("/cases/{case_id}/dossier", response_model=Dossier, responses=READ_ERRORS)
+async def dossier(case_id: str, p: Caller, d: D) -> Dossier:
+    """The escalation dossier as JSON."""
+    return Dossier.model_validate((await _dossier(case_id, p, d))["json"])
+
+
+_JSON_ERRORS_FOR_HTML: dict[int | str, dict[str, Any]] = {
+    code: {
+        "description": spec["description"],
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}},
+    }
+    for code, spec in READ_ERRORS.items()
+}
+
+
+@router.get("/cases/{case_id}/dossier.html", response_class=HTMLResponse,
+            responses=_JSON_ERRORS_FOR_HTML)
+async def dossier_page(case_id: str, p: Caller, d: D) -> HTMLResponse:
+    """The escalation dossier as a readable page (zh-CN first, English second)."""
+    return HTMLResponse((await _dossier(case_id, p, d))["html"])
+
+
+@directory.get("/agents", response_model=list[AgentProfile], responses=READ_ERRORS, tags=["directory"])
+async def list_agents(p: Caller, d: D) -> list[AgentProfile]:
+    """The agent directory (team leads: their team)."""
+    staff_only(p)
+    return await repo_of(d).list_agents(p.team if p.role in ("agent", "team_lead") else None)
+
+
+@directory.put("/agents/{agent_id}", response_model=AgentProfile, responses=WRITE_ERRORS, tags=["directory"])
+async def put_agent(agent_id: str, body: AgentProfile, p: Caller, d: D) -> AgentProfile:
+    """Create or update an agent's skills, capacity and conflicts (team leads: own team)."""
+    if rank(p.role) < rank("team_lead"):
+        raise Forbidden("only a team lead, manager or the committee may edit the directory")
+    if body.agent_id != agent_id:
+        raise Unprocessable("agent_id in the body must match the path", field="agent_id")
+    if p.role == "team_lead" and body.team != p.team:
+        raise Forbidden("a team lead may edit only their own team")
+    if rank(body.role) > rank(p.role):
+        raise Forbidden("you cannot give a role above your own")
+    await repo_of(d).put_agent(body)
+    return body
+
+
+@directory.post("/plans/instalment", response_model=PlanResponse, responses=errors(401, 422), tags=["tools"])
+async def plan(body: PlanRequest, p: Caller) -> PlanResponse:
+    """Compute an instalment schedule (exact decimals, due dates clamped to month ends)."""
+    try:
+        computed = compute_plan(body.amount, body.months, body.first_due_date,
+                                annual_rate_pct=body.annual_rate_pct, method=body.method)
+    except PlanError as exc:
+        raise Unprocessable(str(exc), field=exc.field) from None
+    rows = [ScheduleRow(number=r.number, due_date=r.due_date, principal=r.principal, interest=r.interest,
+                        payment=r.payment, balance_after=r.balance_after) for r in computed.instalments]
+    return PlanResponse(schedule=rows, total_principal=computed.amount,
+                        total_interest=computed.total_interest, total_payable=computed.total_payable)
+
+
+@directory.get("/audit", response_model=list[AuditEntry], responses=errors(401, 403, 422), tags=["audit"])
+async def audit(
+    p: Caller, d: D, case_id: Annotated[str | None, Query()] = None,
+    outcome: Annotated[Literal["allowed", "refused", "rejected"] | None, Query()] = None,
+) -> list[dict[str, Any]]:
+    """Read the audit trail (auditors, managers, the committee)."""
+    if p.role not in ("auditor", "manager", "committee"):
+        raise Forbidden("only auditors, managers and the committee may read the audit trail")
+    return await repo_of(d).audit_trail(case_id=case_id, outcome=outcome)
