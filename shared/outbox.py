@@ -10,12 +10,14 @@ periodic ``relay_pending`` sweep publishes it again. Consumers dedupe on ``event
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pymongo import ReturnDocument
+from pymongo import ReturnDocument, UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 
 from shared.contracts.envelope import Envelope
@@ -104,16 +106,88 @@ async def relay_pending(
 
     With ``older_than`` (or ``grace``: now minus it), outboxes written after it are left to
     the writer that is relaying them right now (a sweep racing a live writer would publish
-    the same events twice). Periodic sweeps pass ``grace=SWEEP_GRACE``.
+    the same events twice). Periodic sweeps pass ``grace=SWEEP_GRACE``. The query is the
+    single equality ``outbox_pending: true`` (indexed, and pushed down by FerretDB); the
+    age is checked here.
     """
     if older_than is None and grace is not None:
         older_than = datetime.now(UTC) - grace
-    query: dict[str, Any] = {"outbox_pending": True}
-    if older_than is not None:
-        query["$or"] = [{"outbox_at": {"$lt": older_than}}, {"outbox_at": {"$exists": False}}]
-    total = 0
-    async for doc in collection.find(query, {"_id": 1}).limit(limit):
-        total += await relay(collection, doc["_id"], send)
+    left: list[Written] = []
+    async for doc in collection.find({"outbox_pending": True}, {"outbox": 1, "outbox_at": 1}).limit(limit):
+        at = doc.get("outbox_at")
+        if older_than is not None and at is not None and at >= older_than:
+            continue
+        left.append(Written(collection, doc["_id"], doc.get("outbox") or {}))
+    total = await publish_written(left, send)
     if total:
         log.info("relayed %d events left in outboxes", total)
     return total
+
+
+@dataclass(frozen=True)
+class Written:
+    """A document a handler wrote together with events to publish (its outbox).
+
+    ``pending`` is the outbox the writer just wrote (event id -> item), which saves reading
+    it back; None means "read it". Handlers return these; the runtime publishes them after
+    the batch (``publish_written``).
+    """
+
+    collection: AsyncCollection[dict[str, Any]]
+    doc_id: Any
+    pending: dict[str, Any] | None = None
+
+
+async def publish_written(written: Iterable[Written | None], send: SendFn) -> int:
+    """Publish the outboxes of many written documents, then clear them in bulk; return the count.
+
+    Events of one document go out in the order they were written; documents whose events
+    share a Kafka key go out in the order they were written; different keys go out
+    concurrently (the producer batches them). Each document's sent events are then removed
+    and its flag cleared, in one bulk write per collection, by ``_id`` only: the flag is
+    cleared only where the outbox is empty afterwards, so an event a concurrent writer added
+    meanwhile keeps its flag for the sweep.
+    """
+    items = [w for w in written if w is not None]
+    if not items:
+        return 0
+    missing = [w for w in items if w.pending is None]
+    if missing:
+        docs = await asyncio.gather(
+            *(w.collection.find_one({"_id": w.doc_id}, {"outbox": 1}) for w in missing)
+        )
+        found = {id(w): (d or {}).get("outbox") or {} for w, d in zip(missing, docs, strict=True)}
+        items = [w if w.pending is not None else Written(w.collection, w.doc_id, found[id(w)])
+                 for w in items]
+    # the same document written twice in one batch: publish its latest outbox once
+    latest: dict[tuple[int, Any], Written] = {}
+    for w in items:
+        merged = {**(latest[(id(w.collection), w.doc_id)].pending or {})} if (id(w.collection), w.doc_id) in latest else {}
+        merged.update(w.pending or {})
+        latest[(id(w.collection), w.doc_id)] = Written(w.collection, w.doc_id, merged)
+    chains: dict[str, list[dict[str, Any]]] = {}
+    for w in latest.values():
+        for item in sorted((w.pending or {}).values(), key=lambda it: it.get("order", "")):
+            chains.setdefault(item["key"], []).append(item)
+
+    async def chain(events: list[dict[str, Any]]) -> None:
+        for item in events:
+            await send(item["topic"], item["key"].encode(), item["value"].encode())
+
+    await asyncio.gather(*(chain(c) for c in chains.values()))
+    by_collection: dict[int, tuple[AsyncCollection[dict[str, Any]], list[Written]]] = {}
+    for w in latest.values():
+        by_collection.setdefault(id(w.collection), (w.collection, []))[1].append(w)
+    for collection, docs in by_collection.values():
+        unsets = [
+            UpdateOne({"_id": w.doc_id}, {"$unset": {f"outbox.{eid}": "" for eid in w.pending or {}}})
+            for w in docs if w.pending
+        ]
+        if unsets:
+            await collection.bulk_write(unsets, ordered=False)
+        await collection.bulk_write(
+            [UpdateOne({"_id": w.doc_id, "outbox": {}}, {"$set": {"outbox_pending": False}})
+             for w in docs],
+            ordered=False,
+        )
+    return sum(len(w.pending or {}) for w in latest.values())

@@ -1,81 +1,352 @@
-"""Run a service process: ``python -m services.<name> worker`` or ``... api --port N``.
+"""One service spec, from which every service's worker, API, preparation and CLI are built.
 
-A service's ``__main__`` hands this its factories; nothing is built at import time. The
-worker is a faust worker (the service's Kafka agents); the API is a FastAPI app under
-uvicorn. Both log through ``shared.logging`` (case ids on every line, personal data masked).
+A service says *what* it is in a ``ServiceSpec``: its name, settings, how to build its
+dependencies (repositories over its own database), its indexes and seeds, its Kafka
+subscriptions (each with a decoder and a batch handler), its timers, the collections that
+carry outboxes, and its API router. This module builds the rest the same way for all five
+services:
+
+- **preparation** — the catalogue topics, the indexes and any seed, idempotent, before the
+  worker or the API serves;
+- **the worker** — a faust app whose agents take records in batches
+  (``stream.take_events(n, within)``), decode them, run the handler on the batch
+  (``shared.kafka.consume.consume_batch``: bad records to ``<topic>.dlq``, a failing batch
+  split so only the record at fault is dead-lettered), then publish what the batch wrote
+  (``shared.outbox.publish_written``) before the batch is acknowledged; guarded timers (an
+  exception is logged, never kills the worker); an outbox sweep for each outbox collection;
+- **the API** — a FastAPI app with one lifespan (database client, publisher, dependencies),
+  one ``/health``, one error mapping (``shared.http``);
+- **the command line** — ``python -m services.<name> worker | api [--port N] | <command>``.
+
+Nothing is built at import time.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
-import sys
-from collections.abc import Awaitable, Callable
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
 
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
+from shared.http import install_error_handlers
 from shared.kafka.admin import ensure_topics
+from shared.kafka.producer import Publisher
+from shared.kafka.consume import Incoming, consume_batch
 from shared.logging import install_context_filter, setup_logging
 from shared.mongo import make_client, service_database
+from shared.outbox import SWEEP_GRACE, SendFn, Written, publish_written, relay_pending
 from shared.settings import CommonSettings
+from shared.topics import decode
 
 log = logging.getLogger(__name__)
 
+D = TypeVar("D")  # a service's dependencies
+S = TypeVar("S", bound=CommonSettings)
 
-def run(
-    service: str,
-    *,
-    worker: Callable[[], Any] | None = None,
-    api: Callable[[], Any] | None = None,
-    default_port: int = 8000,
-    argv: list[str] | None = None,
-) -> int:
-    """Parse the command line and run the worker or the API of ``service``."""
-    parser = argparse.ArgumentParser(prog=f"python -m services.{service}")
+
+@dataclass
+class Runtime(Generic[S]):
+    """What a service's dependencies are built from: settings, its database, a sender."""
+
+    settings: S
+    client: AsyncMongoClient[dict[str, Any]]
+    db: AsyncDatabase[dict[str, Any]]
+    send: SendFn
+    mode: str  # "worker", "api" or "prepare"
+
+
+def envelope_decoder(topic: str) -> Callable[[Incoming], Any]:
+    """Decode an enveloped event of ``topic`` into its typed ``Envelope``."""
+
+    def _decode(message: Incoming) -> Any:
+        return decode(topic, message.value)
+
+    return _decode
+
+
+def by_topic(message: Incoming) -> Any:
+    """Decode an enveloped event of the topic it came from (for multi-topic subscriptions)."""
+    return decode(message.topic, message.value)
+
+
+@dataclass(frozen=True)
+class Subscription(Generic[D]):
+    """Records of ``topics`` decoded by ``decode`` and handled in batches by ``handle``.
+
+    ``handle(deps, items)`` gets the decoded items in Kafka order and returns the documents
+    it wrote with events to publish (``Written``, a list of them, or None). It must be
+    idempotent: Kafka redelivers. ``dead_letter=False`` logs failures instead (for readers
+    of dead-letter topics, which must not dead-letter a dead letter).
+    """
+
+    name: str
+    topics: tuple[str, ...]
+    handle: Callable[[D, list[Any]], Awaitable[Any]]
+    decode: Callable[[Incoming], Any] | None = None  # default: envelope of the record's topic
+    batch_size: int = 100
+    within_s: float = 0.05
+    dead_letter: bool = True
+
+
+@dataclass(frozen=True)
+class Timer(Generic[D]):
+    """A periodic job; ``run(deps)`` returns what it wrote (published afterwards)."""
+
+    name: str
+    interval_s: Callable[[Any], float]  # settings -> seconds
+    run: Callable[[D], Awaitable[Any]]
+
+
+@dataclass(frozen=True)
+class ServiceSpec(Generic[S, D]):
+    """Everything that makes one service, in one place (see the module docstring)."""
+
+    name: str
+    settings: Callable[[], S]
+    deps: Callable[[Runtime[S]], D]
+    indexes: Callable[[D], Awaitable[object]]
+    subscriptions: Sequence[Subscription[D]] = ()
+    timers: Sequence[Timer[D]] = ()
+    #: collections (names in the service's database) whose outboxes the sweep relays
+    outboxes: Sequence[str] = ()
+    sweep_interval_s: Callable[[Any], float] = lambda _settings: 5.0
+    #: extra one-off preparation after the indexes (seeds); idempotent
+    seed: Callable[[D, S], Awaitable[object]] | None = None
+    #: ``router(settings)`` returns the API's routers; None: no HTTP face
+    router: Callable[[S], Sequence[Any]] | None = None
+    #: ``install(app, settings)`` adds middleware or extra handlers to the API app
+    install_api: Callable[[Any, S], None] | None = None
+    api_title: str = ""
+    api_description: str = ""
+    default_port: int = 8000
+    #: extra command-line verbs: name -> main(argv) -> exit code
+    commands: dict[str, Callable[[list[str]], int]] = field(default_factory=dict)
+
+
+def _flatten(result: Any) -> list[Written]:
+    if result is None:
+        return []
+    if isinstance(result, Written):
+        return [result]
+    out: list[Written] = []
+    for item in result:
+        out.extend(_flatten(item))
+    return out
+
+
+async def publish_results(result: Any, send: SendFn) -> int:
+    """Publish what a handler returned it wrote (``Written``, lists of them, or None)."""
+    return await publish_written(_flatten(result), send)
+
+
+# ------------------------------------------------------------------ preparation
+
+
+async def prepare(spec: ServiceSpec[S, D], settings: S) -> None:
+    """Create the catalogue topics, the service's indexes and seeds (idempotent)."""
+    await ensure_topics(settings.kafka)
+    client = make_client(settings.mongo)
+    try:
+
+        async def no_send(topic: str, key: bytes, value: bytes) -> object:
+            raise RuntimeError("nothing is published while preparing")
+
+        runtime = Runtime(settings, client, service_database(client, settings.mongo, spec.name),
+                          no_send, "prepare")
+        deps = spec.deps(runtime)
+        await spec.indexes(deps)
+        if spec.seed is not None:
+            await spec.seed(deps, settings)
+    finally:
+        await client.close()
+
+
+# ------------------------------------------------------------------ worker
+
+
+def build_worker(spec: ServiceSpec[S, D], settings: S, **faust_overrides: Any) -> Any:
+    """Return the faust app running ``spec``'s subscriptions, timers and outbox sweeps."""
+    from shared.kafka.faust_app import faust_dead_letter, faust_send, make_faust_app
+
+    app = make_faust_app(spec.name, settings, **faust_overrides)
+    send = faust_send(app, settings)
+    dead_letter = faust_dead_letter(app, settings, spec.name)
+    prefix = settings.kafka.topic_prefix
+    state: dict[str, Any] = {}
+
+    def deps() -> D:
+        # made on first use, inside the worker's event loop
+        if "deps" not in state:
+            client = make_client(settings.mongo)
+            runtime = Runtime(settings, client, service_database(client, settings.mongo, spec.name),
+                              send, "worker")
+            state["client"], state["deps"], state["runtime"] = client, spec.deps(runtime), runtime
+        return state["deps"]  # type: ignore[no-any-return]
+
+    async def published(result: Any) -> None:
+        await publish_results(result, send)
+
+    for sub in spec.subscriptions:
+        _declare_agent(app, settings, spec, sub, deps, dead_letter, published, prefix)
+
+    for timer in spec.timers:
+        _declare_timer(app, timer.name, timer.interval_s(settings),
+                       lambda t=timer: t.run(deps()), published)
+
+    if spec.outboxes:
+
+        async def sweep_outboxes() -> int:
+            runtime: Runtime[S] = state["runtime"] if "runtime" in state else (deps(), state["runtime"])[1]
+            total = 0
+            for name in spec.outboxes:
+                total += await relay_pending(runtime.db[name], send, grace=SWEEP_GRACE)
+            return total
+
+        _declare_timer(app, "outbox-sweep", spec.sweep_interval_s(settings), sweep_outboxes, None)
+
+    @app.task
+    async def _logging_context() -> None:
+        install_context_filter()
+
+    @app.on_before_shutdown.connect
+    async def _close_mongo(sender: Any, **_: Any) -> None:
+        client = state.get("client")
+        if client is not None:
+            await client.close()
+
+    return app
+
+
+def _declare_agent(app: Any, settings: CommonSettings, spec: ServiceSpec[Any, Any],
+                   sub: Subscription[Any], deps: Callable[[], Any], dead_letter: Any,
+                   published: Callable[[Any], Awaitable[None]], prefix: str) -> None:
+    topic = app.topic(*[settings.kafka.topic(t) for t in sub.topics],
+                      key_serializer="raw", value_serializer="raw")
+    decoder = sub.decode or by_topic
+
+    async def handle(items: list[Any]) -> Any:
+        return await sub.handle(deps(), items)
+
+    async def agent(stream: Any) -> None:
+        async for events in stream.take_events(sub.batch_size, sub.within_s):
+            messages = [Incoming.from_faust(e, e.message.topic.removeprefix(prefix)) for e in events]
+            if sub.dead_letter:
+                await consume_batch(messages, decoder, handle, dead_letter=dead_letter,
+                                    on_result=published)
+                continue
+            for message in messages:  # a reader of dead letters: log, never dead-letter
+                try:
+                    await published(await handle([decoder(message)]))
+                except Exception:  # noqa: BLE001 - the record stays in Kafka; logged once here
+                    log.exception("could not handle a record from %s", message.topic)
+
+    agent.__name__ = sub.name.replace(".", "_").replace("-", "_")
+    app.agent(topic, name=f"{spec.name}.{sub.name}")(agent)
+
+
+def _declare_timer(app: Any, name: str, interval: float, run: Callable[[], Awaitable[Any]],
+                   published: Callable[[Any], Awaitable[None]] | None) -> None:
+    async def timer() -> None:
+        try:
+            result = await run()
+            if published is not None:
+                await published(result)
+        except Exception:  # noqa: BLE001 - a timer runs again; one failure must not stop the worker
+            log.exception("timer %s failed; it runs again in %.1fs", name, interval)
+
+    timer.__name__ = f"timer_{name}".replace(".", "_").replace("-", "_")
+    timer.__qualname__ = timer.__name__
+    app.timer(interval=interval, name=f"{name}")(timer)
+
+
+# ------------------------------------------------------------------ API
+
+
+def build_api(spec: ServiceSpec[S, D], settings: S) -> Any:
+    """Return the FastAPI app of ``spec``: one lifespan, one /health, one error mapping."""
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await prepare(spec, settings)
+        client = make_client(settings.mongo)
+        publisher = Publisher(settings.kafka, client_id=f"parley-{spec.name}-api")
+        await publisher.start()
+        runtime = Runtime(settings, client, service_database(client, settings.mongo, spec.name),
+                          publisher.send, "api")
+        app.state.runtime = runtime
+        app.state.publisher = publisher
+        app.state.settings = settings
+        app.state.deps = spec.deps(runtime)
+        try:
+            yield
+        finally:
+            await publisher.stop()
+            await client.close()
+
+    app = FastAPI(title=spec.api_title or f"Parley {spec.name}",
+                  description=spec.api_description, lifespan=lifespan)
+    install_error_handlers(app)
+
+    @app.get("/health", tags=["ops"], summary="Whether this API and its database answer",
+             response_model=None)
+    async def health(request: Request) -> JSONResponse:
+        """Answer 200 when the database answers a ping, 503 otherwise (no token needed)."""
+        try:
+            await asyncio.wait_for(request.app.state.runtime.db.command("ping"), timeout=2.0)
+        except Exception:  # noqa: BLE001 - any failure means "not healthy"
+            return JSONResponse({"status": "unavailable", "service": spec.name, "database": "down"},
+                                status_code=503)
+        return JSONResponse({"status": "ok", "service": spec.name, "database": "ok"})
+
+    if spec.install_api is not None:
+        spec.install_api(app, settings)
+    if spec.router is not None:
+        for router in spec.router(settings):
+            app.include_router(router)
+    return app
+
+
+# ------------------------------------------------------------------ command line
+
+
+def run(spec: ServiceSpec[Any, Any], argv: list[str] | None = None) -> int:
+    """Parse the command line and run the worker, the API or one of ``spec.commands``."""
+    import sys
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] and argv[0] in spec.commands:
+        return spec.commands[argv[0]](argv[1:])
+    parser = argparse.ArgumentParser(prog=f"python -m services.{spec.name}")
     sub = parser.add_subparsers(dest="mode", required=True)
-    if worker is not None:
-        w = sub.add_parser("worker", help="run the Kafka agents (faust worker)")
+    if spec.subscriptions or spec.timers or spec.outboxes:
+        w = sub.add_parser("worker", help="run the Kafka agents and timers (faust worker)")
         w.add_argument("-l", "--loglevel", default="info")
-    if api is not None:
+    if spec.router is not None:
         a = sub.add_parser("api", help="serve the HTTP API (uvicorn)")
         a.add_argument("--host", default="127.0.0.1")
-        a.add_argument("--port", type=int, default=default_port)
+        a.add_argument("--port", type=int, default=spec.default_port)
         a.add_argument("-l", "--loglevel", default="info")
+    for name in spec.commands:
+        sub.add_parser(name, help=f"{name} (see its own --help)", add_help=False)
     args = parser.parse_args(argv)
+    settings = spec.settings()
 
     if args.mode == "worker":
         import faust
 
-        app = worker()  # type: ignore[misc]
-
-        @app.task
-        async def _logging_context() -> None:
-            install_context_filter()
-
-        faust.Worker(app, loglevel=args.loglevel.upper()).execute_from_commandline()
+        asyncio.run(prepare(spec, settings))
+        faust.Worker(build_worker(spec, settings), loglevel=args.loglevel.upper()).execute_from_commandline()
         return 0
 
     import uvicorn
 
     setup_logging(args.loglevel)
-    uvicorn.run(api(), host=args.host, port=args.port, log_config=None)  # type: ignore[misc]
+    uvicorn.run(build_api(spec, settings), host=args.host, port=args.port, log_config=None)
     return 0
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit("run a service: python -m services.<name> worker|api")
-
-
-async def prepare_service(
-    settings: CommonSettings,
-    service: str,
-    ensure_indexes: Callable[[AsyncDatabase[dict[str, Any]]], Awaitable[object]],
-) -> None:
-    """Create the catalogue topics and the service's indexes before its worker starts."""
-    await ensure_topics(settings.kafka)
-    client = make_client(settings.mongo)
-    try:
-        await ensure_indexes(service_database(client, settings.mongo, service))
-    finally:
-        await client.close()

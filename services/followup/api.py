@@ -18,7 +18,7 @@ router = APIRouter()
 
 
 def repo_of(request: Request) -> Repository:
-    repo: Repository = request.app.state.repo
+    repo: Repository = request.app.state.deps.repo
     return repo
 
 
@@ -41,12 +41,6 @@ def problem_handlers() -> dict[type[Exception], object]:
         return JSONResponse(status_code=409, content={"detail": str(exc)})
 
     return {NotFound: not_found, Conflict: conflict}
-
-
-@router.get("/health")
-async def health() -> dict[str, str]:
-    """Say the API process is up."""
-    return {"status": "ok"}
 
 
 @router.get("/executions", response_model=list[Execution])

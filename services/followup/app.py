@@ -1,59 +1,118 @@
-"""Build follow-up's faust worker and FastAPI app from settings."""
+"""Follow-up's service spec: agreed settlements and escalations in, a sweep for overdue steps.
+
+Everything else (worker, API app, preparation, health, error mapping, outbox relay) is
+built from this spec by ``shared.service``, the same way for every service.
+
+- ``settlement.agreed`` → ``handlers.plan_execution`` (idempotent: one execution per case);
+- ``case.escalated`` → ``handlers.record_escalation``;
+- a timer marks overdue steps (``handlers.overdue_steps``) and publishes the alerts;
+- outbox collection ``executions``.
+"""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
 
-import faust
-from fastapi import FastAPI
-
-from services.followup import agents
-from services.followup.api import problem_handlers, router
+from services.followup import handlers
+from services.followup.errors import Conflict
 from services.followup.repository import Repository
 from services.followup.settings import Settings, get_settings
-from shared.kafka import Publisher, make_faust_app
-from shared.mongo import make_client, service_database
-from shared.service import prepare_service
+from shared.contracts.envelope import Envelope, utcnow
+from shared.contracts.negotiation import CaseEscalated, SettlementAgreed
+from shared.outbox import Written
+from shared.service import Runtime, ServiceSpec, Subscription, Timer
 
 SERVICE = "followup"
 
 
-async def prepare(settings: Settings | None = None) -> None:
-    """Create the topics and indexes follow-up relies on (idempotent)."""
-    await prepare_service(settings or get_settings(), SERVICE, lambda db: Repository(db).ensure_indexes())
+@dataclass
+class Deps:
+    """Follow-up's store and settings."""
+
+    repo: Repository
+    settings: Settings
 
 
-def create_worker(settings: Settings | None = None) -> faust.App:
-    """Return the faust app with follow-up's agents registered."""
-    settings = settings or get_settings()
-    app = make_faust_app(SERVICE, settings)
-    client = make_client(settings.mongo)
-    agents.register(app, settings, repo=Repository(service_database(client, settings.mongo, SERVICE)))
-    return app
+def build_deps(rt: Runtime[Settings]) -> Deps:
+    """Make follow-up's dependencies from the runtime."""
+    return Deps(Repository(rt.db), rt.settings)
 
 
-def create_api(settings: Settings | None = None) -> FastAPI:
-    """Return the follow-up API."""
-    settings = settings or get_settings()
+async def on_agreed(deps: Deps, events: list[Envelope[SettlementAgreed]]) -> None:
+    """Plan the execution of each agreed settlement (a redelivery finds it planned)."""
+    for event in events:
+        execution = handlers.plan_execution(event, now=utcnow(), tz=deps.settings.timezone)
+        await deps.repo.create(execution, [])
 
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        client = make_client(settings.mongo)
-        app.state.repo = Repository(service_database(client, settings.mongo, SERVICE))
-        app.state.publisher = Publisher(settings.kafka, client_id="parley-followup-api")
-        await app.state.publisher.start()
-        try:
-            yield
-        finally:
-            await app.state.publisher.stop()
-            await client.close()
 
-    app = FastAPI(
-        title="Parley follow-up",
-        description="施行与监督、回访 — carry out agreed settlements and call the customer back.",
-        lifespan=lifespan,
-        exception_handlers=problem_handlers(),  # type: ignore[arg-type]
-    )
-    app.include_router(router)
-    return app
+async def on_escalated(deps: Deps, events: list[Envelope[CaseEscalated]]) -> None:
+    """Record each escalation (a redelivery finds it recorded)."""
+    for event in events:
+        await deps.repo.create(handlers.record_escalation(event), [])
+
+
+async def mark_overdue(deps: Deps) -> list[Written]:
+    """Mark overdue steps of open executions; return what was written (alerts to publish)."""
+    now, written = utcnow(), []
+    for execution in await deps.repo.open_executions():
+        updated, events = handlers.overdue_steps(execution, now=now)
+        if events:
+            try:
+                await deps.repo.save(updated, events)
+            except Conflict:
+                continue  # changed meanwhile; the next sweep looks again
+            written.append(Written(deps.repo.executions, execution.case_id))
+    return written
+
+
+def _routers(settings: Settings) -> Sequence[Any]:
+    from services.followup.api import router
+
+    return [router]
+
+
+def _install(app: Any, settings: Settings) -> None:
+    from services.followup.api import problem_handlers
+
+    for exc_class, handler in problem_handlers().items():
+        app.add_exception_handler(exc_class, handler)
+
+
+async def _indexes(deps: Deps) -> None:
+    await deps.repo.ensure_indexes()
+
+
+SPEC: ServiceSpec[Settings, Deps] = ServiceSpec(
+    name=SERVICE,
+    settings=get_settings,
+    deps=build_deps,
+    indexes=_indexes,
+    subscriptions=[
+        Subscription("agreed", ("settlement.agreed",), on_agreed),
+        Subscription("escalated", ("case.escalated",), on_escalated),
+    ],
+    timers=[Timer("overdue", lambda s: s.sweep_interval_s, mark_overdue)],
+    outboxes=["executions"],
+    sweep_interval_s=lambda s: s.sweep_interval_s,
+    router=_routers,
+    install_api=_install,
+    api_title="Parley follow-up 施行与监督",
+    api_description="施行与监督、回访 — carry out agreed settlements and call the customer back.",
+    default_port=8004,
+)
+
+
+def create_api(settings: Settings | None = None) -> Any:
+    """Return follow-up's FastAPI app (``shared.service.build_api`` of the spec)."""
+    from shared.service import build_api
+
+    return build_api(SPEC, settings or get_settings())
+
+
+def create_worker(settings: Settings | None = None) -> Any:
+    """Return follow-up's faust worker (``shared.service.build_worker`` of the spec)."""
+    from shared.service import build_worker
+
+    return build_worker(SPEC, settings or get_settings())

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -23,7 +21,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import AwareDatetime
 
-from services.intake.errors import CaseNotFound
+from shared.errors import NotFound
 from services.intake.models import (
     Accepted,
     CaseComplaint,
@@ -37,8 +35,6 @@ from services.intake.repository import Doc, IntakeRepository
 from services.intake.settings import Settings
 from shared.contracts.common import Channel
 from shared.errors import InvalidMessage
-from shared.kafka import Publisher
-from shared.mongo import make_client, service_database
 
 log = logging.getLogger(__name__)
 
@@ -53,41 +49,9 @@ def _problem(status: int, errors: list[dict[str, str]], message: str) -> JSONRes
     return JSONResponse(status_code=status, content={"detail": message, "errors": errors})
 
 
-def build_api(settings: Settings) -> FastAPI:
-    """Return the FastAPI app (Kafka producer and Mongo client live for the app's lifespan)."""
-
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        client: Any = make_client(settings.mongo)
-        publisher = Publisher(settings.kafka, client_id="parley-intake-api")
-        await publisher.start()
-        app.state.repo = IntakeRepository(service_database(client, settings.mongo, "intake"))
-        app.state.publisher = publisher
-        try:
-            yield
-        finally:
-            await publisher.stop()
-            await client.close()
-
-    app = FastAPI(title="Parley intake", version="1", lifespan=lifespan)
-    app.state.settings = settings
-
-    @app.exception_handler(RequestValidationError)
-    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = [
-            {"field": ".".join(str(p) for p in e["loc"] if p not in ("body", "query", "path")) or "(root)",
-             "problem": e["msg"]}
-            for e in exc.errors()
-        ]
-        return _problem(422, errors, "invalid request")
-
-    @app.exception_handler(CaseNotFound)
-    async def _not_found(_: Request, exc: CaseNotFound) -> JSONResponse:
-        return _problem(404, [], str(exc))
-
-    app.include_router(router)
+def install(app: FastAPI, settings: Settings) -> None:
+    """Add intake's OpenAPI body schema for ``POST /complaints`` to the spec-built app."""
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
-    return app
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:
@@ -118,7 +82,8 @@ router = APIRouter()
 
 def repo_of(request: Request) -> IntakeRepository:
     """The app's repository."""
-    return request.app.state.repo
+    repo: IntakeRepository = request.app.state.deps.repo
+    return repo
 
 
 def settings_of(request: Request) -> Settings:
@@ -138,13 +103,6 @@ async def read_body(request: Request, limit: int) -> bytes:
             raise BodyTooLarge
         chunks.append(chunk)
     return b"".join(chunks)
-
-
-@router.get("/health")
-async def health(request: Request) -> dict[str, str]:
-    """Answer whether the API can reach its database."""
-    await repo_of(request).db.command("ping")
-    return {"status": "ok"}
 
 
 @router.post(
@@ -213,7 +171,7 @@ async def complaint_status(
     """Return how a channel complaint was registered (404 while not yet registered)."""
     doc = await repo.find_complaint(f"{channel.value}:{channel_complaint_id}")
     if doc is None:
-        raise CaseNotFound("complaint not registered (yet)")
+        raise NotFound("complaint not registered (yet)")
     return _registration_of(doc)
 
 
@@ -240,10 +198,10 @@ def case_view(doc: Doc) -> CaseView:
 async def get_case(case_ref: str, repo: Annotated[IntakeRepository, Depends(repo_of)]) -> CaseView:
     """Return a case by id (or by case number, ``TS-…``)."""
     if len(case_ref) > 64:
-        raise CaseNotFound("no such case")
+        raise NotFound("no such case")
     doc = await repo.find_case(case_ref) or await repo.find_case_by_number(case_ref)
     if doc is None:
-        raise CaseNotFound("no such case")
+        raise NotFound("no such case")
     return case_view(doc)
 
 

@@ -1,61 +1,124 @@
-"""Build intake's faust worker and FastAPI app from settings (no work at import time)."""
+"""Intake's service spec: what it consumes, what it stores, its timers and its API.
+
+Everything else (worker, API app, preparation, health, error mapping, outbox relay) is
+built from this spec by ``shared.service``, the same way for every service.
+
+- ``complaint.received`` (channel JSON, key = channel complaint id), in batches →
+  ``handlers.register_batch``; bad input goes to ``complaint.received.dlq``.
+- ``case.closed`` → ``handlers.close_case``, so later complaints about the matter are
+  recognised as repeats.
+- outbox collection ``complaints``: registration events are published after each batch,
+  and a sweep publishes what a crashed worker left behind.
+"""
 
 from __future__ import annotations
 
-import asyncio
-import logging
-from pathlib import Path
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
-import faust
-from fastapi import FastAPI
-
-from services.intake import agents, handlers
+from services.intake import handlers
+from services.intake.models import decode_submission
 from services.intake.repository import IntakeRepository
-from services.intake.settings import Settings
-from shared.kafka import ensure_topics
-from shared.kafka.faust_app import make_faust_app
-from shared.mongo import make_client, service_database
-
-log = logging.getLogger(__name__)
+from services.intake.settings import Settings, get_settings
+from shared.contracts.envelope import Envelope
+from shared.contracts.followup import CaseClosed
+from shared.errors import InvalidMessage
+from shared.kafka.consume import Incoming
+from shared.outbox import SendFn
+from shared.service import Runtime, ServiceSpec, Subscription
 
 SERVICE = "intake"
 
 
-async def prepare(settings: Settings) -> None:
-    """Create the topics and indexes intake needs (idempotent); run before serving."""
-    await ensure_topics(settings.kafka)
-    client: Any = make_client(settings.mongo)
-    try:
-        await IntakeRepository(service_database(client, settings.mongo, SERVICE)).ensure_indexes()
-    finally:
-        await client.close()
+@dataclass
+class Deps:
+    """What intake's handlers need: its store and settings (one per process)."""
+
+    repo: IntakeRepository
+    settings: Settings
+    send: SendFn
+    locks: handlers.CustomerLocks
 
 
-def create_worker(settings: Settings) -> faust.App:
-    """Return the faust app running intake's agents."""
-    datadir = Path(settings.datadir) / f"{settings.kafka.topic_prefix}parley-{SERVICE}"
-    datadir.parent.mkdir(parents=True, exist_ok=True)
-    app = make_faust_app(SERVICE, settings, datadir=datadir, broker_commit_interval=1.0)
-    client: Any = make_client(settings.mongo)
-    repo = IntakeRepository(service_database(client, settings.mongo, SERVICE))
-    agents.register(app, settings, agents.Deps(repo=repo, locks=handlers.CustomerLocks()))
-
-    @app.on_before_shutdown.connect
-    async def _close_mongo(sender: faust.App, **_: Any) -> None:
-        await client.close()
-
-    return app
+def build_deps(rt: Runtime[Settings]) -> Deps:
+    """Make intake's dependencies from the runtime."""
+    return Deps(IntakeRepository(rt.db), rt.settings, rt.send, handlers.CustomerLocks())
 
 
-def worker_factory(settings: Settings) -> faust.App:
-    """Prepare topics and indexes, then build the worker (for ``shared.service.run``)."""
-    asyncio.run(prepare(settings))
-    return create_worker(settings)
+def _decode_submission(message: Incoming) -> Any:
+    return decode_submission(message.value)
 
 
-def create_api(settings: Settings) -> FastAPI:
-    """Return intake's FastAPI app."""
-    from services.intake.api import build_api
+async def on_received(deps: Deps, submissions: list[Any]) -> Any:
+    """Register a batch of channel complaints."""
+    import asyncio
 
-    return build_api(settings)
+    async def one(submission: Any) -> None:
+        await handlers.register_complaint(
+            submission, repo=deps.repo, send=deps.send, settings=deps.settings, locks=deps.locks
+        )
+
+    await asyncio.gather(*(one(s) for s in submissions))
+    return None
+
+
+async def on_closed(deps: Deps, events: list[Envelope[CaseClosed]]) -> None:
+    """Mark cases closed (idempotent); a case intake never registered is bad input."""
+    for event in events:
+        if not await handlers.close_case(event, repo=deps.repo):
+            if await deps.repo.find_case(event.case_id) is None:
+                raise InvalidMessage("case_id is not a case intake registered")
+
+
+def _routers(settings: Settings) -> Sequence[Any]:
+    from services.intake.api import router
+
+    return [router]
+
+
+def _install(app: Any, settings: Settings) -> None:
+    from services.intake.api import install
+
+    install(app, settings)
+
+
+async def _indexes(deps: Deps) -> None:
+    await deps.repo.ensure_indexes()
+
+
+SPEC: ServiceSpec[Settings, Deps] = ServiceSpec(
+    name=SERVICE,
+    settings=get_settings,
+    deps=build_deps,
+    indexes=_indexes,
+    subscriptions=[
+        Subscription("register", ("complaint.received",), on_received,
+                     decode=_decode_submission, batch_size=500, within_s=0.05),
+        Subscription("case-closed", ("case.closed",), on_closed, batch_size=100),
+    ],
+    outboxes=["complaints"],
+    sweep_interval_s=lambda s: s.relay_interval_s,
+    router=_routers,
+    install_api=_install,
+    api_title="Parley intake 投诉受理",
+    api_description=(
+        "投诉受理 — channels without Kafka submit complaints here (`POST /complaints`); the "
+        "worker registers every complaint by one path. Staff read cases and registrations."
+    ),
+    default_port=8001,
+)
+
+
+def create_api(settings: Settings | None = None) -> Any:
+    """Return intake's FastAPI app (``shared.service.build_api`` of the spec)."""
+    from shared.service import build_api
+
+    return build_api(SPEC, settings or get_settings())
+
+
+def create_worker(settings: Settings | None = None) -> Any:
+    """Return intake's faust worker (``shared.service.build_worker`` of the spec)."""
+    from shared.service import build_worker
+
+    return build_worker(SPEC, settings or get_settings())

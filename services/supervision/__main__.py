@@ -1,12 +1,9 @@
 """``python -m services.supervision worker | api --port 8005``."""
 
-import asyncio
 import sys
 
-from services.supervision.app import create_api, create_worker, prepare
+from services.supervision.app import SPEC
 from shared.service import run
 
 if __name__ == "__main__":
-    if sys.argv[1:2] == ["worker"]:
-        asyncio.run(prepare())
-    sys.exit(run("supervision", worker=create_worker, api=create_api, default_port=8005))
+    sys.exit(run(SPEC))

@@ -4,23 +4,18 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import APIRouter, Query, Request
 
 from services.supervision.models import AlertView, CaseWatch, DeadLetterView
 from services.supervision.repository import Repository
+from shared.errors import NotFound
 
 router = APIRouter()
 
 
 def _repo(request: Request) -> Repository:
-    repo: Repository = request.app.state.repo
+    repo: Repository = request.app.state.deps.repo
     return repo
-
-
-@router.get("/health")
-async def health() -> dict[str, str]:
-    """Say the API process is up."""
-    return {"status": "ok"}
 
 
 @router.get("/overview")
@@ -39,7 +34,7 @@ async def case(case_id: str, request: Request) -> CaseWatch:
     """Return a case's status, deadline, alerts and timeline."""
     doc = await _repo(request).case(case_id)
     if doc is None:
-        raise HTTPException(404, f"no case {case_id!r} has been seen by supervision")
+        raise NotFound(f"no case {case_id!r} has been seen by supervision")
     doc["timeline"].sort(key=lambda e: e["occurred_at"])
     return CaseWatch(case_id=doc.pop("_id"), **doc)
 

@@ -1,55 +1,141 @@
-"""Build supervision's faust worker and FastAPI app from settings."""
+"""Supervision's service spec: every enveloped topic, every dead-letter topic, a deadline sweep.
+
+Everything else (worker, API app, preparation, health, error mapping, outbox relay) is
+built from this spec by ``shared.service``, the same way for every service.
+
+- every catalogue topic with an envelope (not its own ``supervision.alert``) →
+  ``handlers.record_event``; an unreadable event is left to the topic's owner, who
+  dead-letters it, and supervision sees it on the ``.dlq`` topic;
+- every ``<topic>.dlq`` → ``handlers.record_dead_letter`` (never dead-letters a dead letter);
+- a timer checks deadlines (``handlers.check_deadlines``) and raises alerts;
+- outbox collection ``alerts``.
+"""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
 
-import faust
-from fastapi import FastAPI
-
-from services.supervision import agents
-from services.supervision.api import router
+from services.supervision import handlers
 from services.supervision.repository import Repository
 from services.supervision.settings import Settings, get_settings
-from shared.kafka import make_faust_app
-from shared.mongo import make_client, service_database
-from shared.service import prepare_service
+from shared.contracts.envelope import Envelope, utcnow
+from shared.errors import InvalidMessage
+from shared.kafka.consume import Incoming
+from shared.kafka.dlq import read_headers
+from shared.outbox import Written
+from shared.service import Runtime, ServiceSpec, Subscription, Timer
+from shared.topics import CATALOGUE, DLQ_SUFFIX, decode
+
+log = logging.getLogger(__name__)
 
 SERVICE = "supervision"
 
-
-async def prepare(settings: Settings | None = None) -> None:
-    """Create the topics and indexes supervision relies on (idempotent)."""
-    await prepare_service(settings or get_settings(), SERVICE, lambda db: Repository(db).ensure_indexes())
-
-
-def create_worker(settings: Settings | None = None) -> faust.App:
-    """Return the faust app with supervision's agents registered."""
-    settings = settings or get_settings()
-    app = make_faust_app(SERVICE, settings)
-    client = make_client(settings.mongo)
-    agents.register(app, settings, repo=Repository(service_database(client, settings.mongo, SERVICE)))
-    return app
+#: Topics whose events supervision watches (it does not watch its own alerts).
+WATCHED = tuple(n for n, s in CATALOGUE.items() if s.payload is not None and n != "supervision.alert")
+#: Every dead-letter topic of the catalogue.
+DEAD_LETTERS = tuple(CATALOGUE[n].dlq for n in CATALOGUE)
 
 
-def create_api(settings: Settings | None = None) -> FastAPI:
-    """Return the supervision API."""
-    settings = settings or get_settings()
+@dataclass
+class Deps:
+    """Supervision's store and settings."""
 
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        client = make_client(settings.mongo)
-        app.state.repo = Repository(service_database(client, settings.mongo, SERVICE))
-        try:
-            yield
-        finally:
-            await client.close()
+    repo: Repository
+    settings: Settings
 
-    app = FastAPI(
-        title="Parley supervision",
-        description="案件时限、告警与死信 — deadlines, alerts and dead letters across every stream.",
-        lifespan=lifespan,
+
+def build_deps(rt: Runtime[Settings]) -> Deps:
+    """Make supervision's dependencies from the runtime."""
+    return Deps(Repository(rt.db), rt.settings)
+
+
+def _decode_watched(message: Incoming) -> Envelope[Any] | None:
+    try:
+        return decode(message.topic, message.value)
+    except InvalidMessage as exc:
+        # the topic's owner dead-letters it; supervision sees it on the .dlq topic
+        log.info("unreadable event on %s left to its owner: %s", message.topic, exc.reason[:200])
+        return None
+
+
+async def on_events(deps: Deps, events: list[Envelope[Any] | None]) -> None:
+    """Record each event on its case's timeline (idempotent on the event id)."""
+    for envelope in events:
+        if envelope is not None:
+            await handlers.record_event(envelope, repo=deps.repo)
+
+
+async def on_dead_letters(deps: Deps, messages: list[Incoming]) -> list[Written]:
+    """Record each dead letter once and raise its alert; return the alerts written."""
+    written = []
+    for message in messages:
+        source = message.topic.removesuffix(DLQ_SUFFIX)
+        new = await handlers.record_dead_letter(
+            source_topic=source,
+            partition=message.partition or 0,
+            offset=message.offset or 0,
+            headers=read_headers(message.headers),
+            key=(message.key or b"").decode("utf-8", "replace")[:64] or None,
+            now=utcnow(),
+            repo=deps.repo,
+        )
+        if new:
+            alert_id = handlers.dead_letter_alert_id(source, message.partition or 0, message.offset or 0)
+            written.append(Written(deps.repo.alerts, alert_id))
+    return written
+
+
+async def check_deadlines(deps: Deps) -> None:
+    """Raise warnings and breaches for cases near or past their deadline."""
+    raised = await handlers.check_deadlines(
+        now=utcnow(), warning_days=deps.settings.warning_days, repo=deps.repo
     )
-    app.include_router(router)
-    return app
+    if raised:
+        log.info("deadline sweep raised %d alerts", raised)
+
+
+def _routers(settings: Settings) -> Sequence[Any]:
+    from services.supervision.api import router
+
+    return [router]
+
+
+async def _indexes(deps: Deps) -> None:
+    await deps.repo.ensure_indexes()
+
+
+SPEC: ServiceSpec[Settings, Deps] = ServiceSpec(
+    name=SERVICE,
+    settings=get_settings,
+    deps=build_deps,
+    indexes=_indexes,
+    subscriptions=[
+        Subscription("watch", WATCHED, on_events, decode=_decode_watched),
+        Subscription("dead-letters", DEAD_LETTERS, on_dead_letters, decode=lambda m: m,
+                     dead_letter=False),
+    ],
+    timers=[Timer("deadlines", lambda s: s.sweep_interval_s, check_deadlines)],
+    outboxes=["alerts"],
+    sweep_interval_s=lambda s: s.sweep_interval_s,
+    router=_routers,
+    api_title="Parley supervision 监督",
+    api_description="案件时限、告警与死信 — deadlines, alerts and dead letters across every stream.",
+    default_port=8005,
+)
+
+
+def create_api(settings: Settings | None = None) -> Any:
+    """Return supervision's FastAPI app (``shared.service.build_api`` of the spec)."""
+    from shared.service import build_api
+
+    return build_api(SPEC, settings or get_settings())
+
+
+def create_worker(settings: Settings | None = None) -> Any:
+    """Return supervision's faust worker (``shared.service.build_worker`` of the spec)."""
+    from shared.service import build_worker
+
+    return build_worker(SPEC, settings or get_settings())

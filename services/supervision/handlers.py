@@ -115,10 +115,15 @@ async def record_dead_letter(
     )
     case_id = key or f"dlq:{source_topic}"
     await repo.raise_alert(
-        f"dead_letter:{source_topic}:{partition}:{offset}",
+        dead_letter_alert_id(source_topic, partition, offset),
         Envelope.wrap(alert, case_id=case_id, producer=PRODUCER, occurred_at=now),
     )
     return True
+
+
+def dead_letter_alert_id(source_topic: str, partition: int, offset: int) -> str:
+    """The id of the alert raised for the dead letter at ``partition``/``offset`` of ``<source_topic>.dlq``."""
+    return f"dead_letter:{source_topic}:{partition}:{offset}"
 
 
 def _int(text: str | None) -> int:

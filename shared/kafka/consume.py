@@ -103,3 +103,99 @@ async def consume_one(
                     reason=reason, error_type=type(exc).__name__, attempts=attempt,
                 )
                 return "dead_lettered"
+
+
+#: Decode one record into what a handler takes; raises ``InvalidMessage`` for bad input.
+Decoder = Callable[[Incoming], Any]
+#: Handle a batch of decoded items (in their Kafka order); returns what it wrote, if anything.
+BatchHandler = Callable[[list[Any]], Awaitable[Any]]
+
+
+def _group_by_key(pairs: list[tuple[Incoming, Any]]) -> list[list[tuple[Incoming, Any]]]:
+    groups: dict[bytes | None, list[tuple[Incoming, Any]]] = {}
+    for pair in pairs:
+        groups.setdefault(pair[0].key, []).append(pair)
+    return list(groups.values())
+
+
+async def consume_batch(
+    messages: list[Incoming],
+    decode: Decoder,
+    handle: BatchHandler,
+    *,
+    dead_letter: DeadLetter,
+    max_attempts: int = 5,
+    backoff_s: float = 0.5,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    on_result: Callable[[Any], Awaitable[object]] | None = None,
+) -> dict[Outcome, int]:
+    """Decode and handle a batch; dead-letter bad records; isolate a failing record.
+
+    1. Each record is decoded; one that fails its contract goes to ``<topic>.dlq`` at once.
+    2. The decoded items are handled as one batch (bulk reads and writes in the handler).
+       A retriable failure retries the whole batch with backoff (handlers are idempotent).
+    3. If the batch still fails, it is split: each record is handled on its own through
+       ``consume_one`` (same-key records in order, different keys concurrently), so only
+       the record at fault is retried to its bound and dead-lettered; the rest go through.
+
+    ``on_result`` receives what each successful ``handle`` call returned (the outbox
+    relay uses it to publish what the batch wrote). Never raises for a record's failure.
+    """
+    counts: dict[Outcome, int] = {"handled": 0, "dead_lettered": 0}
+    decoded: list[tuple[Incoming, Any]] = []
+    for message in messages:
+        try:
+            decoded.append((message, decode(message)))
+        except InvalidMessage as exc:
+            log.warning(
+                "dead-lettering %s@%s/%s: %s",
+                message.topic, message.partition, message.offset, exc.reason[:500],
+            )
+            await dead_letter(
+                topic=message.topic, key=message.key, value=message.value,
+                partition=message.partition, offset=message.offset,
+                reason=exc.reason, errors=exc.errors, attempts=1,
+            )
+            counts["dead_lettered"] += 1
+    if not decoded:
+        return counts
+
+    async def run(items: list[Any]) -> None:
+        result = await handle(items)
+        if on_result is not None:
+            await on_result(result)
+
+    if len(decoded) > 1:
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                await run([item for _, item in decoded])
+                counts["handled"] += len(decoded)
+                return counts
+            except Exception as exc:  # noqa: BLE001 - routed below, record by record
+                if is_retriable(exc) and attempt < max_attempts:
+                    delay = backoff_s * 2 ** (attempt - 1)
+                    log.warning(
+                        "transient %s on a batch of %d from %s (attempt %d/%d); retrying in %.1fs",
+                        type(exc).__name__, len(decoded), decoded[0][0].topic, attempt,
+                        max_attempts, delay,
+                    )
+                    await sleep(delay)
+                    continue
+                log.warning(
+                    "batch of %d from %s failed (%s); handling its records one by one",
+                    len(decoded), decoded[0][0].topic, type(exc).__name__,
+                )
+                break
+
+    async def one_group(group: list[tuple[Incoming, Any]]) -> None:
+        for message, item in group:
+            outcome = await consume_one(
+                message, lambda _m, item=item: run([item]), dead_letter=dead_letter,
+                max_attempts=max_attempts, backoff_s=backoff_s, sleep=sleep,
+            )
+            counts[outcome] += 1
+
+    await asyncio.gather(*(one_group(g) for g in _group_by_key(decoded)))
+    return counts

@@ -6,7 +6,7 @@ import json
 import re
 from datetime import UTC, datetime, timedelta
 
-from services.intake.api import build_api
+from services.intake.app import create_api
 from services.intake.handlers import acknowledgement
 from services.intake.models import ComplaintSubmission
 from services.intake.rules import Role
@@ -49,7 +49,7 @@ def test_english_complaint_gets_english_first_then_chinese() -> None:
 
 
 def test_openapi_document_is_complete() -> None:
-    spec = build_api(SETTINGS).openapi()
+    spec = create_api(SETTINGS).openapi()
     text = json.dumps(spec)
     refs = set(re.findall(r"#/components/schemas/([A-Za-z0-9_]+)", text))
     assert refs <= set(spec["components"]["schemas"])
