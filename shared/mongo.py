@@ -27,6 +27,9 @@ def make_client(settings: MongoSettings) -> AsyncMongoClient[dict[str, Any]]:
         tz_aware=True,
         uuidRepresentation="standard",
         appname="parley",
+        # bounded, so that every process together stays below the server's pool (FerretDB on
+        # PostgreSQL deadlocks when its own pool runs dry during a DDL; see docs/stack.md)
+        maxPoolSize=settings.max_pool_size,
     )
 
 

@@ -55,6 +55,9 @@ class MongoSettings(BaseSettings):
         "parley_", description="Prepended to each service's database name (tests use their own)."
     )
     server_selection_timeout_ms: int = Field(10_000, gt=0, description="Driver selection timeout.")
+    max_pool_size: int = Field(
+        16, ge=1, le=500, description="Most connections one process opens to the database."
+    )
 
     def database(self, service: str) -> str:
         """Return the database name a service owns."""

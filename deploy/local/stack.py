@@ -65,7 +65,18 @@ PG_SETTINGS = {
     "log_error_verbosity": "terse",
     "log_min_error_statement": "panic",
     "timezone": "UTC",
+    # room for FerretDB's connection pool (below) plus psql and the checks
+    "max_connections": "300",
 }
+
+# FerretDB v1.24.2's PostgreSQL backend deadlocks when its pgx pool (default: max(4, CPUs)
+# connections) is exhausted while a collection or index is being created: the creator holds
+# the metadata lock and waits for a connection; the holders of every connection wait for
+# the lock. Seen here with ~20 concurrent clients on a 2-core machine (a goroutine dump
+# showed pgxpool.Acquire under Registry.indexesCreate and 33 readers in RWMutex.RLock).
+# A pool larger than the clients' total concurrency (services bound theirs: shared.mongo)
+# keeps the creator from starving.
+FERRETDB_PG_POOL_MAX_CONNS = 200
 
 
 class StackError(Exception):
@@ -143,7 +154,8 @@ class Config:
     def ferretdb_postgresql_url(self) -> str:
         if self.postgresql_url:
             return self.postgresql_url
-        return f"postgres://{PG_DATABASE}@{self.host}:{self.postgresql_port}/{PG_DATABASE}"
+        return (f"postgres://{PG_DATABASE}@{self.host}:{self.postgresql_port}/{PG_DATABASE}"
+                f"?pool_max_conns={FERRETDB_PG_POOL_MAX_CONNS}")
 
 
 def _parser() -> argparse.ArgumentParser:
