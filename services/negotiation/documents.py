@@ -14,8 +14,9 @@ from html import escape
 from typing import Any
 
 from services.negotiation.fairness import CATEGORY_ZH
-from services.negotiation.models import Acceptance, Dossier, Offer, Workspace
+from services.negotiation.models import Acceptance, Dossier, DossierFindings, Offer, Workspace
 from services.negotiation.texts import TARGET_ZH, describe_offer, describe_term
+from shared.contracts.investigation import ComputedFact, EvidenceItem, RemedyRange
 from shared.logging import redact
 
 CHANNEL_ZH = {"in_app": "应用内", "sms": "短信", "call": "电话", "meeting": "面谈",
@@ -75,12 +76,12 @@ def build_dossier(
             "customer_id": ws.customer_id, "customer_name_masked": ws.customer_name_masked,
             "deadline_at": ws.deadline_at,
         },
-        findings={
-            "category": ws.category, "finding": ws.finding, "reasons": ws.reasons,
-            "complex_case": ws.complex_case, "hardship": ws.hardship, "facts": ws.facts,
-            "remedy_range": ws.remedy_range, "details": ws.investigation_details,
-            "revision": ws.investigation_revision,
-        },
+        findings=DossierFindings(
+            category=ws.category, finding=ws.finding, reasons=ws.reasons,
+            complex_case=ws.complex_case, hardship=ws.hardship, facts=ws.facts,
+            remedy_range=ws.remedy_range, details=ws.investigation_details,
+            revision=ws.investigation_revision,
+        ),
         evidence=ws.evidence,
         communications=[m.model_copy(update={"body": redact(m.body)}) for m in ws.messages],
         offers=ws.offers,
@@ -91,19 +92,22 @@ def build_dossier(
 OUTCOME_ZH = {"confirmed": "属实", "contradicted": "不符", "not_found": "未找到记录"}
 
 
-def _evidence_row(e: dict[str, Any]) -> list[str]:
-    title = " / ".join(str(e[k]) for k in ("title_zh", "title_en") if e.get(k)) or str(
-        e.get("item") or e.get("kind") or e.get("type") or "—")
-    outcome = e.get("outcome")
-    if outcome is not None:
-        verdict = f"{OUTCOME_ZH.get(str(outcome), str(outcome))} / {outcome}"
-    elif "verified" in e:
-        verdict = "已核实 / verified" if e["verified"] else "未核实 / not verified"
-    else:
-        verdict = "—"
-    detail = " / ".join(str(e[k]) for k in ("detail_zh", "detail_en") if e.get(k)) or str(
-        e.get("summary") or e.get("description") or "")
-    return [title, str(e.get("source") or "—"), verdict, redact(detail)]
+def _evidence_row(e: EvidenceItem) -> list[str]:
+    title = " / ".join(x for x in (e.title_zh, e.title_en) if x) or e.item
+    verdict = f"{OUTCOME_ZH.get(e.outcome, e.outcome)} / {e.outcome}"
+    detail = " / ".join(x for x in (e.detail_zh, e.detail_en) if x)
+    return [title, e.source or "—", verdict, redact(detail)]
+
+
+def _fact_row(x: ComputedFact) -> list[str]:
+    return [x.code, f"{x.value} {x.unit}".strip(), "是 / yes" if x.breach else "否 / no",
+            redact(" / ".join(t for t in (x.detail_zh, x.detail_en) if t))]
+
+
+def _remedy_text(remedy: RemedyRange | None) -> str:
+    if remedy is None:
+        return "—"
+    return " / ".join(t for t in (f"{remedy.min}–{remedy.max} 元", remedy.text_zh, remedy.text_en) if t)
 
 
 def _rows(items: list[list[str]]) -> str:
@@ -140,19 +144,10 @@ def dossier_html(d: Dossier) -> str:
         )
     c, f = d.complaint, d.findings
     evidence_rows = [_evidence_row(e) for e in d.evidence]
-    fact_rows = [
-        [str(x.get("code", "—")), f"{x.get('value', '')} {x.get('unit', '')}".strip(),
-         "是 / yes" if x.get("breach") else "否 / no",
-         redact(" / ".join(t for t in (str(x.get("detail_zh") or ""), str(x.get("detail_en") or "")) if t))]
-        if isinstance(x, dict) else ["—", redact(str(x)), "", ""]
-        for x in f.get("facts") or []
-    ]
-    remedy = f.get("remedy_range") or {}
-    remedy_text = " / ".join(t for t in (
-        f"{remedy.get('min')}–{remedy.get('max')} 元" if remedy.get("min") or remedy.get("max") else "",
-        str(remedy.get("text_zh") or remedy.get("text") or ""), str(remedy.get("text_en") or "")) if t) or "—"
-    details = f.get("details") or {}
-    root = " / ".join(str(details.get(k)) for k in ("root_cause_zh", "root_cause_en", "root_cause") if details.get(k)) or "—"
+    fact_rows = [_fact_row(x) for x in f.facts]
+    remedy_text = _remedy_text(f.remedy_range)
+    details = f.details
+    root = " / ".join(x for x in (details.root_cause_zh, details.root_cause_en, details.root_cause or "") if x) or "—"
     return f"""<!DOCTYPE html>
 <html lang="zh-CN"><head><meta charset="utf-8">
 <title>案件卷宗 {escape(d.case_number)} / Case dossier</title>
@@ -168,10 +163,10 @@ small{{color:#555}}section.offer{{border-left:3px solid #888;padding-left:1em;ma
 <p>诉求 / demand: {escape(str(c.get('demand') or '—'))} · 争议金额 / amount in dispute: {escape(str(c.get('amount_disputed') or '—'))}
  · 产品 / product: {escape(str(c.get('product') or '—'))} · 客户 / customer: {escape(str(c.get('customer_id') or '—'))}</p>
 <h2>二、调查结论 <small>Findings</small></h2>
-<p>类别 / category: {escape(CATEGORY_ZH.get(str(f.get('category')), '—'))} / {escape(str(f.get('category')))}
- · 结论 / finding: {escape(FINDING_ZH.get(str(f.get('finding')), '—'))} / {escape(str(f.get('finding')))}
- · 复杂案件 / complex: {escape(str(f.get('complex_case')))} · 困难客户 / hardship: {escape(str(f.get('hardship')))}</p>
-<ul>{''.join(f'<li>{escape(redact(str(r)))}</li>' for r in f.get('reasons') or [])}</ul>
+<p>类别 / category: {escape(CATEGORY_ZH.get(str(f.category), '—'))} / {escape(str(f.category))}
+ · 结论 / finding: {escape(FINDING_ZH.get(str(f.finding), '—'))} / {escape(str(f.finding))}
+ · 复杂案件 / complex: {escape(str(f.complex_case))} · 困难客户 / hardship: {escape(str(f.hardship))}</p>
+<ul>{''.join(f'<li>{escape(redact(str(r)))}</li>' for r in f.reasons)}</ul>
 <h2>三、证据 <small>Evidence</small></h2>
 <table><tr><th>材料 / item</th><th>来源 / source</th><th>核实结果 / outcome</th><th>说明 / detail</th></tr>{_rows(evidence_rows) or '<tr><td colspan=4>—</td></tr>'}</table>
 <p>计算事实 / facts:</p>

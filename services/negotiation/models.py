@@ -12,6 +12,12 @@ from typing import Any, Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from shared.contracts.common import Category, Money, Pct  # noqa: F401  (Pct re-exported)
+from shared.contracts.investigation import (
+    ComputedFact,
+    EvidenceItem,
+    InvestigationCompleted,
+    RemedyRange,
+)
 from shared.contracts.terms import (  # noqa: F401  (re-exported: negotiation's modules import them here)
     Apology,
     Compensation,
@@ -176,6 +182,31 @@ class Escalation(Model):
     dossier_id: str
 
 
+class InvestigationDetails(BaseModel):
+    """What else ``investigation.completed`` carried, kept for the agent and the dossier."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    investigation_id: str | None = None
+    complaint_ids: list[str] = Field(default_factory=list)
+    category_confidence: float | None = None
+    root_cause: str | None = None
+    root_cause_zh: str = ""
+    root_cause_en: str = ""
+    claims: list[str] = Field(default_factory=list)
+    reasons_zh: list[str] = Field(default_factory=list)
+    reasons_en: list[str] = Field(default_factory=list)
+    complexity_reason_zh: str = ""
+    complexity_reason_en: str = ""
+    paused_days: int = 0
+    to_request_from_customer: list[str] = Field(default_factory=list)
+
+    @classmethod
+    def of(cls, p: InvestigationCompleted) -> InvestigationDetails:
+        """Take these fields from the typed event."""
+        return cls.model_validate(p.model_dump(include=set(cls.model_fields)))
+
+
 class Workspace(Model):
     """One case's negotiation workspace: complaint, findings, evidence and history in one view."""
 
@@ -203,11 +234,12 @@ class Workspace(Model):
     finding: str | None = None
     reasons: list[str] = Field(default_factory=list)
     complex_case: bool = False
-    evidence: list[dict[str, Any]] = Field(default_factory=list)
-    facts: list[Any] = Field(default_factory=list)
-    remedy_range: dict[str, Any] | None = None
-    investigation_details: dict[str, Any] = Field(
-        default_factory=dict, description="Other fields investigation sent (liability, root cause...)."
+    evidence: list[EvidenceItem] = Field(default_factory=list)
+    facts: list[ComputedFact] = Field(default_factory=list)
+    remedy_range: RemedyRange | None = None
+    investigation_details: InvestigationDetails = Field(
+        default_factory=lambda: InvestigationDetails(),
+        description="What else investigation found (root cause, claims, what to ask the customer...).",
     )
     hardship: bool = False
     hardship_reason: str = ""
@@ -246,6 +278,20 @@ class AgentProfile(Model):
     )
 
 
+class DossierFindings(Model):
+    """Investigation's findings as the dossier gives them."""
+
+    category: str | None = None
+    finding: str | None = None
+    reasons: list[str] = Field(default_factory=list)
+    complex_case: bool = False
+    hardship: bool = False
+    facts: list[ComputedFact] = Field(default_factory=list)
+    remedy_range: RemedyRange | None = None
+    details: InvestigationDetails = Field(default_factory=lambda: InvestigationDetails())
+    revision: int = 0
+
+
 class Dossier(Model):
     """The escalation dossier: everything a mediator or court needs, in order."""
 
@@ -256,8 +302,8 @@ class Dossier(Model):
     reason: str
     created_at: AwareDatetime
     complaint: dict[str, Any]
-    findings: dict[str, Any]
-    evidence: list[dict[str, Any]]
+    findings: DossierFindings
+    evidence: list[EvidenceItem]
     communications: list[Message]
     offers: list[Offer]
     timeline: list[TimelineEntry]

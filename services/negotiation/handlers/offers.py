@@ -23,7 +23,6 @@ from services.negotiation.handlers.common import (
     public_terms,
     require_staff_action,
 )
-from services.negotiation.handlers.opening import range_bounds
 from services.negotiation.handlers.ports import Store
 from services.negotiation.models import (
     Actor,
@@ -112,7 +111,7 @@ async def assess_fairness(ws: Workspace, terms: list[Any], concession: Decimal, 
         if len(peers) >= settings.fairness_min_peers:
             break
     result = fair.compare(pct, peers, scope)
-    low, high = range_bounds(ws.remedy_range)
+    low, high = (ws.remedy_range.min, ws.remedy_range.max) if ws.remedy_range else (None, None)
     if (low is not None and concession < low) or (high is not None and concession > high):
         bounds = f"{low if low is not None else '—'}–{high if high is not None else '—'}"
         result["outside_suggested_range"] = result["flagged"] = True

@@ -25,7 +25,7 @@ from services.negotiation.settings import Settings
 from shared.contracts.common import Category
 from shared.mongo import make_client, service_database
 from shared.settings import CommonSettings
-from shared.topics import decode, decode_json
+from shared.topics import decode
 from tests.integration.negotiation.support import SECRET, completed, events, registered
 
 pytestmark = pytest.mark.integration
@@ -47,7 +47,7 @@ class Api:
         now = datetime.now(UTC)
         await handlers.record_registration(decode("complaint.registered", reg.to_bytes()), repo=self.repo, now=now)
         raw = completed(case_id, category=Category.PRICING_FEES, cause=reg)
-        await handlers.open_workspace(decode("investigation.completed", raw), decode_json(raw)["payload"],
+        await handlers.open_workspace(decode("investigation.completed", raw),
                                       repo=self.repo, settings=self.settings, now=now)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -22,7 +23,14 @@ from services.negotiation.settings import Settings
 from shared.contracts.common import Category, Channel, Language, Priority, Product
 from shared.contracts.envelope import Envelope
 from shared.contracts.intake import ComplaintRegistered
-from shared.contracts.investigation import InvestigationCompleted
+from shared.contracts.investigation import (
+    ComputedFact,
+    EvidenceItem,
+    InvestigationCompleted,
+    RemedyRange,
+)
+from shared.errors import InvalidMessage
+from shared.topics import decode
 from tests.unit.negotiation.fakes import FakeRepo
 
 NOW = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
@@ -46,9 +54,10 @@ async def opened(repo: FakeRepo, *, amount: str = "3000", hardship: bool = False
     ), case_id=case, producer="intake")
     await handlers.record_registration(reg, repo=repo, now=NOW)  # type: ignore[arg-type]
     done = Envelope.wrap(InvestigationCompleted(case_number="TS-1", category=Category.PRICING_FEES,
-                                                finding="substantiated"), case_id=case, producer="investigation")
-    assert await handlers.open_workspace(done, {"hardship": hardship}, repo=repo, settings=SETTINGS, now=NOW)  # type: ignore[arg-type]
-    assert not await handlers.open_workspace(done, {}, repo=repo, settings=SETTINGS, now=NOW)  # type: ignore[arg-type]
+                                                finding="substantiated", hardship=hardship),
+                         case_id=case, producer="investigation")
+    assert await handlers.open_workspace(done, repo=repo, settings=SETTINGS, now=NOW)  # type: ignore[arg-type]
+    assert not await handlers.open_workspace(done, repo=repo, settings=SETTINGS, now=NOW)  # type: ignore[arg-type]
     return case
 
 
@@ -251,7 +260,8 @@ async def test_hardship_and_the_suggested_remedy_range_shape_the_comparison() ->
     await offer(repo, [waiver("30")])
     assert seen[-1] == {"category": "pricing_fees", "band": "1k-5k", "hardship": True}
     ws = repo.cases["K1"]
-    repo.cases["K1"] = ws.model_copy(update={"remedy_range": {"min": "100.00", "max": "250.00"}})
+    remedy = RemedyRange(min=Decimal("100.00"), max=Decimal("250.00"))
+    repo.cases["K1"] = ws.model_copy(update={"remedy_range": remedy})
     with pytest.raises(Unprocessable, match="suggested a remedy of CNY 100.00–250.00"):
         await offer(repo, [waiver("30")])
 
@@ -266,23 +276,47 @@ async def test_outbound_terms_and_notices_mask_personal_numbers() -> None:
     assert "13812345678" not in notice.payload.body
 
 
-async def test_investigation_extras_are_read_when_present_and_tolerated_when_odd() -> None:
+async def test_investigation_findings_are_read_from_the_typed_contract() -> None:
     repo = FakeRepo()
-    done = Envelope.wrap(InvestigationCompleted(case_number="TS-9", category=Category.MARKETING,
-                                                finding="substantiated"), case_id="K9", producer="investigation")
-    extras = {
-        "customer_id": "c9", "amount_disputed": "not a number", "evidence": ["录音 3 段", {"kind": "contract"}],
-        "remedy_range": "全额退还手续费", "liability": "institution", "deadline_at": "2026-12-10T00:00:00+00:00",
-        "financial_hardship": True,
-    }
-    assert await handlers.open_workspace(done, extras, repo=repo, settings=SETTINGS, now=NOW)  # type: ignore[arg-type]
+    evidence = EvidenceItem(item="contact_log", title_zh="催收记录", title_en="Contact log",
+                            source="collections.contacts", outcome="confirmed", detail_zh="22:40 来电")
+    fact = ComputedFact(code="contacts_max_per_day", value="6", unit="count", breach=True)
+    remedy = RemedyRange(min=Decimal("0.00"), max=Decimal("200.00"), text_zh="停止违规催收并致歉")
+    done = Envelope.wrap(InvestigationCompleted(
+        case_number="TS-9", category=Category.COLLECTION_CONDUCT, finding="substantiated",
+        customer_id="c9", language=Language.EN, product=Product.CONSUMER_LOAN, evidence=[evidence],
+        facts=[fact], remedy_range=remedy, root_cause_zh="外包催收未遵守时段", claims=["financial_hardship"],
+        deadline_at=datetime(2026, 12, 10, tzinfo=UTC), amount_disputed=Decimal("2000.00"),
+    ), case_id="K9", producer="investigation")
+    assert await handlers.open_workspace(done, repo=repo, settings=SETTINGS, now=NOW)  # type: ignore[arg-type]
     ws = repo.cases["K9"]
-    assert ws.customer_id == "c9" and ws.amount_disputed is None and ws.hardship
-    assert ws.evidence == [{"summary": "录音 3 段"}, {"kind": "contract"}]
-    assert ws.remedy_range == {"text": "全额退还手续费"}
-    assert ws.investigation_details == {"liability": "institution"}
+    assert (ws.customer_id, ws.language, ws.product) == ("c9", "en", "consumer_loan")
+    assert ws.evidence == [evidence] and ws.facts == [fact] and ws.remedy_range == remedy
+    assert ws.investigation_details.root_cause_zh == "外包催收未遵守时段"
+    assert ws.hardship, "a hardship claim marks the case"
+    assert ws.amount_disputed == Decimal("2000.00")
     assert ws.deadline_at == datetime(2026, 12, 10, tzinfo=UTC)
     assert ws.team == SETTINGS.default_team and ws.assigned_agent is None  # nobody in the directory
+
+
+async def test_absent_optional_findings_leave_defaults() -> None:
+    repo = FakeRepo()
+    done = Envelope.wrap(InvestigationCompleted(case_number="TS-8", category=Category.OTHER,
+                                                finding="unsubstantiated"), case_id="K8", producer="investigation")
+    assert await handlers.open_workspace(done, repo=repo, settings=SETTINGS, now=NOW)  # type: ignore[arg-type]
+    ws = repo.cases["K8"]
+    assert (ws.customer_id, ws.language, ws.product) == (None, "zh-CN", None)
+    assert ws.evidence == [] and ws.facts == [] and ws.remedy_range is None and not ws.hardship
+    assert ws.deadline_at == NOW + timedelta(days=SETTINGS.default_negotiation_days)
+
+
+def test_odd_shapes_are_refused_by_the_contract_not_guessed() -> None:
+    done = Envelope.wrap(InvestigationCompleted(case_number="TS-7", category=Category.OTHER,
+                                                finding="unsubstantiated"), case_id="K7", producer="investigation")
+    data = json.loads(done.model_dump_json())
+    data["payload"].update({"evidence": "通话录音", "remedy_range": "全额退还手续费"})
+    with pytest.raises(InvalidMessage):  # the worker dead-letters it with the reason
+        decode("investigation.completed", json.dumps(data).encode())
 
 
 async def test_dossier_html_escapes_what_people_typed() -> None:
@@ -300,29 +334,16 @@ async def test_dossier_html_escapes_what_people_typed() -> None:
     assert "定价收费类" in html and "投诉属实" in html
 
 
-async def test_odd_shapes_of_optional_fields_do_not_lose_the_event() -> None:
-    repo = FakeRepo()
-    done = Envelope.wrap(InvestigationCompleted(case_number="TS-8", category=Category.OTHER,
-                                                finding="unsubstantiated"), case_id="K8", producer="investigation")
-    extras = {"customer_id": 12345, "language": "EN-us", "facts": {"a": 1}, "evidence": "通话录音",
-              "product": 7, "hardship": "yes", "deadline_at": "tomorrow"}
-    assert await handlers.open_workspace(done, extras, repo=repo, settings=SETTINGS, now=NOW)  # type: ignore[arg-type]
-    ws = repo.cases["K8"]
-    assert (ws.customer_id, ws.language, ws.product) == ("12345", "en", "7")
-    assert ws.facts == [{"a": 1}] and ws.evidence == [{"summary": "通话录音"}]
-    assert ws.deadline_at == NOW + timedelta(days=SETTINGS.default_negotiation_days)
-
-
 async def test_a_revised_investigation_updates_an_open_workspace_once() -> None:
     repo = FakeRepo()
     await opened(repo)
     first_started = repo.types().count("negotiation.started")
-    revised = Envelope.wrap(InvestigationCompleted(case_number="TS-1", category=Category.PRICING_FEES,
-                                                   finding="partly_substantiated", revision=2),
-                            case_id="K1", producer="investigation")
-    raw = {"revision": 2, "remedy_range": {"min": "50.00", "max": "400.00"}, "amount_disputed": "2500.00"}
-    assert await handlers.open_workspace(revised, raw, repo=repo, settings=SETTINGS, now=NOW)  # type: ignore[arg-type]
-    assert not await handlers.open_workspace(revised, raw, repo=repo, settings=SETTINGS, now=NOW)  # type: ignore[arg-type]
+    revised = Envelope.wrap(InvestigationCompleted(
+        case_number="TS-1", category=Category.PRICING_FEES, finding="partly_substantiated", revision=2,
+        remedy_range=RemedyRange(min=Decimal("50.00"), max=Decimal("400.00")), amount_disputed=Decimal("2500.00"),
+    ), case_id="K1", producer="investigation")
+    assert await handlers.open_workspace(revised, repo=repo, settings=SETTINGS, now=NOW)  # type: ignore[arg-type]
+    assert not await handlers.open_workspace(revised, repo=repo, settings=SETTINGS, now=NOW)  # type: ignore[arg-type]
     ws = repo.cases["K1"]
     assert ws.finding == "partly_substantiated" and ws.investigation_revision == 2
     assert ws.amount_disputed == Decimal("2500.00") and ws.assigned_agent == "a1"
