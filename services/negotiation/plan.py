@@ -1,7 +1,8 @@
 """Money arithmetic: exact decimals, and personalised instalment plans (个性化分期).
 
-Every amount is a ``Decimal`` rounded to fen (2 dp) with ROUND_HALF_UP; no float touches
-money. Two repayment methods are offered, both common in Chinese consumer credit:
+Every amount is a ``Decimal`` rounded to fen (2 dp) with ROUND_HALF_UP through ``shared.money``
+(the one rounding rule); no float touches money. Two repayment methods are offered, both
+common in Chinese consumer credit:
 
 * ``annuity`` (等额本息, equal instalments): the payment ``P·r / (1 − (1+r)^−n)`` is rounded
   to fen once; each month's interest is ``round(balance · r)`` and the principal part is the
@@ -22,28 +23,22 @@ from __future__ import annotations
 import calendar
 from dataclasses import dataclass
 from datetime import date
-from decimal import ROUND_HALF_UP, Decimal, localcontext
+from decimal import Decimal, localcontext
 from typing import Literal
 
-FEN = Decimal("0.01")
+from shared.money import FEN, fen_to_yuan, to_yuan, yuan_to_fen
+
 MAX_PLAN_MONTHS = 60
 
 Method = Literal["annuity", "equal_principal"]
 
 
-def money(value: Decimal | int | str) -> Decimal:
-    """Round to fen, half up."""
-    return Decimal(value).quantize(FEN, rounding=ROUND_HALF_UP)
-
-
-def to_fen(value: Decimal) -> int:
-    """Return an amount as integer fen (how money is stored)."""
-    return int(money(value) * 100)
-
-
-def from_fen(fen: int) -> Decimal:
-    """Return integer fen as a 2-dp decimal."""
-    return (Decimal(fen) / 100).quantize(FEN)
+#: Round to fen, half up (``shared.money``'s one rule).
+money = to_yuan
+#: An amount as integer fen (how money is stored).
+to_fen = yuan_to_fen
+#: Integer fen as a 2-dp decimal.
+from_fen = fen_to_yuan
 
 
 def add_months(start: date, months: int) -> date:
