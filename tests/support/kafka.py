@@ -7,8 +7,10 @@ from collections.abc import Callable
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 
 from shared.settings import CommonSettings
+from tests.support.eventually import eventually
 
 
 async def read_all(
@@ -31,18 +33,11 @@ async def read_all(
     await consumer.start()
     records: list[Any] = []
     try:
-        partitions = None
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        while not partitions:
-            partitions = consumer.partitions_for_topic(physical)
-            if not partitions:
-                await consumer._client.force_metadata_update()  # noqa: SLF001
-                partitions = consumer.partitions_for_topic(physical)
-            if not partitions:
-                if loop.time() > deadline:
-                    raise AssertionError(f"topic {physical} does not exist")
-                await asyncio.sleep(0.2)
+        partitions = await eventually(
+            lambda: _partitions(consumer, physical), what=f"topic {physical} to exist", timeout=timeout
+        )
         tps = [TopicPartition(physical, p) for p in sorted(partitions)]
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
@@ -73,3 +68,37 @@ async def read_all(
                     consumer_positions[tp] = msgs[-1].offset + 1
     finally:
         await consumer.stop()
+
+
+async def _partitions(consumer: AIOKafkaConsumer, physical: str) -> set[int]:
+    """The partitions of a topic, refreshing the client's metadata once when it knows none."""
+    partitions = consumer.partitions_for_topic(physical)
+    if not partitions:
+        await consumer._client.force_metadata_update()  # noqa: SLF001
+        partitions = consumer.partitions_for_topic(physical)
+    return set(partitions or ())
+
+
+async def group_caught_up(settings: CommonSettings, group: str, topic: str) -> bool:
+    """Whether consumer group ``group`` has committed every partition of ``topic`` to its end.
+
+    The barrier for "the consumer has processed everything published so far": with
+    ``eventually(...)`` it proves a consumer got past a message without sleeping.
+    """
+    physical = settings.kafka.topic(topic)
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka.bootstrap)
+    await admin.start()
+    try:
+        committed = await admin.list_consumer_group_offsets(group)
+    finally:
+        await admin.close()
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka.bootstrap)
+    await consumer.start()
+    try:
+        tps = [TopicPartition(physical, p) for p in await _partitions(consumer, physical)]
+        ends = await consumer.end_offsets(tps) if tps else {}
+    finally:
+        await consumer.stop()
+    return bool(ends) and all(
+        end == 0 or (tp in committed and committed[tp].offset >= end) for tp, end in ends.items()
+    )

@@ -1,16 +1,13 @@
-"""Helpers for intake's integration tests: complaint builders, batch producing, polling."""
+"""Helpers for intake's integration tests: complaint builders, batch producing, hostile inputs."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient
-from aiokafka.structs import TopicPartition
 
 from shared.settings import CommonSettings
 
@@ -67,48 +64,6 @@ async def produce(
         await asyncio.gather(*futures)
     finally:
         await producer.stop()
-
-
-async def wait_for(
-    check: Callable[[], Awaitable[Any]], *, timeout: float, what: str, interval: float = 0.5
-) -> Any:
-    """Poll ``check`` until it returns something truthy; fail with ``what`` on time-out."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    last: Any = None
-    while loop.time() < deadline:
-        last = await check()
-        if last:
-            return last
-        await asyncio.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
-
-
-async def group_caught_up(settings: CommonSettings, group: str, topic: str) -> bool:
-    """Whether a consumer group has committed up to the end of every partition of ``topic``."""
-    physical = settings.kafka.topic(topic)
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka.bootstrap)
-    await admin.start()
-    try:
-        committed = await admin.list_consumer_group_offsets(group)
-    finally:
-        await admin.close()
-    from aiokafka import AIOKafkaConsumer
-
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka.bootstrap)
-    await consumer.start()
-    try:
-        partitions = consumer.partitions_for_topic(physical) or set()
-        if not partitions:
-            await consumer._client.force_metadata_update()  # noqa: SLF001
-            partitions = consumer.partitions_for_topic(physical) or set()
-        tps = [TopicPartition(physical, p) for p in partitions]
-        ends = await consumer.end_offsets(tps)
-    finally:
-        await consumer.stop()
-    return all(
-        end == 0 or (tp in committed and committed[tp].offset >= end) for tp, end in ends.items()
-    )
 
 
 def hostile_kinds() -> list[tuple[str, bytes | None, str]]:

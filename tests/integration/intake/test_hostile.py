@@ -12,7 +12,8 @@ from aiokafka.errors import MessageSizeTooLargeError
 from services.intake.repository import IntakeRepository
 from services.intake.settings import Settings
 from shared.kafka.dlq import read_headers
-from tests.integration.intake.support import complaint, encode, hostile_kinds, produce, wait_for
+from tests.integration.intake.support import complaint, encode, hostile_kinds, produce
+from tests.support.eventually import eventually
 from tests.support.kafka import read_all
 from tests.support.processes import ServiceProcess
 
@@ -40,7 +41,7 @@ async def test_fifty_hostile_messages_are_dead_lettered_while_valid_ones_registe
     async def all_valid_registered() -> bool:
         return await repo.cases.count_documents({}) == valid
 
-    await wait_for(all_valid_registered, timeout=120, what=f"{valid} cases")
+    await eventually(all_valid_registered, timeout=120, what=f"{valid} cases")
     assert len(dead) == 50
     for record in dead:
         name, raw, expected = hostile[record.key]

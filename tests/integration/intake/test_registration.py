@@ -8,7 +8,8 @@ from collections.abc import Callable
 import pytest
 
 from services.intake.repository import IntakeRepository
-from tests.integration.intake.support import complaint, encode, produce, wait_for
+from tests.integration.intake.support import complaint, encode, produce
+from tests.support.eventually import eventually
 from tests.support.kafka import read_all
 from tests.support.processes import ServiceProcess
 
@@ -28,7 +29,7 @@ async def test_worker_registers_complaints_and_publishes_events(
     async def registered() -> bool:
         return await repo.complaints.count_documents({}) >= 5
 
-    await wait_for(registered, timeout=60, what="5 registrations")
+    await eventually(registered, timeout=60, what="5 registrations")
     cases = [c async for c in repo.cases.find({})]
     assert len(cases) == 5
     numbers = sorted(c["case_number"] for c in cases)
@@ -67,7 +68,7 @@ async def test_case_closed_on_kafka_makes_the_next_complaint_a_repeat(
     async def case_of_first() -> dict | None:
         return await repo.find_case(await _case_id(repo, "app:C0000001"))
 
-    case = await wait_for(case_of_first, timeout=60, what="the first case")
+    case = await eventually(case_of_first, timeout=60, what="the first case")
     closed = Envelope.wrap(CaseClosed(case_number=case["case_number"], outcome="resolved"),
                            case_id=case["_id"], producer="followup")
     unknown = Envelope.wrap(CaseClosed(case_number="TS-20000101-000001", outcome="resolved"),
@@ -81,14 +82,14 @@ async def test_case_closed_on_kafka_makes_the_next_complaint_a_repeat(
         doc = await repo.find_case(case["_id"])
         return doc is not None and doc["status"] == "closed"
 
-    await wait_for(is_closed, timeout=60, what="the case to close")
+    await eventually(is_closed, timeout=60, what="the case to close")
     again = complaint(2, customer_id="REPEATER", product="credit_card")
     await produce(intake_settings, "complaint.received", [(b"C0000002", encode(again))])
 
     async def second() -> dict | None:
         return await repo.find_complaint("app:C0000002")
 
-    record = await wait_for(second, timeout=60, what="the repeat")
+    record = await eventually(second, timeout=60, what="the repeat")
     assert record["role"] == "repeat" and record["case_id"] != case["_id"]
     repeat_case = await repo.find_case(record["case_id"])
     assert repeat_case is not None and repeat_case["linked_case_ids"] == [case["_id"]]

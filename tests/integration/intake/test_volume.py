@@ -18,8 +18,9 @@ import pytest
 from services.intake.repository import IntakeRepository
 from services.intake.settings import Settings
 from tests.integration.intake.realdata import real_complaints
-from tests.integration.intake.support import encode, group_caught_up, produce, wait_for
-from tests.support.kafka import read_all
+from tests.integration.intake.support import encode, produce
+from tests.support.eventually import eventually
+from tests.support.kafka import group_caught_up, read_all
 from tests.support.processes import ServiceProcess
 
 pytestmark = pytest.mark.integration
@@ -55,7 +56,7 @@ async def test_thousand_real_complaints_make_thousand_cases_and_a_replay_adds_no
         n = await repo.complaints.count_documents({})
         return n >= 1000 and n
 
-    await wait_for(registered, timeout=480, what="1000 registrations", interval=3)
+    await eventually(registered, timeout=480, what="1000 registrations", interval=3)
     events = await read_all(intake_settings, "complaint.registered", expected=1000, timeout=60)
     acks = await read_all(intake_settings, "customer.notified", expected=1000, timeout=60)
 
@@ -86,7 +87,7 @@ async def test_thousand_real_complaints_make_thousand_cases_and_a_replay_adds_no
     async def replay_consumed() -> bool:
         return await group_caught_up(intake_settings, group, "complaint.received")
 
-    await wait_for(replay_consumed, timeout=240, what="the replay to be consumed", interval=2)
+    await eventually(replay_consumed, timeout=240, what="the replay to be consumed", interval=2)
     assert await repo.cases.count_documents({}) == 1000
     assert await repo.complaints.count_documents({}) == 1000
     after = await read_all(intake_settings, "complaint.registered")
@@ -107,7 +108,7 @@ async def test_worker_killed_mid_batch_loses_nothing_and_registers_nothing_twice
         n = await repo.complaints.count_documents({})
         return n >= 40 and n
 
-    await wait_for(some_registered, timeout=120, what="the first registrations", interval=0.05)
+    await eventually(some_registered, timeout=120, what="the first registrations", interval=0.05)
     worker.kill()
     at_kill = await repo.complaints.count_documents({})
     assert at_kill < total, "the worker must be killed mid-batch"
@@ -118,12 +119,12 @@ async def test_worker_killed_mid_batch_loses_nothing_and_registers_nothing_twice
         n = await repo.complaints.count_documents({})
         return n >= total and n
 
-    await wait_for(all_registered, timeout=480, what=f"{total} registrations", interval=3)
+    await eventually(all_registered, timeout=480, what=f"{total} registrations", interval=3)
 
     async def outboxes_empty() -> bool:
         return await repo.complaints.count_documents({"outbox_pending": True}) == 0
 
-    await wait_for(outboxes_empty, timeout=60, what="the outbox sweep")
+    await eventually(outboxes_empty, timeout=60, what="the outbox sweep")
     assert await repo.complaints.count_documents({}) == total
     assert await repo.cases.count_documents({}) == total, "a complaint was registered twice"
     keys = [k async for k in await repo.cases.aggregate([

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
-import json
 import socket
-import urllib.request
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from shared.contracts.envelope import Envelope
@@ -18,6 +16,7 @@ from shared.kafka import DeadLetter, Publisher, ensure_topics
 from shared.settings import CommonSettings
 from shared.topics import decode
 from tests.support.events import registered
+from tests.support.eventually import eventually
 from tests.support.kafka import read_all
 from tests.support.processes import WORKER_READY, running_service, service_env
 
@@ -28,11 +27,6 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def _get(url: str) -> Any:
-    with urllib.request.urlopen(url, timeout=5) as resp:
-        return json.loads(resp.read())
 
 
 async def test_supervision_tracks_cases_deadlines_and_dead_letters(settings: CommonSettings, tmp_path: Path) -> None:
@@ -74,22 +68,22 @@ async def test_supervision_tracks_cases_deadlines_and_dead_letters(settings: Com
         dead = next(a for a in alerts if a.payload.kind == "dead_letter")
         assert "not valid JSON" in dead.payload.message
 
-        base = f"http://127.0.0.1:{port}"
-        case = _get(f"{base}/cases/case-soon")
-        assert case["status"] == "registered"
-        assert [e["event_type"] for e in case["timeline"]] == ["complaint.registered"]  # once, despite redelivery
-        assert "deadline_warning" in case["alerts"]
-        [letter] = _get(f"{base}/dead-letters")
-        assert letter["consumer"] == "intake" and letter["source_offset"] == 3
-        for _ in range(50):
-            if _get(f"{base}/cases/case-later")["status"] == "closed":
-                break
-            await asyncio.sleep(0.2)
-        later = _get(f"{base}/cases/case-later")
-        assert later["status"] == "closed", later
-        assert len(later["timeline"]) == 3
-        overview = _get(f"{base}/overview")
-        assert overview["cases_by_status"] == {"registered": 1, "closed": 1}
-        with pytest.raises(urllib.error.HTTPError) as info:
-            _get(f"{base}/cases/nope")
-        assert info.value.code == 404
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=5) as http:
+
+            async def get(path: str) -> Any:
+                resp = await http.get(path)
+                assert resp.status_code == 200, (path, resp.status_code, resp.text)
+                return resp.json()
+
+            case = await get("/cases/case-soon")
+            assert case["status"] == "registered"
+            assert [e["event_type"] for e in case["timeline"]] == ["complaint.registered"]  # once, despite redelivery
+            assert "deadline_warning" in case["alerts"]
+            [letter] = await get("/dead-letters")
+            assert letter["consumer"] == "intake" and letter["source_offset"] == 3
+            later = await eventually(lambda: get("/cases/case-later"), until=lambda c: c["status"] == "closed",
+                                     what="case-later to be closed", timeout=10)
+            assert len(later["timeline"]) == 3
+            overview = await get("/overview")
+            assert overview["cases_by_status"] == {"registered": 1, "closed": 1}
+            assert (await http.get("/cases/nope")).status_code == 404
