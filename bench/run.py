@@ -23,6 +23,9 @@ import logging
 import math
 import os
 import random
+import signal
+import subprocess
+import sys
 import uuid
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -164,10 +167,14 @@ class Bench:
 
     def http(self) -> httpx.AsyncClient:
         """A client for negotiation's API with a development manager token (sees every case)."""
-        from services.negotiation.auth import mint
-        from services.negotiation.settings import Settings as NegotiationSettings
-
-        token = mint(NegotiationSettings(jwt_secret=JWT_SECRET), sub="bench", role="manager")
+        if not getattr(self, "token", None):
+            # the documented way to mint a development token: python -m services.negotiation token
+            proc = subprocess.run(
+                [sys.executable, "-m", "services.negotiation", "token", "--role", "manager", "--sub", "bench"],
+                cwd=REPO, env=self.services.env(), capture_output=True, text=True, check=True,
+            )
+            self.token = proc.stdout.strip().splitlines()[-1]
+        token = self.token
         n = self.plan.get_clients
         return httpx.AsyncClient(
             base_url=f"http://127.0.0.1:{self.stack.ports.negotiation}", timeout=60,
@@ -351,7 +358,7 @@ class Bench:
         await self.settle(f"the {rate:g}/s step")
         asked = rate
         why = ""
-        if self.est_rate is not None and rate > 0.8 * self.est_rate:
+        if self.est_rate is not None and rate > self.est_rate:
             rate = max(1.0, round(0.8 * self.est_rate, 1))
             why = f"{asked:g}/s is beyond intake's measured ~{self.est_rate:,.1f}/s"
         result: dict[str, Any] = {"asked_rate": asked, "reduced_because": why, "attempts": []}
@@ -612,6 +619,10 @@ class Bench:
     async def main(self) -> dict[str, Any]:
         p = self.plan
         steps = self.results["steps"]
+        task = asyncio.current_task()
+        assert task is not None
+        # SIGTERM (e.g. from timeout) ends the run like Ctrl-C: services and servers still stop
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
         try:
             await self.start()
             self.dead_check()
@@ -696,7 +707,11 @@ def main(argv: list[str] | None = None) -> int:
         if needed not in args.services:
             parser.error(f"{needed} must run: the benchmark measures it")
     bench = Bench(args)
-    results = asyncio.run(bench.main())
+    try:
+        results = asyncio.run(bench.main())
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        print("[bench] interrupted; its services and servers were stopped", flush=True)
+        return 130
     date = datetime.now(UTC).strftime("%Y-%m-%d")
     name = f"quick-{date}" if args.quick else date
     results.update({

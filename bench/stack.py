@@ -97,6 +97,7 @@ class Stack:
     def start(self) -> None:
         """Stop anything a previous benchmark left in this directory, wipe it, start fresh."""
         if self.dir.exists():
+            stop_leftover_services(self.dir / "services", self.kafka_bootstrap)
             self._script("stop")
             shutil.rmtree(self.dir)
         self._script("start")
@@ -207,6 +208,7 @@ class Services:
                     stdin=subprocess.DEVNULL, start_new_session=True,
                 )
             svc.started_at = time.monotonic()
+            (logs / f"{svc.name}.pid").write_text(f"{svc.proc.pid}\n")
             self.procs.append(svc)
         waiting = list(self.procs)
         while waiting:
@@ -243,6 +245,23 @@ class Services:
             except subprocess.TimeoutExpired:
                 svc.proc.kill()
                 svc.proc.wait()
+
+
+def stop_leftover_services(run_dir: Path, kafka_bootstrap: str) -> None:
+    """SIGKILL service processes an interrupted benchmark left behind (by their pid files).
+
+    Only a process that is ``python -m services.<name>`` pointed at this stack's Kafka.
+    """
+    for pidfile in run_dir.glob("*.pid"):
+        try:
+            pid = int(pidfile.read_text().strip())
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+            environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+        except (OSError, ValueError):
+            continue
+        ours = f"PARLEY_KAFKA_BOOTSTRAP={kafka_bootstrap}".encode() in environ
+        if b"-m\0services." in cmdline and ours:
+            os.kill(pid, signal.SIGKILL)
 
 
 def rss_kib(pid: int) -> int | None:
