@@ -78,14 +78,15 @@ def build_rows(results: dict[str, Any]) -> list[dict[str, str]]:
         ok = rate >= 0.5 * near and rate >= 1000
         rows.append(row(
             f"intake burst of {burst['n']:,}: registrations/s",
-            f"{_num(rate)}/s ({burst['registered']:,} in {burst['seconds']:.1f} s{capped}; peak 5 s {_num(burst['peak_5s_per_s'])}/s)",
+            f"{_num(rate)}/s ({burst['registered']:,} of {burst['published']:,} published in {burst['seconds']:.1f} s"
+            f"{capped}; best 5 s {_num(burst['peak_5s_per_s'])}/s; {burst['mode']})",
             f"upsert {_num(near)}/s", _ratio(rate, near, pct=True), "≥ 50 % of raw upsert and ≥ 1,000/s",
             PASS if ok else FAIL,
         ))
         inv = burst["investigation_per_s"]
         rows.append(row(
             "investigation on the burst's cases, completed or paused/s",
-            f"{_num(inv, 1)}/s ({burst['investigation_handled']:,} cases)",
+            f"{_num(inv, 1)}/s ({burst['investigation_in_span']:,} in {burst['investigation_seconds']:.1f} s)",
             f"intake {_num(rate, 1)}/s", _ratio(inv, rate, pct=True), "keeps up with intake (≥ 90 %)",
             PASS if rate and inv >= 0.9 * rate else FAIL,
         ))

@@ -559,33 +559,37 @@ class Bench:
                 await self.publish(batch)
                 await self.producer.flush()
             else:
-                mode = (f"topped up: at intake's ~{self.est_rate or 0:,.1f}/s the {p.burst_n:,} could not drain "
-                        f"within {cap:.0f} s, so complaints were published to keep ~5 s of work waiting")
-                self.note(f"burst {mode}")
+                mode = "topped up to keep ~5 s of intake's work waiting"
+                self.note(f"burst: at intake's measured ~{self.est_rate or 0:,.1f}/s the {p.burst_n:,} could not drain "
+                          f"within the {cap:.0f} s cap, so complaints were published to keep ~5 s of its work waiting "
+                          f"and the rate is the one it reached")
                 up = await self.top_up(p.burst_n, lambda: False, cap, "burst")
                 ccids = up["ccids"]
-            await self.wait_for(lambda: self.observer.registered_of(ccids) == len(ccids), max(0.5, cap - (now() - t0)),
-                                lambda: self._burst_progress(ccids, t0))
+            all_in = await self.wait_for(lambda: self.observer.registered_of(ccids) == len(ccids),
+                                         max(0.5, cap - (now() - t0)), lambda: self._burst_progress(ccids, t0))
             reg = sorted(self.observer.registered[c] for c in ccids if c in self.observer.registered)
-            t_reg = (reg[-1] - t0) if reg else cap
-            # investigation on the same cases: a little longer, capped
-            await self.wait_for(lambda: self.observer.handled_of(ccids) >= len(reg),
-                                min(15.0, cap / 3))
+            t_reg = reg[-1] if all_in else now()
+            # intake's rate: every registration in the span (a leftover backlog ahead counts as work)
+            n_reg = self.observer.count_between(self.observer.registered_times, t0, t_reg)
+            # investigation on the same cases: a little longer, capped; its rate likewise
+            inv_all = await self.wait_for(lambda: self.observer.handled_of(ccids) >= len(ccids), min(15.0, cap / 3))
             handled = sorted(h for h in (self._handled_at(c) for c in ccids) if not math.isinf(h))
-            t_inv = (handled[-1] - t0) if handled else now() - t0
+            t_inv = handled[-1] if inv_all and handled else now()
+            n_inv = self.observer.count_between(self.observer.handled_times, t0, t_inv)
             result = {
                 "n": p.burst_n, "published": len(ccids), "mode": mode, "cap_s": round(cap, 1),
-                "registered": len(reg), "seconds": round(t_reg, 2),
-                "registered_per_s": round(len(reg) / t_reg, 1) if t_reg > 0 else 0.0,
-                "peak_5s_per_s": round(Observer.peak_rate(reg, t0, t0 + t_reg), 1),
+                "registered": len(reg), "seconds": round(t_reg - t0, 2), "registrations_in_span": n_reg,
+                "registered_per_s": round(n_reg / (t_reg - t0), 1) if t_reg > t0 else 0.0,
+                "peak_5s_per_s": round(Observer.peak_rate(self.observer.registered_times, t0, t_reg), 1),
                 "capped": len(reg) < p.burst_n,
-                "investigation_handled": len(handled),
-                "investigation_per_s": round(len(handled) / t_inv, 1) if t_inv > 0 else 0.0,
+                "investigation_handled": len(handled), "investigation_in_span": n_inv,
+                "investigation_seconds": round(t_inv - t0, 2),
+                "investigation_per_s": round(n_inv / (t_inv - t0), 1) if t_inv > t0 else 0.0,
                 "duplicates_seen": self.observer.duplicates,
             }
             if reg:
                 self.est_rate = max(result["registered_per_s"], 0.1)
-            self.say(f"  {len(reg):,}/{len(ccids):,} registered in {t_reg:.1f} s: {result['registered_per_s']:,}/s "
+            self.say(f"  {len(reg):,}/{len(ccids):,} registered in {t_reg - t0:.1f} s: {result['registered_per_s']:,}/s "
                      f"(peak 5 s: {result['peak_5s_per_s']:,}/s); investigation {result['investigation_per_s']:,}/s")
             return result
 
