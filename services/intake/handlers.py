@@ -1,42 +1,52 @@
-"""Intake's handlers: register a complaint, close a case. Plain async functions.
+"""Intake's handlers: register complaints in batches, close a case. Plain async functions.
 
 No faust, FastAPI or Kafka here: dependencies come in as keyword arguments (the repository,
-``send`` for publishing, the settings, the clock), so the wiring stays at the edge.
+the case-number allocator, the settings, the clock), so the wiring stays at the edge.
 
-Registration is idempotent on the channel complaint (``<channel>:<id>``) and converges
-after a crash at any point:
+``register_batch`` registers a batch of channel complaints with a handful of round trips
+per batch, not per complaint, and is idempotent on the channel complaint
+(``<channel>:<id>``), converging after a crash at any point:
 
-1. the complaint record exists → publish whatever its outbox still owes; done;
-2. the complaint was already added to a case by an earlier, interrupted attempt → reuse it;
-3. otherwise place it (``rules.place_complaint``): join an open case, or open a new case
-   (a repeat of a closed case is a new case linked to the old one). A new case's id is
-   derived from the complaint, so a retry finds the case a crashed attempt inserted;
-4. keep the personal data originals (``store_personal_data``), then insert the complaint
-   record together with ``complaint.registered`` and ``customer.notified`` in one write;
-5. relay the outbox (publish, then remove each event once the broker acknowledged it).
+1. store the personal data originals with one ``insert_many``; a key refused as a duplicate
+   was seen by an earlier attempt, and only those keys are read back: a registered one
+   owes at most its outbox (returned, ``Written(..., None)``), the rest are recovered;
+2. index first-time customers with one ``insert_many`` (their complaints were placed in
+   memory as new cases); a customer refused as a duplicate is known, and only known
+   customers' indexes and recent cases are read (by ``_id``);
+3. place every complaint in memory, per customer in Kafka order, so two complaints of one
+   customer in the same batch see each other (``rules.place_complaint``): join an open case,
+   or open a new case (a repeat of a closed case is a new case linked to the old one). A new
+   case's id is derived from the complaint, and a complaint already found in a case (an
+   interrupted attempt) keeps that case;
+4. add new case ids and placements to known customers' indexes (before the cases exist,
+   so a retry or a later complaint finds them), draw case numbers (``CaseNumbers``), insert
+   the new cases and link complaints to open cases (conditional, once per case);
+5. insert the complaint records together with ``complaint.registered`` and
+   ``customer.notified`` (``shared.outbox.outbox_document``) and return them as ``Written``;
+   the runtime publishes them after the batch, then acknowledges it.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import random
 import uuid
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any
 
 from services.intake import pii, rules
 from services.intake.errors import RegistrationConflict
 from services.intake.models import ComplaintSubmission, Registration
-from services.intake.repository import Doc, IntakeRepository
+from services.intake.repository import CaseNumbers, Doc, IntakeRepository, KeyedLocks
 from services.intake.settings import Settings
 from shared.contracts.common import Language, Priority, Product
 from shared.contracts.envelope import Envelope
 from shared.contracts.followup import CaseClosed
 from shared.contracts.intake import ComplaintRegistered, CustomerNotified
 from shared.logging import log_context
+from shared.money import yuan_to_fen
+from shared.outbox import Written, outbox_document, publish_written
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +55,19 @@ _NAMESPACE = uuid.UUID("5b0d8a34-1c55-4a0c-9f57-3a1d1e7c2f10")
 
 SendFn = Callable[[str, bytes, bytes], Awaitable[object]]
 Clock = Callable[[], datetime]
+
+#: In-process per-customer locks (kept under this name for callers that pass ``locks``).
+CustomerLocks = KeyedLocks
+
+__all__ = [
+    "CaseNumbers", "CustomerLocks", "acknowledgement", "case_id_for", "close_case",
+    "complaint_id_for", "register_batch", "register_complaint", "utcnow",
+]
+
+#: How many of a customer's most recent cases placement looks at.
+RECENT_CASES = 50
+#: How much of each complaint's (masked) text a case keeps for the new-facts comparison.
+FACTS_TEXT_CHARS = 1000
 
 
 def utcnow() -> datetime:
@@ -62,55 +85,24 @@ def case_id_for(key: str) -> str:
     return str(uuid.uuid5(_NAMESPACE, "case:" + key))
 
 
-class CustomerLocks:
-    """One asyncio lock per customer, so concurrent complaints of one customer are placed in turn."""
-
-    def __init__(self) -> None:
-        self._locks: dict[str, asyncio.Lock] = {}
-        self._users: dict[str, int] = {}
-
-    async def __call__(self, customer_id: str, work: Callable[[], Awaitable[Any]]) -> Any:
-        lock = self._locks.setdefault(customer_id, asyncio.Lock())
-        self._users[customer_id] = self._users.get(customer_id, 0) + 1
-        try:
-            async with lock:
-                return await work()
-        finally:
-            self._users[customer_id] -= 1
-            if not self._users[customer_id]:
-                del self._users[customer_id], self._locks[customer_id]
-
-
 def _fen(amount: Decimal | None) -> int | None:
-    return None if amount is None else int(amount * 100)
+    return None if amount is None else yuan_to_fen(amount)
 
 
 def _money(text: str | None) -> Decimal | None:
     return None if text is None else Decimal(text)
 
 
-#: How much of each complaint's (masked) text a case keeps for the new-facts comparison.
-FACTS_TEXT_CHARS = 1000
+def _amount(amount: Decimal | None) -> str | None:
+    return None if amount is None else str(amount)
 
 
 def _facts_fields(submission: ComplaintSubmission, text_masked: str) -> Doc:
     return {
         "facts_text": text_masked[:FACTS_TEXT_CHARS],
-        "amount_disputed": None if submission.amount_disputed is None else str(submission.amount_disputed),
+        "amount_disputed": _amount(submission.amount_disputed),
         "attachment_refs": [a.ref for a in submission.attachments],
     }
-
-
-async def _case_holding(repo: IntakeRepository, index: Doc, key: str) -> Doc | None:
-    """The case an interrupted earlier attempt already put this complaint in, if any."""
-    candidates = [p["case_id"] for p in index.get("placements", []) if p.get("key") == key]
-    if case_id_for(key) in index.get("case_ids", []):
-        candidates.append(case_id_for(key))
-    for case_id in candidates:
-        case = await repo.find_case(case_id)
-        if case is not None and key in case.get("complaint_keys", []):
-            return case
-    return None
 
 
 def _summary(doc: Doc) -> rules.CaseSummary:
@@ -131,153 +123,98 @@ def _registration(doc: Doc, *, duplicate: bool) -> Registration:
     )
 
 
-async def register_complaint(
-    submission: ComplaintSubmission,
-    *,
-    repo: IntakeRepository,
-    send: SendFn,
-    settings: Settings,
-    clock: Clock = utcnow,
-    locks: CustomerLocks | None = None,
-) -> Registration:
-    """Register one channel complaint exactly once and publish what it owes."""
-    key = submission.key()
-    with log_context(correlation_id=complaint_id_for(key)):
-        existing = await repo.find_complaint(key)
-        if existing is not None:
-            if existing.get("outbox_pending"):
-                await repo.relay(key, send)
-            log.info("complaint %s already registered as %s", key, existing["case_number"])
-            return _registration(existing, duplicate=True)
-
-        async def place_and_record() -> tuple[Registration, Doc]:
-            return await _place_and_record(submission, repo=repo, settings=settings, clock=clock)
-
-        if locks is not None:
-            registration, written = await locks(submission.customer.customer_id, place_and_record)
-        else:
-            registration, written = await place_and_record()
-        if written:
-            await repo.publish_outbox(key, written, send)
-        else:  # someone else wrote it: publish whatever it still owes
-            await repo.relay(key, send)
-        return registration
+def _thresholds(settings: Settings) -> rules.PriorityThresholds:
+    return rules.PriorityThresholds(settings.high_amount, settings.elevated_amount, settings.low_amount)
 
 
-async def _place_and_record(
-    submission: ComplaintSubmission, *, repo: IntakeRepository, settings: Settings, clock: Clock
-) -> tuple[Registration, Doc]:
-    key = submission.key()
-    now = clock().astimezone(UTC)
-    now = now.replace(microsecond=now.microsecond // 1000 * 1000)  # MongoDB keeps milliseconds
-    language = submission.language or rules.detect_language(submission.text)
-    text_masked = pii.mask_text(submission.text)
-    customer_id = submission.customer.customer_id
-    index = await repo.customer_index(customer_id)
-    case = await _case_holding(repo, index, key)
-    if case is not None:  # an interrupted attempt already put the complaint in this case
-        role = rules.Role(next(c["role"] for c in case["complaints"] if c["key"] == key))
-        entry = next(c for c in case["complaints"] if c["key"] == key)
-        new_facts, facts_reasons = entry.get("new_facts"), entry.get("new_facts_reasons", [])
-        clock_restarted = entry.get("clock_restarted", False)
-    else:
-        placement = rules.place_complaint(
-            received_at=submission.received_at, product=submission.product,
-            matter_ref=submission.matter_ref, about_case_number=submission.about_case_number,
-            cases=[_summary(d) for d in await repo.cases_by_id(index.get("case_ids", [])[-50:])],
-            duplicate_window=timedelta(days=settings.duplicate_window_days),
-            repeat_window=timedelta(days=settings.repeat_window_days),
-        )
-        role = placement.role
-        new_facts, facts_reasons, clock_restarted = None, [], False
-        if role is rules.Role.LINKED:
-            assert placement.case is not None
-            case, new_facts, facts_reasons, clock_restarted = await _link(
-                submission, placement.case.case_id, repo=repo, settings=settings, now=now,
-                text_masked=text_masked,
-            )
-        else:
-            case = await _open_case(
-                submission, placement, repo=repo, settings=settings, now=now,
-                language=language, text_masked=text_masked,
-                indexed=case_id_for(key) in index.get("case_ids", []),
-            )
+# ------------------------------------------------------------------ placement in memory
 
-    case_id, case_number = case["_id"], case["case_number"]
-    deadline_at: datetime = case["deadline_at"]
-    priority = Priority(case["priority"])
-    registered = ComplaintRegistered(
-        case_number=case_number, complaint_id=complaint_id_for(key),
-        channel=submission.channel, channel_complaint_id=submission.channel_complaint_id,
-        received_at=submission.received_at, deadline_at=deadline_at, priority=priority,
-        product=submission.product, language=language,
-        customer_id=submission.customer.customer_id,
-        customer_name_masked=pii.mask_name(submission.customer.name),
-        customer_phone_masked=pii.mask_phone(submission.customer.phone),
-        customer_id_number_masked=pii.mask_id_number(submission.customer.id_number),
-        text=text_masked, demand=pii.mask_text(submission.demand),
-        amount_disputed=submission.amount_disputed, amount_demanded=submission.amount_demanded,
-        linked_case_ids=list(case.get("linked_case_ids", [])),
-        is_repeat=role is rules.Role.REPEAT, role=role.value,
-        clock_restarted=clock_restarted, new_facts=new_facts, new_facts_reasons=facts_reasons,
-        priority_reasons=list(case.get("priority_reasons", [])),
-        attachment_count=len(submission.attachments), matter_ref=submission.matter_ref,
-        registered_at=now,
-    )
-    correlation_id = complaint_id_for(key)
-    registered_event = Envelope.wrap(
-        registered, case_id=case_id, producer=PRODUCER, correlation_id=correlation_id, occurred_at=now
-    )
-    notified_event = Envelope.wrap(
-        acknowledgement(
-            submission, case_number=case_number, deadline_at=deadline_at, role=role,
-            clock_restarted=clock_restarted, language=language, settings=settings,
-            earlier_case_number=case.get("repeat_of_number"),
-        ),
-        case_id=case_id, producer=PRODUCER, cause=registered_event, occurred_at=now,
-    )
-    await repo.store_personal_data(key, {
-        "customer_id": submission.customer.customer_id, "name": submission.customer.name,
-        "phone": submission.customer.phone, "id_number": submission.customer.id_number,
-        "text": submission.text, "demand": submission.demand,
-    })
-    record = {
-        "_id": key, "complaint_id": correlation_id, "channel": submission.channel.value,
-        "channel_complaint_id": submission.channel_complaint_id, "case_id": case_id,
-        "case_number": case_number, "role": role.value, "received_at": submission.received_at,
-        "registered_at": now, "customer_id": submission.customer.customer_id,
-        "product": submission.product.value, "language": language.value,
-        "matter_ref": submission.matter_ref,
-        "amount_disputed": None if submission.amount_disputed is None else str(submission.amount_disputed),
-        "amount_disputed_fen": _fen(submission.amount_disputed),
-        "attachment_refs": [a.ref for a in submission.attachments],
-        "new_facts": new_facts, "clock_restarted": clock_restarted,
-        "deadline_at": deadline_at, "priority": priority.value,
+
+@dataclass
+class _Case:
+    """A case as this batch sees it: loaded from the store, or opened by this batch."""
+
+    doc: Doc
+    new: bool  # opened by this batch (inserted whole), else updated by a link
+    pushed: list[Doc] = field(default_factory=list)  # complaint entries this batch adds
+    timeline: list[Doc] = field(default_factory=list)
+    keys: list[str] = field(default_factory=list)
+    channels: list[str] = field(default_factory=list)
+    changed: Doc = field(default_factory=dict)  # fields to $set on a loaded case
+
+
+@dataclass
+class _Placed:
+    """Where one complaint went, with the case's state as this complaint left it."""
+
+    submission: ComplaintSubmission
+    case: _Case
+    role: rules.Role
+    new_facts: bool | None
+    new_facts_reasons: list[str]
+    clock_restarted: bool
+    snapshot: Doc  # deadline_at, priority, priority_reasons, linked_case_ids, repeat_of_number
+
+
+def _snapshot(doc: Doc) -> Doc:
+    return {
+        "deadline_at": doc["deadline_at"], "priority": doc["priority"],
+        "priority_reasons": list(doc.get("priority_reasons", [])),
+        "linked_case_ids": list(doc.get("linked_case_ids", [])),
+        "repeat_of_number": doc.get("repeat_of_number"),
     }
-    written = await repo.insert_complaint(record, [registered_event, notified_event])
-    if written is None:
-        log.info("complaint %s was registered concurrently", key)
-        existing = await repo.find_complaint(key)
-        assert existing is not None
-        return _registration(existing, duplicate=True), {}
-    with log_context(case_id=case_id):
-        log.info("registered %s as %s (%s, priority %s)", key, case_number, role.value, priority.value)
-    return _registration(record, duplicate=False), written
 
 
-async def _open_case(
-    submission: ComplaintSubmission,
-    placement: rules.Placement,
-    *,
-    repo: IntakeRepository,
-    settings: Settings,
-    now: datetime,
-    language: Language,
-    text_masked: str,
-    indexed: bool,
-) -> Doc:
+@dataclass
+class _Customer:
+    """One customer's cases as the batch places complaints among them."""
+
+    cases: list[_Case]
+
+    def holding(self, key: str) -> _Case | None:
+        """The loaded case an interrupted earlier attempt already put ``key`` in."""
+        return next((c for c in self.cases if not c.new and key in c.doc.get("complaint_keys", [])), None)
+
+    def recent(self) -> list[rules.CaseSummary]:
+        ordered = sorted(self.cases, key=lambda c: c.doc["last_received_at"], reverse=True)
+        return [_summary(c.doc) for c in ordered[:RECENT_CASES]]
+
+
+def _place(
+    submission: ComplaintSubmission, customer: _Customer, *, settings: Settings, now: datetime
+) -> _Placed:
+    """Place one complaint among the customer's cases (in memory)."""
     key = submission.key()
-    case_id = case_id_for(key)
+    held = customer.holding(key)
+    if held is not None:
+        entry = next(c for c in held.doc["complaints"] if c["key"] == key)
+        return _Placed(
+            submission, held, rules.Role(entry["role"]), entry.get("new_facts"),
+            list(entry.get("new_facts_reasons", [])), entry.get("clock_restarted", False),
+            _snapshot(held.doc),
+        )
+    text_masked = pii.mask_text(submission.text)
+    placement = rules.place_complaint(
+        received_at=submission.received_at, product=submission.product,
+        matter_ref=submission.matter_ref, about_case_number=submission.about_case_number,
+        cases=customer.recent(),
+        duplicate_window=timedelta(days=settings.duplicate_window_days),
+        repeat_window=timedelta(days=settings.repeat_window_days),
+    )
+    if placement.role is rules.Role.LINKED:
+        assert placement.case is not None
+        target = next(c for c in customer.cases if c.doc["_id"] == placement.case.case_id)
+        return _link(submission, target, settings=settings, now=now, text_masked=text_masked)
+    case = _open_case(submission, placement, settings=settings, now=now, text_masked=text_masked)
+    customer.cases.append(case)
+    return _Placed(submission, case, placement.role, None, [], False, _snapshot(case.doc))
+
+
+def _open_case(
+    submission: ComplaintSubmission, placement: rules.Placement, *, settings: Settings,
+    now: datetime, text_masked: str,
+) -> _Case:
+    key = submission.key()
     is_repeat = placement.role is rules.Role.REPEAT
     priority, reasons = rules.assess_priority(
         rules.PriorityInputs(
@@ -285,11 +222,9 @@ async def _open_case(
             amount_disputed=submission.amount_disputed,
             vulnerable_flag=submission.customer.vulnerable, is_repeat=is_repeat,
         ),
-        rules.PriorityThresholds(settings.high_amount, settings.elevated_amount, settings.low_amount),
+        _thresholds(settings),
     )
-    day = rules.case_number_day(now, settings.zone)
-    deadline_at = rules.decision_deadline(submission.received_at, settings.decision_deadline_days)
-    linked = [placement.case.case_id] if is_repeat and placement.case else []
+    language = submission.language or rules.detect_language(submission.text)
     entry = {
         "key": key, "complaint_id": complaint_id_for(key), "channel": submission.channel.value,
         "channel_complaint_id": submission.channel_complaint_id,
@@ -298,9 +233,10 @@ async def _open_case(
         **_facts_fields(submission, text_masked),
     }
     customer = submission.customer
+    earlier = placement.case if is_repeat else None
     doc = {
-        "_id": case_id,
-        "case_number": "",
+        "_id": case_id_for(key),
+        "case_number": "",  # drawn after placement (CaseNumbers)
         "status": "open",
         "customer_id": customer.customer_id,
         "customer_name_masked": pii.mask_name(customer.name),
@@ -311,61 +247,32 @@ async def _open_case(
         "matter_ref": submission.matter_ref,
         "received_at": submission.received_at, "last_received_at": submission.received_at,
         "registered_at": now, "updated_at": now,
-        "clock_started_at": submission.received_at, "deadline_at": deadline_at,
+        "clock_started_at": submission.received_at,
+        "deadline_at": rules.decision_deadline(submission.received_at, settings.decision_deadline_days),
         "priority": priority.value, "priority_reasons": reasons,
-        "amount_disputed": None if submission.amount_disputed is None else str(submission.amount_disputed),
+        "amount_disputed": _amount(submission.amount_disputed),
         "amount_disputed_fen": _fen(submission.amount_disputed),
         "summary": text_masked[:200],
-        "is_repeat": is_repeat, "linked_case_ids": linked,
-        "repeat_of_number": placement.case.case_number if is_repeat and placement.case else None,
+        "is_repeat": is_repeat, "linked_case_ids": [earlier.case_id] if earlier else [],
+        "repeat_of_number": earlier.case_number if earlier else None,
         "complaint_keys": [key], "complaints": [entry],
         "timeline": [{"at": now, "what": "registered", "role": placement.role.value,
                       "complaint_id": entry["complaint_id"], "reason": placement.reason}],
     }
-    if not indexed:
-        await repo.add_customer_case(customer.customer_id, case_id)
-    return await _insert_with_number(doc, repo=repo, prefix=settings.case_number_prefix, day=day)
+    return _Case(doc, new=True)
 
 
-async def _insert_with_number(doc: Doc, *, repo: IntakeRepository, prefix: str, day: str) -> Doc:
-    """Insert a new case under the next free number of the day.
-
-    The day counter (``$inc``) proposes a number; the unique index on ``case_number``
-    decides. FerretDB v1 does not make ``$inc`` atomic under concurrent writers, so on a
-    clash the counter is moved past the highest number in use and the insert is retried.
-    A number lost this way leaves a gap; a number is never used twice.
-    """
-    counter_id = f"{prefix}-{day}"
-    sequence = await repo.next_sequence(counter_id)
-    for attempt in range(60):
-        doc["case_number"] = rules.case_number(prefix, day, sequence)
-        inserted = await repo.insert_case(doc)
-        if inserted is not None:
-            return inserted
-        highest = await repo.highest_case_sequence(f"{prefix}-{day}-")
-        sequence = max(sequence, highest) + 1
-        await repo.raise_counter(counter_id, sequence)
-        await asyncio.sleep(random.uniform(0, 0.005 * (attempt + 1)))  # noqa: S311 - jitter only
-    raise RegistrationConflict("could not draw a free case number")
-
-
-async def _link(
-    submission: ComplaintSubmission,
-    case_id: str,
-    *,
-    repo: IntakeRepository,
-    settings: Settings,
-    now: datetime,
+def _link(
+    submission: ComplaintSubmission, case: _Case, *, settings: Settings, now: datetime,
     text_masked: str,
-) -> tuple[Doc, bool, list[str], bool]:
+) -> _Placed:
+    """Join a complaint to an open case (in memory); new facts restart the clock (CBIRC)."""
     key = submission.key()
-    case = await repo.find_case(case_id)
-    if case is None:
-        raise RegistrationConflict(f"case {case_id} vanished while linking")
+    doc = case.doc
     earlier = [
         rules.Facts(c.get("facts_text", ""), _money(c.get("amount_disputed")),
                     frozenset(c.get("attachment_refs", [])))
-        for c in case["complaints"]
+        for c in doc["complaints"]
     ]
     new, reasons = rules.new_facts(
         rules.Facts(text_masked, submission.amount_disputed,
@@ -378,9 +285,8 @@ async def _link(
             amount_disputed=submission.amount_disputed,
             vulnerable_flag=submission.customer.vulnerable,
         ),
-        rules.PriorityThresholds(settings.high_amount, settings.elevated_amount, settings.low_amount),
+        _thresholds(settings),
     )
-    merged_priority = rules.higher_priority(Priority(case["priority"]), priority)
     entry = {
         "key": key, "complaint_id": complaint_id_for(key), "channel": submission.channel.value,
         "channel_complaint_id": submission.channel_complaint_id,
@@ -388,30 +294,268 @@ async def _link(
         "new_facts": new, "new_facts_reasons": reasons, "clock_restarted": new,
         **_facts_fields(submission, text_masked),
     }
-    set_fields: Doc = {
-        "last_received_at": max(case["last_received_at"], submission.received_at),
-        "updated_at": now, "priority": merged_priority.value,
-        "priority_reasons": sorted(set(case.get("priority_reasons", [])) | set(priority_reasons)),
+    changed: Doc = {
+        "last_received_at": max(doc["last_received_at"], submission.received_at),
+        "updated_at": now,
+        "priority": rules.higher_priority(Priority(doc["priority"]), priority).value,
+        "priority_reasons": sorted(set(doc.get("priority_reasons", [])) | set(priority_reasons)),
     }
-    if new:  # CBIRC: new facts restart the clock
-        set_fields["clock_started_at"] = submission.received_at
-        set_fields["deadline_at"] = rules.decision_deadline(
-            submission.received_at, settings.decision_deadline_days
-        )
+    if new:
+        changed["clock_started_at"] = submission.received_at
+        changed["deadline_at"] = rules.decision_deadline(submission.received_at, settings.decision_deadline_days)
     timeline = {
         "at": now, "what": "clock_restarted" if new else "merged",
         "complaint_id": entry["complaint_id"], "new_facts_reasons": reasons,
     }
-    await repo.note_placement(submission.customer.customer_id, key, case_id)
-    linked = await repo.link_complaint(
-        case_id, key, push={"complaints": entry, "timeline": timeline},
-        add={"channels": submission.channel.value}, set_fields=set_fields,
+    doc.update(changed)
+    doc["complaints"].append(entry)
+    doc["complaint_keys"].append(key)
+    doc["timeline"].append(timeline)
+    if submission.channel.value not in doc["channels"]:
+        doc["channels"].append(submission.channel.value)
+    if not case.new:
+        case.pushed.append(entry)
+        case.timeline.append(timeline)
+        case.keys.append(key)
+        case.channels.append(submission.channel.value)
+        case.changed.update(changed)
+    return _Placed(submission, case, rules.Role.LINKED, new, reasons, new, _snapshot(doc))
+
+
+# ------------------------------------------------------------------ the batch
+
+
+async def register_batch(
+    submissions: list[ComplaintSubmission],
+    *,
+    repo: IntakeRepository,
+    settings: Settings,
+    numbers: CaseNumbers,
+    clock: Clock = utcnow,
+    locks: KeyedLocks | None = None,
+) -> list[Written]:
+    """Register a batch of channel complaints (Kafka order) exactly once; return what to publish.
+
+    Returns a ``Written`` per complaint record written (with its outbox), and
+    ``Written(..., None)`` for an already registered complaint whose outbox is still
+    pending. Publishing is the caller's (``shared.outbox.publish_written``). Raises when
+    the batch cannot be registered (the runtime then retries it, or splits it).
+    """
+    unique: dict[str, ComplaintSubmission] = {}
+    for submission in submissions:
+        unique.setdefault(submission.key(), submission)  # a repeated key is a redelivery
+    if not unique:
+        return []
+    holder = locks if locks is not None else repo.customer_locks
+    async with holder.hold(s.customer.customer_id for s in unique.values()):
+        return await _register(list(unique.values()), repo=repo, settings=settings,
+                               numbers=numbers, clock=clock)
+
+
+async def _register(
+    submissions: list[ComplaintSubmission], *, repo: IntakeRepository, settings: Settings,
+    numbers: CaseNumbers, clock: Clock,
+) -> list[Written]:
+    now = clock().astimezone(UTC)
+    now = now.replace(microsecond=now.microsecond // 1000 * 1000)  # MongoDB keeps milliseconds
+    written: list[Written] = []
+
+    # 1. personal data first: the insert tells which keys an earlier attempt saw
+    seen = await repo.store_personal_data_batch({
+        s.key(): {
+            "customer_id": s.customer.customer_id, "name": s.customer.name,
+            "phone": s.customer.phone, "id_number": s.customer.id_number,
+            "text": s.text, "demand": s.demand,
+        }
+        for s in submissions
+    })
+    if seen:
+        records = await repo.find_complaints(seen)
+        for key, record in records.items():
+            log.info("complaint %s already registered as %s", key, record["case_number"])
+            if record.get("outbox_pending"):
+                written.append(Written(repo.complaints, key, None))
+        submissions = [s for s in submissions if s.key() not in records]
+    if not submissions:
+        return written
+
+    by_customer: dict[str, list[ComplaintSubmission]] = {}
+    for s in submissions:
+        by_customer.setdefault(s.customer.customer_id, []).append(s)
+    recovering = {s.customer.customer_id for s in submissions if s.key() in seen}
+
+    # 2. first-time customers: place in memory as if they had no cases, then index them
+    customers: dict[str, _Customer] = {}
+    placed: dict[str, list[_Placed]] = {}
+    fresh_docs = []
+    for cid, items in by_customer.items():
+        if cid in recovering:
+            continue
+        customer = customers[cid] = _Customer([])
+        placed[cid] = [_place(s, customer, settings=settings, now=now) for s in items]
+        fresh_docs.append({"_id": cid, "case_ids": [c.doc["_id"] for c in customer.cases],
+                           "placements": []})
+    known = recovering | await repo.insert_customer_indexes(fresh_docs)
+
+    # 3. known customers: read their indexes and recent cases, then place
+    if known:
+        indexes = await repo.customer_indexes(known)
+        wanted: dict[str, list[str]] = {}
+        for cid in known:
+            index, keys = indexes[cid], [s.key() for s in by_customer[cid]]
+            ids = list(index.get("case_ids", []))[-RECENT_CASES:]
+            ids += [p["case_id"] for p in index.get("placements", []) if p.get("key") in keys]
+            ids += [case_id_for(k) for k in keys]
+            wanted[cid] = list(dict.fromkeys(ids))
+        loaded = await repo.cases_by_ids(i for ids in wanted.values() for i in ids)
+        additions: dict[str, tuple[list[str], list[Doc]]] = {}
+        for cid in known:
+            customer = customers[cid] = _Customer(
+                [_Case(loaded[i], new=False) for i in wanted[cid] if i in loaded]
+            )
+            placed[cid] = [_place(s, customer, settings=settings, now=now) for s in by_customer[cid]]
+            new_ids = [c.doc["_id"] for c in customer.cases if c.new]
+            links = [{"key": p.submission.key(), "case_id": p.case.doc["_id"]}
+                     for p in placed[cid] if p.role is rules.Role.LINKED and not p.case.new]
+            additions[cid] = (new_ids, links)
+        # 4a. index first, so a retry (or the customer's next complaint) finds the cases
+        await repo.extend_customer_indexes(additions)
+
+    # 4b. case numbers for the new cases, then the cases and the links
+    new_cases = [c for cust in customers.values() for c in cust.cases if c.new]
+    if new_cases:
+        drawn = await numbers.take(settings.case_number_prefix,
+                                   rules.case_number_day(now, settings.zone), len(new_cases))
+        for case, number in zip(new_cases, drawn, strict=True):
+            case.doc["case_number"] = number
+    links = [
+        (c.doc["_id"], c.keys, {
+            "$push": {"complaints": {"$each": c.pushed}, "timeline": {"$each": c.timeline}},
+            "$addToSet": {"complaint_keys": {"$each": c.keys}, "channels": {"$each": c.channels}},
+            "$set": c.changed,
+        })
+        for cust in customers.values() for c in cust.cases if not c.new and c.pushed
+    ]
+    refused = await repo.insert_cases([c.doc for c in new_cases]) if new_cases else set()
+    unlinked = await repo.link_complaints(links) if links else []
+    if refused or unlinked:
+        # another writer got there first (a concurrent attempt, or a case closed meanwhile):
+        # everything written so far is found again by the retry, which places afresh
+        raise RegistrationConflict(
+            f"{len(refused)} case(s) existed and {len(unlinked)} case(s) changed while registering"
+        )
+
+    # 5. the complaint records with the events they owe, in one insert
+    records: list[Doc] = []
+    for cid in by_customer:
+        for p in placed[cid]:
+            records.append(_record(p, settings=settings, now=now))
+    existed = await repo.insert_complaints(records)
+    for record in records:
+        key = record["_id"]
+        if key in existed:
+            log.info("complaint %s was registered concurrently", key)
+            continue
+        written.append(Written(repo.complaints, key, record["outbox"]))
+        with log_context(case_id=record["case_id"], correlation_id=record["complaint_id"]):
+            log.info("registered %s as %s (%s, priority %s)",
+                     key, record["case_number"], record["role"], record["priority"])
+    return written
+
+
+def _record(p: _Placed, *, settings: Settings, now: datetime) -> Doc:
+    """The complaint record of a placed complaint, with its two events in the outbox."""
+    s, case = p.submission, p.case.doc
+    key = s.key()
+    language = s.language or rules.detect_language(s.text)
+    case_id, case_number = case["_id"], case["case_number"]
+    deadline_at: datetime = p.snapshot["deadline_at"]
+    priority = Priority(p.snapshot["priority"])
+    correlation_id = complaint_id_for(key)
+    registered = ComplaintRegistered(
+        case_number=case_number, complaint_id=correlation_id,
+        channel=s.channel, channel_complaint_id=s.channel_complaint_id,
+        received_at=s.received_at, deadline_at=deadline_at, priority=priority,
+        product=s.product, language=language, customer_id=s.customer.customer_id,
+        customer_name_masked=pii.mask_name(s.customer.name),
+        customer_phone_masked=pii.mask_phone(s.customer.phone),
+        customer_id_number_masked=pii.mask_id_number(s.customer.id_number),
+        text=pii.mask_text(s.text), demand=pii.mask_text(s.demand),
+        amount_disputed=s.amount_disputed, amount_demanded=s.amount_demanded,
+        linked_case_ids=p.snapshot["linked_case_ids"],
+        is_repeat=p.role is rules.Role.REPEAT, role=p.role.value,
+        clock_restarted=p.clock_restarted, new_facts=p.new_facts,
+        new_facts_reasons=p.new_facts_reasons,
+        priority_reasons=p.snapshot["priority_reasons"],
+        attachment_count=len(s.attachments), matter_ref=s.matter_ref, registered_at=now,
     )
-    if not linked:  # closed meanwhile, or another attempt linked it: start over
-        raise RegistrationConflict(f"case {case_id} changed while linking {key}")
-    updated = await repo.find_case(case_id)
-    assert updated is not None
-    return updated, new, reasons, new
+    registered_event = Envelope.wrap(
+        registered, case_id=case_id, producer=PRODUCER, correlation_id=correlation_id, occurred_at=now
+    )
+    notified_event = Envelope.wrap(
+        acknowledgement(
+            s, case_number=case_number, deadline_at=deadline_at, role=p.role,
+            clock_restarted=p.clock_restarted, language=language, settings=settings,
+            earlier_case_number=p.snapshot["repeat_of_number"],
+        ),
+        case_id=case_id, producer=PRODUCER, cause=registered_event, occurred_at=now,
+    )
+    return {
+        "_id": key, "complaint_id": correlation_id, "channel": s.channel.value,
+        "channel_complaint_id": s.channel_complaint_id, "case_id": case_id,
+        "case_number": case_number, "role": p.role.value, "received_at": s.received_at,
+        "registered_at": now, "customer_id": s.customer.customer_id,
+        "product": s.product.value, "language": language.value, "matter_ref": s.matter_ref,
+        "amount_disputed": _amount(s.amount_disputed), "amount_disputed_fen": _fen(s.amount_disputed),
+        "attachment_refs": [a.ref for a in s.attachments],
+        "new_facts": p.new_facts, "clock_restarted": p.clock_restarted,
+        "deadline_at": deadline_at, "priority": priority.value,
+        **outbox_document([registered_event, notified_event]),
+    }
+
+
+# ------------------------------------------------------------------ one complaint
+
+
+def default_numbers(repo: IntakeRepository) -> CaseNumbers:
+    """The allocator of this repository's process (made on first use)."""
+    if repo.case_numbers is None:
+        repo.case_numbers = CaseNumbers(repo)
+    return repo.case_numbers
+
+
+async def register_complaint(
+    submission: ComplaintSubmission,
+    *,
+    repo: IntakeRepository,
+    send: SendFn,
+    settings: Settings,
+    clock: Clock = utcnow,
+    locks: KeyedLocks | None = None,
+    numbers: CaseNumbers | None = None,
+) -> Registration:
+    """Register one channel complaint exactly once and publish what it owes.
+
+    A thin wrapper over ``register_batch([submission])`` and ``publish_written``.
+    """
+    key = submission.key()
+    with log_context(correlation_id=complaint_id_for(key)):
+        existing = await repo.find_complaint(key)
+        if existing is not None:
+            if existing.get("outbox_pending"):
+                await repo.relay(key, send)
+            log.info("complaint %s already registered as %s", key, existing["case_number"])
+            return _registration(existing, duplicate=True)
+        written = await register_batch(
+            [submission], repo=repo, settings=settings,
+            numbers=numbers or default_numbers(repo), clock=clock, locks=locks,
+        )
+        await publish_written(written, send)
+        record = await repo.find_complaint(key)
+        if record is None:  # pragma: no cover - register_batch raises instead
+            raise RegistrationConflict(f"complaint {key} was not registered")
+        fresh = any(w.doc_id == key and w.pending for w in written)
+        return _registration(record, duplicate=not fresh)
 
 
 def acknowledgement(

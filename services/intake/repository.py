@@ -8,7 +8,9 @@ Collections:
 - ``cases`` — one document per case; unique ``case_number``. A new case's ``_id`` is derived
   from the complaint that opened it, so a crash between writing the case and the complaint
   converges on redelivery instead of opening a second case.
-- ``counters`` — one document per day and prefix; ``$inc`` hands out case-number sequences.
+- ``case_number_blocks`` — one document per block of case numbers a worker claimed,
+  ``_id = "<prefix>-<day>-<first sequence>"`` (``CaseNumbers``); ``counters`` — per day and
+  prefix, the highest sequence claimed so far (``seq``), a hint where the next block starts.
 - ``customers`` — per customer, the ids of their cases and, for complaints being linked to
   an open case, which case (``placements``). It exists so the hot path reads by ``_id`` only:
   FerretDB v1 answers any other filter by scanning the whole collection.
@@ -16,19 +18,35 @@ Collections:
   ``load_personal_data`` only, so encryption at rest can be added in one place.
 
 Queries stay within what FerretDB v1 serves (no transactions, no ``$lookup``/``$facet``).
+
+Cost on FerretDB v1.24.2 (PostgreSQL backend), measured: an insert is checked against the
+unique ``_id`` index (flat as data grows), but *every* filter, ``_id`` included, is answered
+by a sequential scan (FerretDB sends ``_jsonb->'_id' @> $1``, which the btree on ``_id`` cannot
+serve: ~1 ms at 1,000 documents, ~60–200 ms at 50,000), ``$in`` is not pushed down at all,
+and one ``update`` command holding more than ~49 updates that match a document deadlocks
+the server (each update's cursor keeps a pooled connection until the command ends; the pool
+has 50). So the batch path writes with ``insert_many`` and uses an insert's duplicate-key
+answer as its existence check; it reads by ``_id`` only for what already existed (redelivery,
+returning customers, linking), and it never sends many updates in one command.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from datetime import datetime
-from typing import Any
+import os
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from typing import Any, TypeVar
 
-from pymongo import ASCENDING, DESCENDING, ReturnDocument
+from pymongo import ASCENDING, DESCENDING
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
+from services.intake import rules
 from services.intake.errors import RegistrationConflict
 from shared import outbox
 from shared.contracts.envelope import Envelope
@@ -36,6 +54,77 @@ from shared.contracts.envelope import Envelope
 log = logging.getLogger(__name__)
 
 Doc = dict[str, Any]
+T = TypeVar("T")
+
+#: Most by-``_id`` reads or writes one batch keeps in flight (FerretDB's pool has 50 connections
+#: for every client together).
+PARALLEL = 16
+#: Largest ``insert_many`` sent at once.
+INSERT_CHUNK = 500
+
+
+class KeyedLocks:
+    """In-process asyncio locks by key: work on one customer's index and cases takes turns."""
+
+    def __init__(self) -> None:
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._users: dict[str, int] = {}
+
+    @asynccontextmanager
+    async def hold(self, keys: Iterable[str]) -> AsyncIterator[None]:
+        """Hold the locks of all ``keys`` (taken in sorted order, so two holders cannot deadlock)."""
+        ordered = sorted(set(keys))
+        for key in ordered:
+            self._users[key] = self._users.get(key, 0) + 1
+        taken: list[asyncio.Lock] = []
+        try:
+            for key in ordered:
+                lock = self._locks.setdefault(key, asyncio.Lock())
+                await lock.acquire()
+                taken.append(lock)
+            yield
+        finally:
+            for lock in taken:
+                lock.release()
+            for key in ordered:
+                self._users[key] -= 1
+                if not self._users[key]:
+                    del self._users[key]
+                    self._locks.pop(key, None)
+
+    async def __call__(self, key: str, work: Callable[[], Awaitable[T]]) -> T:
+        """Run ``work`` holding ``key``'s lock."""
+        async with self.hold([key]):
+            return await work()
+
+
+async def _bounded(calls: list[Callable[[], Awaitable[T]]], limit: int = PARALLEL) -> list[T]:
+    """Run ``calls`` with at most ``limit`` in flight; results in order."""
+    gate = asyncio.Semaphore(limit)
+
+    async def one(call: Callable[[], Awaitable[T]]) -> T:
+        async with gate:
+            return await call()
+
+    return list(await asyncio.gather(*(one(c) for c in calls)))
+
+
+async def insert_new(collection: AsyncCollection[Doc], docs: list[Doc]) -> set[Any]:
+    """Insert ``docs`` (unordered, in chunks); return the ``_id``s that were refused as duplicates.
+
+    A duplicate may be on ``_id`` or on another unique index; the caller tells them apart.
+    """
+    refused: set[Any] = set()
+    for start in range(0, len(docs), INSERT_CHUNK):
+        chunk = docs[start:start + INSERT_CHUNK]
+        try:
+            await collection.insert_many(chunk, ordered=False)
+        except BulkWriteError as exc:
+            errors = exc.details.get("writeErrors", [])
+            if any(e.get("code") != 11000 for e in errors):
+                raise
+            refused.update(chunk[e["index"]]["_id"] for e in errors)
+    return refused
 
 
 class IntakeRepository:
@@ -46,9 +135,12 @@ class IntakeRepository:
         self.cases: AsyncCollection[Doc] = db["cases"]
         self.complaints: AsyncCollection[Doc] = db["complaints"]
         self.counters: AsyncCollection[Doc] = db["counters"]
+        self.number_blocks: AsyncCollection[Doc] = db["case_number_blocks"]
         self.customers: AsyncCollection[Doc] = db["customers"]
-        self.placements: AsyncCollection[Doc] = db["placements"]
         self._personal: AsyncCollection[Doc] = db["personal_data"]
+        #: in this process, one batch at a time places a given customer's complaints
+        self.customer_locks = KeyedLocks()
+        self.case_numbers: CaseNumbers | None = None  # the process's allocator, made on first use
 
     async def ensure_indexes(self) -> None:
         """Create the indexes intake relies on (idempotent)."""
@@ -62,7 +154,6 @@ class IntakeRepository:
         await self.cases.create_index(
             [("customer_id", ASCENDING), ("last_received_at", DESCENDING)], name="by_customer"
         )
-        await self.cases.create_index([("complaint_keys", ASCENDING)], name="by_complaint_key")
         await self.cases.create_index([("received_at", DESCENDING)], name="by_received")
         await self.cases.create_index([("status", ASCENDING)], name="by_status")
 
@@ -71,6 +162,16 @@ class IntakeRepository:
     async def find_complaint(self, key: str) -> Doc | None:
         """Return the registration record of a channel complaint, if registered."""
         return await self.complaints.find_one({"_id": key}, {"outbox": 0})
+
+    async def find_complaints(self, keys: Iterable[str]) -> dict[str, Doc]:
+        """Return the registration records of these complaints that exist (by ``_id``, concurrently)."""
+        wanted = list(dict.fromkeys(keys))
+        docs = await _bounded([lambda k=k: self.find_complaint(k) for k in wanted])
+        return {k: d for k, d in zip(wanted, docs, strict=True) if d is not None}
+
+    async def insert_complaints(self, docs: list[Doc]) -> set[str]:
+        """Insert complaint records (each with its outbox); return the keys that existed already."""
+        return await insert_new(self.complaints, docs)
 
     async def insert_complaint(self, doc: Doc, events: list[Envelope[Any]]) -> Doc | None:
         """Insert a complaint record together with the events it owes.
@@ -99,6 +200,43 @@ class IntakeRepository:
         """Publish what crashed writers left in complaint outboxes written before ``older_than``."""
         return await outbox.relay_pending(self.complaints, send, older_than=older_than, limit=limit)
 
+    # ------------------------------------------------------------- customers
+
+    async def customer_index(self, customer_id: str) -> Doc:
+        """Return a customer's index: ``case_ids`` and ``placements`` (``[{key, case_id}]``)."""
+        return await self.customers.find_one({"_id": customer_id}) or {}
+
+    async def customer_indexes(self, customer_ids: Iterable[str]) -> dict[str, Doc]:
+        """Return the indexes of these customers (empty for a customer without one)."""
+        wanted = list(dict.fromkeys(customer_ids))
+        docs = await _bounded([lambda c=c: self.customer_index(c) for c in wanted])
+        return dict(zip(wanted, docs, strict=True))
+
+    async def insert_customer_indexes(self, docs: list[Doc]) -> set[str]:
+        """Insert the indexes of customers seen for the first time; return those that existed."""
+        return await insert_new(self.customers, docs)
+
+    async def extend_customer_indexes(self, additions: dict[str, tuple[list[str], list[Doc]]]) -> None:
+        """Add case ids and placements (``{key, case_id}``) to customers' indexes (upserts).
+
+        One command per customer: many updates in one command can deadlock FerretDB v1.
+        """
+
+        async def extend(customer_id: str, case_ids: list[str], placements: list[Doc]) -> None:
+            add: Doc = {}
+            if case_ids:
+                add["case_ids"] = {"$each": case_ids}
+            if placements:
+                add["placements"] = {"$each": placements}
+            if not add:
+                return
+            try:
+                await self.customers.update_one({"_id": customer_id}, {"$addToSet": add}, upsert=True)
+            except DuplicateKeyError:  # two first upserts raced; the document exists now
+                await self.customers.update_one({"_id": customer_id}, {"$addToSet": add})
+
+        await _bounded([lambda c=c, a=a: extend(c, *a) for c, a in additions.items()])
+
     # ------------------------------------------------------------- cases
 
     async def find_case(self, case_id: str) -> Doc | None:
@@ -106,93 +244,33 @@ class IntakeRepository:
         return await self.cases.find_one({"_id": case_id})
 
     async def find_case_by_number(self, number: str) -> Doc | None:
-        """Return a case by its human number."""
+        """Return a case by its human number (a scan on FerretDB: API only, not the hot path)."""
         return await self.cases.find_one({"case_number": number})
 
-    async def customer_index(self, customer_id: str) -> Doc:
-        """Return a customer's index: ``case_ids`` and ``placements`` (``[{key, case_id}]``)."""
-        return await self.customers.find_one({"_id": customer_id}) or {}
+    async def cases_by_ids(self, case_ids: Iterable[str]) -> dict[str, Doc]:
+        """Return the cases with these ids that exist (by ``_id``, concurrently)."""
+        wanted = list(dict.fromkeys(case_ids))
+        docs = await _bounded([lambda c=c: self.find_case(c) for c in wanted])
+        return {c: d for c, d in zip(wanted, docs, strict=True) if d is not None}
 
-    async def note_placement(self, customer_id: str, key: str, case_id: str) -> None:
-        """Remember which case a complaint is being added to, before adding it."""
-        await self.customers.update_one(
-            {"_id": customer_id}, {"$addToSet": {"placements": {"key": key, "case_id": case_id}}},
-            upsert=True,
-        )
+    async def insert_cases(self, docs: list[Doc]) -> set[str]:
+        """Insert new cases; return the ids refused (the id or the case number existed)."""
+        return await insert_new(self.cases, docs)
 
-    async def add_customer_case(self, customer_id: str, case_id: str) -> None:
-        """Index a case under its customer (before the case is written; dangling ids are skipped)."""
-        await self.customers.update_one(
-            {"_id": customer_id}, {"$addToSet": {"case_ids": case_id}}, upsert=True
-        )
+    async def link_complaints(self, links: list[tuple[str, list[str], Doc]]) -> list[str]:
+        """Apply ``(case_id, keys, update)`` to open cases not holding any of ``keys`` yet.
 
-    async def cases_by_id(self, case_ids: list[str]) -> list[Doc]:
-        """Return the cases with these ids that exist, most recent complaint first."""
-        cases = []
-        for case_id in case_ids:
-            case = await self.find_case(case_id)
-            if case is not None:
-                cases.append(case)
-        return sorted(cases, key=lambda c: c["last_received_at"], reverse=True)
-
-    async def next_sequence(self, counter_id: str) -> int:
-        """Hand out the next value of a counter (atomic ``$inc`` with upsert)."""
-        for _ in range(5):
-            try:
-                doc = await self.counters.find_one_and_update(
-                    {"_id": counter_id}, {"$inc": {"seq": 1}}, upsert=True,
-                    return_document=ReturnDocument.AFTER,
-                )
-                return int(doc["seq"])
-            except DuplicateKeyError:
-                # two first-of-the-day upserts raced; the loser's retry finds the document
-                continue
-        raise RegistrationConflict(f"counter {counter_id} kept conflicting")
-
-    async def highest_case_sequence(self, number_prefix: str) -> int:
-        """Return the highest sequence used in case numbers starting with ``number_prefix``."""
-        doc = await self.cases.find_one(
-            {"case_number": {"$gte": number_prefix, "$lt": number_prefix + "~"}},
-            {"case_number": 1}, sort=[("case_number", DESCENDING)],
-        )
-        return 0 if doc is None else int(doc["case_number"].rsplit("-", 1)[1])
-
-    async def raise_counter(self, counter_id: str, at_least: int) -> None:
-        """Move a counter up to ``at_least`` (never down)."""
-        try:
-            await self.counters.update_one({"_id": counter_id}, {"$max": {"seq": at_least}}, upsert=True)
-        except DuplicateKeyError:
-            await self.counters.update_one({"_id": counter_id}, {"$max": {"seq": at_least}})
-
-    async def insert_case(self, doc: Doc) -> Doc | None:
-        """Insert a new case; if one with the same ``_id`` exists, return that one instead.
-
-        Returns None when the case number is taken already: the caller draws a new number.
-        (FerretDB v1 can hand the same ``$inc`` value to two concurrent writers; the unique
-        index on ``case_number`` is what guarantees no number is ever used twice.)
+        Returns the case ids where nothing changed (closed meanwhile, or linked already).
         """
-        try:
-            await self.cases.insert_one(doc)
-            return doc
-        except DuplicateKeyError:
-            existing = await self.find_case(doc["_id"])
-            if existing is not None:
-                log.info("case %s existed already; keeping number %s", doc["_id"], existing["case_number"])
-                return existing
-            if await self.find_case_by_number(doc["case_number"]) is not None:
-                log.warning("case number %s taken already; drawing another", doc["case_number"])
-                return None
-            raise
 
-    async def link_complaint(
-        self, case_id: str, key: str, *, push: Doc, add: Doc, set_fields: Doc
-    ) -> bool:
-        """Add a complaint to an open case once; False if the case is closed or already has it."""
-        result = await self.cases.update_one(
-            {"_id": case_id, "status": "open", "complaint_keys": {"$ne": key}},
-            {"$push": push, "$addToSet": {"complaint_keys": key, **add}, "$set": set_fields},
-        )
-        return result.modified_count == 1
+        async def link(case_id: str, keys: list[str], update: Doc) -> bool:
+            result = await self.cases.update_one(
+                {"_id": case_id, "status": "open", "complaint_keys": {"$nin": keys}}, update
+            )
+            return result.modified_count == 1
+
+        done = await _bounded([lambda a=a: link(*a) for a in links])
+        return [case_id for (case_id, _, _), ok in zip(links, done, strict=True) if not ok]
 
     async def close_case(self, case_id: str, *, closed_at: datetime, outcome: str, event_id: str) -> bool:
         """Mark a case closed once; False if it was closed already."""
@@ -216,13 +294,118 @@ class IntakeRepository:
         items = [d async for d in cursor.skip(skip).limit(limit)]
         return items, total
 
+    # ------------------------------------------------------------- case numbers
+
+    async def claim_number_block(self, series: str, start: int, size: int, owner: str) -> bool:
+        """Claim sequences ``start .. start+size-1`` of ``series``; False if a block starts there."""
+        try:
+            await self.number_blocks.insert_one({
+                "_id": f"{series}-{start:06d}", "series": series, "start": start, "size": size,
+                "owner": owner, "claimed_at": datetime.now(UTC),
+            })
+        except DuplicateKeyError:
+            return False
+        return True
+
+    async def number_block(self, series: str, start: int) -> Doc | None:
+        """Return the block of ``series`` starting at ``start``, if claimed."""
+        return await self.number_blocks.find_one({"_id": f"{series}-{start:06d}"})
+
+    async def number_hint(self, series: str) -> int:
+        """Return the highest sequence of ``series`` known claimed (0 if none): where to look next."""
+        doc = await self.counters.find_one({"_id": series})
+        return 0 if doc is None else int(doc.get("seq", 0))
+
+    async def raise_number_hint(self, series: str, at_least: int) -> None:
+        """Move the hint of ``series`` up to ``at_least`` (a hint only: a lost raise costs a walk)."""
+        try:
+            await self.counters.update_one({"_id": series}, {"$max": {"seq": at_least}}, upsert=True)
+        except DuplicateKeyError:
+            await self.counters.update_one({"_id": series}, {"$max": {"seq": at_least}})
+
     # ------------------------------------------------------------- personal data
 
     async def store_personal_data(self, key: str, data: Doc) -> None:
         """Keep the originals of a complaint's personal data (the one place to encrypt them)."""
         await self._personal.update_one({"_id": key}, {"$set": {"data": data}}, upsert=True)
 
+    async def store_personal_data_batch(self, data: dict[str, Doc]) -> set[str]:
+        """Keep the originals of many complaints' personal data; return the keys already stored.
+
+        The insert is also the batch's existence check: a key stored before was seen by an
+        earlier attempt, so only those keys need reading back (redelivery, crash recovery).
+        """
+        return await insert_new(self._personal, [{"_id": k, "data": d} for k, d in data.items()])
+
     async def load_personal_data(self, key: str) -> Doc | None:
         """Return the originals stored for a complaint, or None."""
         doc = await self._personal.find_one({"_id": key})
         return None if doc is None else doc["data"]
+
+
+class CaseNumbers:
+    """Hand out case numbers (``rules.case_number``: prefix-day-sequence) without a race or a scan.
+
+    Each process claims *blocks* of sequences by inserting one document per block into
+    ``case_number_blocks`` with ``_id = "<prefix>-<day>-<first sequence>"``. An insert into a
+    unique ``_id`` is atomic on FerretDB and MongoDB alike (``$inc`` and
+    ``find_one_and_update`` are not, on FerretDB v1), so two processes can never own the same
+    block start. Blocks are chained: a block is only ever claimed where another ends (or at
+    the start of the day), so blocks never overlap; a claim that clashes reads the clashing
+    block by ``_id`` and moves to its end. Each process remembers where its last block ended
+    and keeps the numbers it holds in memory behind an asyncio lock, so one batch needs one
+    insert for all its new cases. ``counters`` keeps per day the highest sequence claimed (a
+    hint, ``$max``; a stale hint only means a longer walk), so a process starting mid-day
+    does not walk the whole chain. A block is exactly as large as the batch needs
+    (``min_block`` at least), so numbers are lost (gaps) only where a process died or a write
+    failed between claiming and using them; the unique index on ``case_number`` remains the
+    safety net.
+    """
+
+    def __init__(self, repo: IntakeRepository, *, min_block: int = 1, owner: str | None = None) -> None:
+        self._repo = repo
+        self._min_block = min_block
+        self._owner = owner or f"{socket.gethostname()}:{os.getpid()}"
+        self._lock = asyncio.Lock()
+        self._free: dict[str, list[int]] = {}  # series -> numbers held, ascending
+        self._next_start: dict[str, int] = {}  # series -> where this process tries its next block
+
+    async def take(self, prefix: str, day: str, count: int) -> list[str]:
+        """Return ``count`` unused case numbers of ``day``, ascending."""
+        if count <= 0:
+            return []
+        series = f"{prefix}-{day}"
+        async with self._lock:
+            held = self._free.setdefault(series, [])
+            if len(held) < count:
+                start, size = await self._claim(series, max(count - len(held), self._min_block))
+                held = self._free[series]
+                held.extend(range(start, start + size))
+            taken, self._free[series] = held[:count], held[count:]
+        return [rules.case_number(prefix, day, n) for n in taken]
+
+    def give_back(self, numbers: Iterable[str]) -> None:
+        """Return numbers taken but certainly not used, to be handed out again."""
+        for number in numbers:
+            prefix, day, sequence = number.rsplit("-", 2)
+            held = self._free.setdefault(f"{prefix}-{day}", [])
+            held.append(int(sequence))
+            held.sort()
+
+    async def _claim(self, series: str, size: int) -> tuple[int, int]:
+        start = self._next_start.get(series)
+        if start is None:
+            start = await self._repo.number_hint(series) + 1
+        for attempt in range(1, 10_001):
+            if start + size - 1 > rules.MAX_CASE_SEQUENCE:
+                raise RegistrationConflict(f"case numbers of {series} are used up")
+            if await self._repo.claim_number_block(series, start, size, self._owner):
+                self._next_start[series] = start + size
+                await self._repo.raise_number_hint(series, start + size - 1)
+                return start, size
+            block = await self._repo.number_block(series, start)
+            if block is not None:
+                start = int(block["start"]) + int(block["size"])
+            if attempt % 16 == 0:  # far behind: jump to the end of the highest known block
+                start = max(start, await self._repo.number_hint(series) + 1)
+        raise RegistrationConflict(f"could not claim case numbers of {series}")

@@ -40,9 +40,13 @@ def local_date_text(moment: datetime, zone: ZoneInfo, language: Language) -> str
 # ------------------------------------------------------------------ case numbers
 
 
+#: Highest sequence of a day's case numbers (six digits).
+MAX_CASE_SEQUENCE = 999_999
+
+
 def case_number(prefix: str, day: str, sequence: int) -> str:
     """Format a human case number, e.g. ``TS-20261129-000123``."""
-    if not 0 < sequence < 1_000_000:
+    if not 0 < sequence <= MAX_CASE_SEQUENCE:
         raise ValueError("case-number sequence must be 1..999999 per day")
     return f"{prefix}-{day}-{sequence:06d}"
 
