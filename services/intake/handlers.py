@@ -154,6 +154,8 @@ class _Placed:
     new_facts_reasons: list[str]
     clock_restarted: bool
     snapshot: Doc  # deadline_at, priority, priority_reasons, linked_case_ids, repeat_of_number
+    text_masked: str = ""
+    language: Language = Language.ZH_CN
 
 
 def _snapshot(doc: Doc) -> Doc:
@@ -185,15 +187,16 @@ def _place(
 ) -> _Placed:
     """Place one complaint among the customer's cases (in memory)."""
     key = submission.key()
+    text_masked = pii.mask_text(submission.text)
+    language = submission.language or rules.detect_language(submission.text)
     held = customer.holding(key)
     if held is not None:
         entry = next(c for c in held.doc["complaints"] if c["key"] == key)
         return _Placed(
             submission, held, rules.Role(entry["role"]), entry.get("new_facts"),
             list(entry.get("new_facts_reasons", [])), entry.get("clock_restarted", False),
-            _snapshot(held.doc),
+            _snapshot(held.doc), text_masked, language,
         )
-    text_masked = pii.mask_text(submission.text)
     placement = rules.place_complaint(
         received_at=submission.received_at, product=submission.product,
         matter_ref=submission.matter_ref, about_case_number=submission.about_case_number,
@@ -204,15 +207,19 @@ def _place(
     if placement.role is rules.Role.LINKED:
         assert placement.case is not None
         target = next(c for c in customer.cases if c.doc["_id"] == placement.case.case_id)
-        return _link(submission, target, settings=settings, now=now, text_masked=text_masked)
-    case = _open_case(submission, placement, settings=settings, now=now, text_masked=text_masked)
-    customer.cases.append(case)
-    return _Placed(submission, case, placement.role, None, [], False, _snapshot(case.doc))
+        placed = _link(submission, target, settings=settings, now=now, text_masked=text_masked)
+    else:
+        case = _open_case(submission, placement, settings=settings, now=now,
+                          text_masked=text_masked, language=language)
+        customer.cases.append(case)
+        placed = _Placed(submission, case, placement.role, None, [], False, _snapshot(case.doc))
+    placed.text_masked, placed.language = text_masked, language
+    return placed
 
 
 def _open_case(
     submission: ComplaintSubmission, placement: rules.Placement, *, settings: Settings,
-    now: datetime, text_masked: str,
+    now: datetime, text_masked: str, language: Language,
 ) -> _Case:
     key = submission.key()
     is_repeat = placement.role is rules.Role.REPEAT
@@ -224,7 +231,6 @@ def _open_case(
         ),
         _thresholds(settings),
     )
-    language = submission.language or rules.detect_language(submission.text)
     entry = {
         "key": key, "complaint_id": complaint_id_for(key), "channel": submission.channel.value,
         "channel_complaint_id": submission.channel_complaint_id,
@@ -467,7 +473,7 @@ def _record(p: _Placed, *, settings: Settings, now: datetime) -> Doc:
     """The complaint record of a placed complaint, with its two events in the outbox."""
     s, case = p.submission, p.case.doc
     key = s.key()
-    language = s.language or rules.detect_language(s.text)
+    language = p.language
     case_id, case_number = case["_id"], case["case_number"]
     deadline_at: datetime = p.snapshot["deadline_at"]
     priority = Priority(p.snapshot["priority"])
@@ -480,7 +486,7 @@ def _record(p: _Placed, *, settings: Settings, now: datetime) -> Doc:
         customer_name_masked=pii.mask_name(s.customer.name),
         customer_phone_masked=pii.mask_phone(s.customer.phone),
         customer_id_number_masked=pii.mask_id_number(s.customer.id_number),
-        text=pii.mask_text(s.text), demand=pii.mask_text(s.demand),
+        text=p.text_masked, demand=pii.mask_text(s.demand),
         amount_disputed=s.amount_disputed, amount_demanded=s.amount_demanded,
         linked_case_ids=p.snapshot["linked_case_ids"],
         is_repeat=p.role is rules.Role.REPEAT, role=p.role.value,

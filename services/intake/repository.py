@@ -59,8 +59,10 @@ T = TypeVar("T")
 #: Most by-``_id`` reads or writes one batch keeps in flight (FerretDB's pool has 50 connections
 #: for every client together).
 PARALLEL = 16
-#: Largest ``insert_many`` sent at once.
-INSERT_CHUNK = 500
+#: Documents per ``insert_many`` command, and how many such commands run at once (the
+#: server inserts concurrent commands on several connections).
+INSERT_CHUNK = 125
+INSERT_PARALLEL = 4
 
 
 class KeyedLocks:
@@ -110,20 +112,23 @@ async def _bounded(calls: list[Callable[[], Awaitable[T]]], limit: int = PARALLE
 
 
 async def insert_new(collection: AsyncCollection[Doc], docs: list[Doc]) -> set[Any]:
-    """Insert ``docs`` (unordered, in chunks); return the ``_id``s that were refused as duplicates.
+    """Insert ``docs`` (unordered, in concurrent chunks); return the ``_id``s refused as duplicates.
 
     A duplicate may be on ``_id`` or on another unique index; the caller tells them apart.
     """
     refused: set[Any] = set()
-    for start in range(0, len(docs), INSERT_CHUNK):
-        chunk = docs[start:start + INSERT_CHUNK]
+
+    async def chunk(part: list[Doc]) -> None:
         try:
-            await collection.insert_many(chunk, ordered=False)
+            await collection.insert_many(part, ordered=False)
         except BulkWriteError as exc:
             errors = exc.details.get("writeErrors", [])
             if any(e.get("code") != 11000 for e in errors):
                 raise
-            refused.update(chunk[e["index"]]["_id"] for e in errors)
+            refused.update(part[e["index"]]["_id"] for e in errors)
+
+    parts = [docs[i:i + INSERT_CHUNK] for i in range(0, len(docs), INSERT_CHUNK)]
+    await _bounded([lambda p=p: chunk(p) for p in parts], limit=INSERT_PARALLEL)
     return refused
 
 
