@@ -27,7 +27,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError
 
 from services.investigation.ports import RecordsRequest
-from services.investigation.records import PRODUCTS, CoreRecords
+from services.investigation.records import PRODUCTS, CoreRecords, normalise
 from services.investigation.settings import Settings
 from shared.contracts.envelope import Envelope
 from shared.outbox import outbox_fields
@@ -115,8 +115,10 @@ class RecordsRepository:
         """Store each customer's records unless already there; return the customer ids that were.
 
         Appraisals first, then the customers' documents in one unordered bulk insert: a
-        customer's document exists only once everything it names does.
+        customer's document exists only once everything it names does. Lists are kept sorted
+        by ``_id`` (``records.normalise``), the order every reader gets.
         """
+        records = [normalise(r) for r in records]
         await insert_new(self.appraisals, [a for r in records for a in r.appraisals])
         docs = [{"_id": r.customer_id, **{name: getattr(r, name) for name in HELD},
                  "appraisal_ids": [a["_id"] for a in r.appraisals]} for r in records]
