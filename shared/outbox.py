@@ -183,11 +183,21 @@ async def publish_written(written: Iterable[Written | None], send: SendFn) -> in
             UpdateOne({"_id": w.doc_id}, {"$unset": {f"outbox.{eid}": "" for eid in w.pending or {}}})
             for w in docs if w.pending
         ]
-        if unsets:
-            await collection.bulk_write(unsets, ordered=False)
-        await collection.bulk_write(
+        await _bulk_in_commands(collection, unsets)
+        await _bulk_in_commands(
+            collection,
             [UpdateOne({"_id": w.doc_id, "outbox": {}}, {"$set": {"outbox_pending": False}})
              for w in docs],
-            ordered=False,
         )
     return sum(len(w.pending or {}) for w in latest.values())
+
+
+#: Most updates sent in one ``update`` command. FerretDB v1.24.2 keeps each update's cursor
+#: (and its pooled PostgreSQL connection; the pool has 50) open until the whole command ends,
+#: so one command with a few hundred updates that match documents deadlocks the server.
+UPDATES_PER_COMMAND = 25
+
+
+async def _bulk_in_commands(collection: AsyncCollection[dict[str, Any]], ops: list[UpdateOne]) -> None:
+    for start in range(0, len(ops), UPDATES_PER_COMMAND):
+        await collection.bulk_write(ops[start:start + UPDATES_PER_COMMAND], ordered=False)
