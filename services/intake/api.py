@@ -21,7 +21,6 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import AwareDatetime
 
-from shared.errors import NotFound
 from services.intake.models import (
     Accepted,
     CaseComplaint,
@@ -34,7 +33,7 @@ from services.intake.models import (
 from services.intake.repository import Doc, IntakeRepository
 from services.intake.settings import Settings
 from shared.contracts.common import Channel
-from shared.errors import InvalidMessage
+from shared.errors import InvalidMessage, NotFound
 
 log = logging.getLogger(__name__)
 

@@ -1,57 +1,130 @@
-"""Build investigation's faust worker from settings, with the categoriser wired in."""
+"""Investigation's service spec: registered complaints in, findings out; a sweep for paused cases.
+
+Everything else (worker, preparation, health, error mapping, outbox relay) is built from
+this spec by ``shared.service``, the same way for every service.
+
+- ``complaint.registered``, in batches → ``handlers.on_registered_batch`` (one read of the
+  cases, one records load, one classifier call and one bulk write per batch);
+- a timer finishes paused cases whose external appraisal is done (``handlers.sweep_paused``);
+- outbox collection ``investigations``.
+
+Adapters chosen here: the trained classifier as the ``Categoriser`` and the simulated core
+systems over the records kept in MongoDB as the ``RecordsStore`` (``ports.py``).
+"""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
-import faust
-
-from services.investigation import agents
-from services.investigation.handlers import Categoriser
+from services.investigation import handlers
+from services.investigation.ports import Categoriser
+from services.investigation.records import SimulatedCoreSystems
 from services.investigation.repository import RecordsRepository, Repository
 from services.investigation.settings import Settings, get_settings
-from shared.kafka import ensure_topics, make_faust_app
-from shared.mongo import make_client, service_database
+from shared.contracts.envelope import Envelope, utcnow
+from shared.contracts.intake import ComplaintRegistered
+from shared.outbox import Written
+from shared.service import Runtime, ServiceSpec, Subscription, Timer
 
 SERVICE = "investigation"
 log = logging.getLogger(__name__)
 
 
-def load_categoriser(settings: Settings) -> Categoriser:
+def load_categoriser(settings: Settings | None = None) -> Categoriser:
     """The trained classifier (``services.investigation.classifier``; trained on first use if missing)."""
     from services.investigation import classifier
 
     model = classifier.load_or_train()
 
-    def categorise(text: str) -> tuple[str, float]:
-        [(code, confidence)] = model.predict([text])
-        return code, float(confidence)
+    def categorise(texts: Sequence[str]) -> list[tuple[str, float]]:
+        return [(code, float(confidence)) for code, confidence in model.predict(list(texts))]
 
     return categorise
 
 
+@dataclass
+class Deps:
+    """Investigation's stores, its categoriser (loaded on first use) and settings."""
+
+    repo: Repository
+    records_db: RecordsRepository
+    records: SimulatedCoreSystems
+    settings: Settings
+    _categorise: Categoriser | None = field(default=None, repr=False)
+
+    def categorise(self, texts: Sequence[str]) -> list[tuple[str, float]]:
+        """Classify texts with the trained model (loaded once, on first use)."""
+        if self._categorise is None:
+            self._categorise = load_categoriser(self.settings)
+        return self._categorise(texts)
+
+
+def build_deps(rt: Runtime[Settings]) -> Deps:
+    """Make investigation's dependencies from the runtime."""
+    records_db = RecordsRepository(rt.db)
+    return Deps(Repository(rt.db), records_db, SimulatedCoreSystems(records_db), rt.settings)
+
+
+async def on_registered(deps: Deps, events: list[Envelope[ComplaintRegistered]]) -> list[Written]:
+    """Investigate a batch of registered complaints."""
+    return await handlers.on_registered_batch(
+        events, repo=deps.repo, records=deps.records, categorise=deps.categorise,
+        settings=deps.settings, now=utcnow(),
+    )
+
+
+async def finish_paused(deps: Deps) -> list[Written]:
+    """Finish the paused cases whose appraisal is done."""
+    return await handlers.sweep_paused(
+        repo=deps.repo, records=deps.records, categorise=deps.categorise,
+        settings=deps.settings, now=utcnow(),
+    )
+
+
+async def _indexes(deps: Deps) -> None:
+    await deps.repo.ensure_indexes()
+    await deps.records_db.ensure_indexes()
+
+
+async def _seed(deps: Deps, settings: Settings) -> None:
+    if settings.seed_on_start:
+        await deps.records_db.seed_reference(settings)
+
+
+def _seed_command(argv: list[str]) -> int:
+    from services.investigation.seed import main
+
+    return main(argv)
+
+
+SPEC: ServiceSpec[Settings, Deps] = ServiceSpec(
+    name=SERVICE,
+    settings=get_settings,
+    deps=build_deps,
+    indexes=_indexes,
+    seed=_seed,
+    subscriptions=[
+        Subscription("registered", ("complaint.registered",), on_registered, batch_size=200),
+    ],
+    timers=[Timer("paused", lambda s: s.sweep_interval_s, finish_paused)],
+    outboxes=["investigations"],
+    sweep_interval_s=lambda s: s.sweep_interval_s,
+    commands={"seed": _seed_command},
+)
+
+
+def create_worker(settings: Settings | None = None) -> Any:
+    """Return investigation's faust worker (``shared.service.build_worker`` of the spec)."""
+    from shared.service import build_worker
+
+    return build_worker(SPEC, settings or get_settings())
+
+
 async def prepare(settings: Settings | None = None) -> None:
-    """Create topics and indexes, and seed the reference records when empty (idempotent)."""
-    settings = settings or get_settings()
-    await ensure_topics(settings.kafka)
-    client = make_client(settings.mongo)
-    try:
-        db = service_database(client, settings.mongo, SERVICE)
-        await Repository(db).ensure_indexes()
-        records = RecordsRepository(db)
-        await records.ensure_indexes()
-        if settings.seed_on_start:
-            await records.seed_reference(settings)
-    finally:
-        await client.close()
+    """Create topics and indexes, and seed the reference records (``shared.service.prepare``)."""
+    from shared.service import prepare as prepare_spec
 
-
-def create_worker(settings: Settings | None = None, categorise: Categoriser | None = None) -> faust.App:
-    """Return the faust app with investigation's agent and sweep registered."""
-    settings = settings or get_settings()
-    app = make_faust_app(SERVICE, settings)
-    client = make_client(settings.mongo)
-    db = service_database(client, settings.mongo, SERVICE)
-    agents.register(app, settings, repo=Repository(db), records=RecordsRepository(db),
-                    categorise=categorise or load_categoriser(settings))
-    return app
+    await prepare_spec(SPEC, settings or get_settings())

@@ -11,7 +11,8 @@ import sys
 from datetime import timedelta
 
 
-def _token(argv: list[str]) -> int:
+def token_command(argv: list[str]) -> int:
+    """Mint a development bearer token and print it."""
     from services.negotiation.auth import ROLES, mint
     from services.negotiation.settings import get_settings
 
@@ -33,21 +34,11 @@ def _token(argv: list[str]) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Dispatch to the token tool or the shared service runner."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] == ["token"]:
-        return _token(argv[1:])
-    from services.negotiation.app import create_api, create_worker
-    from services.negotiation.settings import get_settings
+    """Run the service spec's command line (worker, api, token)."""
+    from services.negotiation.app import SPEC
     from shared.service import run
 
-    return run(
-        "negotiation",
-        worker=lambda: create_worker(get_settings()),
-        api=lambda: create_api(get_settings()),
-        default_port=8003,
-        argv=argv,
-    )
+    return run(SPEC, argv)
 
 
 if __name__ == "__main__":

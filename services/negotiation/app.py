@@ -1,46 +1,71 @@
-"""Build negotiation's faust worker and FastAPI app from settings (nothing at import time)."""
+"""Negotiation's service spec: workspaces opened from investigation, the agents' and the
+customers' API, a sweep for cases near their deadline.
+
+Everything else (worker, API app, preparation, health, error mapping, outbox relay) is
+built from this spec by ``shared.service``, the same way for every service.
+
+- ``complaint.registered`` → ``handlers.record_registration`` (customer, text, deadline);
+- ``investigation.completed`` → ``handlers.open_workspace`` (idempotent per case and revision);
+- a timer escalates cases near their deadline (``handlers.escalate_near_deadline``);
+- outbox collection ``cases``; the API publishes what a request wrote before it answers;
+- seed: the fairness reference set of past settlements (from the CFPB sample when present).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
-import faust
-from fastapi import FastAPI
-
-from services.negotiation import agents, api, fairness
+from services.negotiation import fairness, handlers
+from services.negotiation.api.deps import Deps
 from services.negotiation.repository import Repository
-from services.negotiation.settings import Settings
-from shared.kafka import Publisher, ensure_topics, make_faust_app
-from shared.mongo import make_client, service_database
+from services.negotiation.settings import Settings, get_settings
+from shared.contracts.envelope import Envelope, utcnow
+from shared.contracts.intake import ComplaintRegistered
+from shared.contracts.investigation import InvestigationCompleted
+from shared.outbox import Written
+from shared.service import Runtime, ServiceSpec, Subscription, Timer
 
+SERVICE = "negotiation"
 log = logging.getLogger(__name__)
-
 REPO_ROOT = Path(__file__).resolve().parents[2]
-#: Topics negotiation reads or writes (with their dead-letter topics).
-TOPICS = [
-    "complaint.registered", "investigation.completed", "negotiation.started", "negotiation.failed",
-    "settlement.proposed", "settlement.approved", "settlement.agreed", "settlement.rejected",
-    "case.escalated", "customer.notified",
-]
 
 
-def topic_names() -> list[str]:
-    """Return the logical topics this service touches, with their dead-letter topics."""
-    return TOPICS + [f"{t}.dlq" for t in TOPICS]
+def build_deps(rt: Runtime[Settings]) -> Deps:
+    """Make negotiation's dependencies from the runtime."""
+    return Deps(rt.settings, Repository(rt.db), rt.send)
 
 
-def create_worker(settings: Settings) -> faust.App:
-    """Return the faust worker: opens workspaces, relays outboxes, watches deadlines."""
-    loop = asyncio.new_event_loop()
-    asyncio.set_event_loop(loop)  # faust runs on this loop after topics are made
-    loop.run_until_complete(ensure_topics(settings.kafka, topic_names()))
-    app = make_faust_app("negotiation", settings)
-    agents.register(app, settings, agents.WorkerDeps(settings))
-    return app
+def _repo(deps: Deps) -> Repository:
+    assert deps.repo is not None
+    return deps.repo
+
+
+async def on_registered(deps: Deps, events: list[Envelope[ComplaintRegistered]]) -> None:
+    """Record who complained, about what, and the deadline (before or after the workspace opens)."""
+    for env in events:
+        await handlers.record_registration(env, repo=_repo(deps), now=utcnow())
+
+
+async def on_completed(deps: Deps, events: list[Envelope[InvestigationCompleted]]) -> list[Written]:
+    """Open (or revise) each case's workspace from investigation's finding."""
+    repo, written = _repo(deps), []
+    for env in events:
+        await handlers.open_workspace(env, repo=repo, settings=deps.settings, now=utcnow())
+        written.append(Written(repo.cases, env.case_id))
+    return written
+
+
+async def escalate_near_deadline(deps: Deps) -> list[Written]:
+    """Escalate cases whose deadline is near without an agreement."""
+    repo = _repo(deps)
+    escalated = await handlers.escalate_near_deadline(repo=repo, settings=deps.settings, now=utcnow())
+    if escalated:
+        log.info("escalated %d cases near their deadline", len(escalated))
+    return [Written(repo.cases, case_id) for case_id in escalated]
 
 
 def shared_data_dir(settings: Settings) -> Path:
@@ -60,40 +85,71 @@ async def seed_fairness(repo: Repository, settings: Settings) -> int:
     return await repo.seed_refs(docs)
 
 
-def create_api(settings: Settings) -> FastAPI:
-    """Return the FastAPI app (agents' API and customer API)."""
-    deps = api.Deps(settings)
+async def _seed(deps: Deps, settings: Settings) -> None:
+    seeded = await seed_fairness(_repo(deps), settings)
+    if seeded:
+        log.info("seeded %d reference settlements", seeded)
 
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        client = make_client(settings.mongo)
-        repo = Repository(service_database(client, settings.mongo, "negotiation"))
-        await repo.ensure_indexes()
-        seeded = await seed_fairness(repo, settings)
-        if seeded:
-            log.info("seeded %d reference settlements", seeded)
-        await ensure_topics(settings.kafka, topic_names())
-        publisher = Publisher(settings.kafka, client_id="parley-negotiation-api")
-        await publisher.start()
-        deps.repo, deps.send = repo, publisher.send
-        try:
-            yield
-        finally:
-            await publisher.stop()
-            await client.close()
 
-    app = FastAPI(
-        title="Parley negotiation",
-        version="1.0.0",
-        description=(
-            "协商沟通与解决方案制定 — the agents' API (workspaces, communication log, typed offers "
-            "within authority, fairness check, approval chain, agreement, escalation with a dossier) "
-            "and the customer API under /customer (status, next step, deadline and open offers in "
-            "plain words; zh-CN by default, `Accept-Language: en` for English). Every endpoint but "
-            "/health needs a bearer JWT."
-        ),
-        lifespan=lifespan,
-    )
-    app.state.deps = deps
-    api.install(app)
-    return app
+async def _indexes(deps: Deps) -> None:
+    await _repo(deps).ensure_indexes()
+
+
+def _routers(settings: Settings) -> Sequence[Any]:
+    from services.negotiation import api
+
+    return api.routers(settings)
+
+
+def _install(app: Any, settings: Settings) -> None:
+    from services.negotiation import api
+
+    api.install_api(app, settings)
+
+
+def _token_command(argv: list[str]) -> int:
+    from services.negotiation.__main__ import token_command
+
+    return token_command(argv)
+
+
+SPEC: ServiceSpec[Settings, Deps] = ServiceSpec(
+    name=SERVICE,
+    settings=get_settings,
+    deps=build_deps,
+    indexes=_indexes,
+    seed=_seed,
+    subscriptions=[
+        Subscription("registered", ("complaint.registered",), on_registered),
+        Subscription("completed", ("investigation.completed",), on_completed),
+    ],
+    timers=[Timer("near-deadline", lambda s: s.sweep_interval_s, escalate_near_deadline)],
+    outboxes=["cases"],
+    sweep_interval_s=lambda s: s.sweep_interval_s,
+    router=_routers,
+    install_api=_install,
+    api_title="Parley negotiation 协商沟通",
+    api_description=(
+        "协商沟通与解决方案制定 — the agents' API (workspaces, communication log, typed offers "
+        "within authority, fairness check, approval chain, agreement, escalation with a dossier) "
+        "and the customer API under /customer (status, next step, deadline and open offers in "
+        "plain words; zh-CN by default, `Accept-Language: en` for English). Every endpoint but "
+        "/health needs a bearer JWT."
+    ),
+    default_port=8003,
+    commands={"token": _token_command},
+)
+
+
+def create_api(settings: Settings | None = None) -> Any:
+    """Return negotiation's FastAPI app (``shared.service.build_api`` of the spec)."""
+    from shared.service import build_api
+
+    return build_api(SPEC, settings or get_settings())
+
+
+def create_worker(settings: Settings | None = None) -> Any:
+    """Return negotiation's faust worker (``shared.service.build_worker`` of the spec)."""
+    from shared.service import build_worker
+
+    return build_worker(SPEC, settings or get_settings())
