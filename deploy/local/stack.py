@@ -66,7 +66,7 @@ PG_SETTINGS = {
     "log_min_error_statement": "panic",
     "timezone": "UTC",
     # room for FerretDB's connection pool (below) plus psql and the checks
-    "max_connections": "300",
+    "max_connections": "600",
 }
 
 # FerretDB v1.24.2's PostgreSQL backend deadlocks when its pgx pool (default: max(4, CPUs)
@@ -74,9 +74,11 @@ PG_SETTINGS = {
 # the metadata lock and waits for a connection; the holders of every connection wait for
 # the lock. Seen here with ~20 concurrent clients on a 2-core machine (a goroutine dump
 # showed pgxpool.Acquire under Registry.indexesCreate and 33 readers in RWMutex.RLock).
-# A pool larger than the clients' total concurrency (services bound theirs: shared.mongo)
+# FerretDB also holds one pooled connection per matching update until a whole ``update``
+# command ends (shared.outbox sends at most 25 per command) and one per open cursor.
+# A pool well above the clients' total concurrency (services bound theirs: shared.mongo)
 # keeps the creator from starving.
-FERRETDB_PG_POOL_MAX_CONNS = 200
+FERRETDB_PG_POOL_MAX_CONNS = 500
 
 
 class StackError(Exception):
