@@ -6,6 +6,19 @@
 * ``audit`` — append-only: inserted, never updated or deleted by any code path.
 * ``settlement_refs`` — past settlements for the fairness comparison.
 * ``dossiers`` — escalation dossiers (JSON and HTML).
+* ``customers`` — ``{_id: customer_id, case_ids, version}``: which cases are a customer's,
+  so the workspace's customer history and the customer's own list read by ``_id`` only.
+* ``agent_loads`` — ``{_id: agent_id, case_ids, version}``: the open cases each agent holds,
+  so assignment reads an agent's load by ``_id`` (not a count over all cases).
+
+Hot paths read by ``_id`` only (FerretDB v1 scans a whole collection for any other filter):
+``get``, ``save`` (and the per-customer and per-agent documents it keeps current, each
+changed with a unique version claim like the case), ``customer_cases``, ``load``,
+``get_agent``, ``get_dossier``, ``add_ref``. Still queries, and why: the staff list page
+(``list_cases``) and the audit trail (``audit_trail``) are pages staff open, not per-request
+reads of a case; ``list_agents`` reads the small directory (also in assignment);
+``peer_pcts`` reads one fairness cell of the reference set (offers and previews);
+``open_near_deadline`` and the outbox sweep run on the worker's timer.
 
 Money is stored as integer fen: a ``Decimal`` field ``x`` becomes ``x_fen`` (an int);
 percentages (``*_pct`` and the fairness statistics) are stored as decimal strings; dates as
@@ -14,8 +27,9 @@ ISO strings. FerretDB v1 has no Decimal128.
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from enum import Enum
 from typing import Any
@@ -24,16 +38,17 @@ from pymongo import ASCENDING, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
-from services.negotiation.errors import StaleVersion
+from services.negotiation.errors import Conflict, StaleVersion
 from services.negotiation.models import AgentProfile, Workspace
 from services.negotiation.plan import from_fen, to_fen
 from shared.contracts.envelope import Envelope
 from shared.mongo import claim_next_version
-from shared.outbox import SWEEP_GRACE, SendFn, outbox_fields, relay, relay_pending
+from shared.outbox import SWEEP_GRACE, SendFn, outbox_document, outbox_fields, relay, relay_pending
 
 log = logging.getLogger(__name__)
 
 PCT_KEYS = frozenset({"p10", "median", "p90", "mad"})
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def _is_pct(key: str) -> bool:
@@ -56,7 +71,9 @@ def to_store(value: Any, key: str = "") -> Any:
         return format(value, "f")
     if isinstance(value, Enum):
         return value.value
-    if isinstance(value, date) and not isinstance(value, datetime):
+    if isinstance(value, datetime):
+        return value.replace(microsecond=value.microsecond // 1000 * 1000)  # what BSON keeps
+    if isinstance(value, date):
         return value.isoformat()
     return value
 
@@ -87,6 +104,12 @@ class Repository:
         self.audit = db["audit"]
         self.refs = db["settlement_refs"]
         self.dossiers = db["dossiers"]
+        self.customers = db["customers"]
+        self.customer_claims = db["customer_version_claims"]
+        self.loads = db["agent_loads"]
+        self.load_claims = db["agent_load_claims"]
+        self.meta = db["meta"]
+        self._linked: set[tuple[str, str]] = set()  # (customer, case) pairs known to be linked
 
     async def ensure_indexes(self) -> None:
         """Create the indexes queries and idempotency rely on."""
@@ -101,6 +124,29 @@ class Repository:
             [("category", ASCENDING), ("band", ASCENDING), ("hardship", ASCENDING)], name="by_cell"
         )
         await self.dossiers.create_index([("case_id", ASCENDING)], name="by_case")
+        await self._backfill_keyed_documents()
+
+    async def _backfill_keyed_documents(self) -> None:
+        """Build the per-customer and per-agent documents once for cases stored before them.
+
+        A one-off scan at start-up (a marker in ``meta`` says it ran); afterwards every
+        ``save`` keeps them current.
+        """
+        if await self.meta.find_one({"_id": "keyed_documents_v1"}) is not None:
+            return
+        loads: dict[str, list[str]] = {}
+        async for doc in self.cases.find({}, {"customer_id": 1, "assigned_agent": 1, "status": 1}):
+            if doc.get("customer_id"):
+                await self.link_customer(doc["customer_id"], doc["_id"])
+            if doc.get("status") == "open" and doc.get("assigned_agent"):
+                loads.setdefault(doc["assigned_agent"], []).append(doc["_id"])
+        for agent_id, case_ids in loads.items():
+            for case_id in case_ids:
+                await self._move_load(case_id, None, agent_id)
+        try:
+            await self.meta.insert_one({"_id": "keyed_documents_v1", "at": datetime.now(UTC)})
+        except DuplicateKeyError:
+            pass
 
     # ------------------------------------------------------------------ cases
 
@@ -125,11 +171,45 @@ class Repository:
         return await self.find(query, limit=limit)
 
     async def customer_cases(self, customer_id: str, *, exclude: str | None = None) -> list[Workspace]:
-        """Return a customer's cases, newest first."""
-        query: dict[str, Any] = {"customer_id": customer_id}
-        if exclude is not None:
-            query["_id"] = {"$ne": exclude}
-        return await self.find(query)
+        """Return a customer's cases, newest first: the customer's document, then each case, by ``_id``."""
+        doc = await self.customers.find_one({"_id": customer_id})
+        ids = [c for c in (doc or {}).get("case_ids", []) if c != exclude]
+        found = await asyncio.gather(*(self.get(c) for c in ids))
+        cases = [ws for ws in found if ws is not None and ws.customer_id == customer_id]
+        cases.sort(key=lambda ws: ws.opened_at or _EPOCH, reverse=True)
+        return cases
+
+    async def link_customer(self, customer_id: str, case_id: str) -> None:
+        """Record that ``case_id`` belongs to ``customer_id`` (idempotent; by ``_id`` only).
+
+        The per-customer document ``{_id: customer_id, case_ids, version}`` is changed with the
+        same compare-and-set as cases (a unique claim first), so two cases of one customer
+        linked at once both stay.
+        """
+        if (customer_id, case_id) in self._linked:
+            return
+        for _ in range(8):
+            doc = await self.customers.find_one({"_id": customer_id})
+            if doc is not None and case_id in doc.get("case_ids", []):
+                break
+            if doc is None:
+                try:
+                    await self.customers.insert_one({"_id": customer_id, "case_ids": [case_id], "version": 1})
+                    break
+                except DuplicateKeyError:
+                    continue
+            version = doc.get("version", 0)
+            if await claim_next_version(self.customer_claims, self.customers, customer_id, version):
+                done = await self.customers.update_one(
+                    {"_id": customer_id, "version": version},
+                    {"$set": {"case_ids": [*doc.get("case_ids", []), case_id], "version": version + 1}},
+                )
+                if done.modified_count:
+                    break
+            await asyncio.sleep(0.01)
+        else:
+            raise Conflict(f"could not link case {case_id} to its customer; try again")
+        self._linked.add((customer_id, case_id))
 
     async def save(
         self, ws: Workspace, expected_version: int, events: list[Envelope[Any]]
@@ -140,29 +220,37 @@ class Repository:
         """
         doc = to_store(ws.model_dump(mode="python", exclude={"version"}))
         doc.pop("case_id")
+        holder = _holder(ws)
+        doc["load_holder"] = holder
+        if ws.customer_id:
+            await self.link_customer(ws.customer_id, ws.case_id)  # before the case: never a case unlinked
         if expected_version == 0:
             try:
                 await self.cases.insert_one(
-                    {"_id": ws.case_id, **doc, "version": 1, "outbox": {}, "outbox_pending": False,
-                     **_nested_outbox(events)}
+                    {"_id": ws.case_id, **doc, "version": 1, **outbox_document(events)}
                 )
             except DuplicateKeyError:
                 raise StaleVersion(f"case {ws.case_id} was created concurrently") from None
+            await self._move_load(ws.case_id, None, holder)
             return ws.model_copy(update={"version": 1})
         claimed = await claim_next_version(self.claims, self.cases, ws.case_id, expected_version)
-        updated = None if not claimed else await self.cases.find_one_and_update(
+        before = None if not claimed else await self.cases.find_one_and_update(
             {"_id": ws.case_id, "version": expected_version},
             {"$set": {**doc, **outbox_fields(events)}, "$inc": {"version": 1}},
-            return_document=ReturnDocument.AFTER,
+            return_document=ReturnDocument.BEFORE,  # (FerretDB v1's findAndModify takes no projection)
         )
-        if updated is None:
+        if before is not None:
+            previous = before["load_holder"] if "load_holder" in before else (
+                before.get("assigned_agent") if before.get("status") == "open" else None)
+            await self._move_load(ws.case_id, previous, holder)
+            return _workspace({"_id": ws.case_id, **doc, "version": expected_version + 1})
+        if before is None:
             current = await self.cases.find_one({"_id": ws.case_id}, {"version": 1})
             found = current.get("version") if current else None
-            raise StaleVersion(
-                f"case {ws.case_id} is at version {found}, not {expected_version}: "
-                "it changed since you read it; reload and try again"
-            )
-        return _workspace(updated)
+        raise StaleVersion(
+            f"case {ws.case_id} is at version {found}, not {expected_version}: "
+            "it changed since you read it; reload and try again"
+        )
 
     async def relay(self, case_id: str, send: SendFn) -> int:
         """Publish a case's pending events."""
@@ -204,8 +292,41 @@ class Repository:
         return out
 
     async def load(self, agent_id: str) -> int:
-        """Return how many open cases an agent holds."""
-        return await self.cases.count_documents({"assigned_agent": agent_id, "status": "open"})
+        """Return how many open cases an agent holds (the agent's load document, by ``_id``)."""
+        doc = await self.loads.find_one({"_id": agent_id})
+        return len((doc or {}).get("case_ids", []))
+
+    async def _move_load(self, case_id: str, old: str | None, new: str | None) -> None:
+        """Move a case from one agent's open cases to another's (either may be None)."""
+        if old == new:
+            return
+        if old is not None:
+            await self._change_load(old, case_id, add=False)
+        if new is not None:
+            await self._change_load(new, case_id, add=True)
+
+    async def _change_load(self, agent_id: str, case_id: str, *, add: bool) -> None:
+        for _ in range(8):
+            doc = await self.loads.find_one({"_id": agent_id})
+            ids = list((doc or {}).get("case_ids", []))
+            if (case_id in ids) == add:
+                return
+            if doc is None:
+                try:
+                    await self.loads.insert_one({"_id": agent_id, "case_ids": [case_id], "version": 1})
+                    return
+                except DuplicateKeyError:
+                    continue
+            version = doc.get("version", 0)
+            ids = [*ids, case_id] if add else [c for c in ids if c != case_id]
+            if await claim_next_version(self.load_claims, self.loads, agent_id, version):
+                done = await self.loads.update_one(
+                    {"_id": agent_id, "version": version}, {"$set": {"case_ids": ids, "version": version + 1}}
+                )
+                if done.modified_count:
+                    return
+            await asyncio.sleep(0.01)
+        log.warning("could not update an agent's load; assignment may be unbalanced until the next change")
 
     # ------------------------------------------------------------------ audit
 
@@ -247,7 +368,10 @@ class Repository:
 
     async def add_ref(self, doc: dict[str, Any]) -> None:
         """Add an agreed settlement to the reference set (idempotent on ref_id)."""
-        await self.refs.update_one({"ref_id": doc["ref_id"]}, {"$setOnInsert": doc}, upsert=True)
+        try:
+            await self.refs.update_one({"_id": doc["ref_id"]}, {"$setOnInsert": doc}, upsert=True)
+        except DuplicateKeyError:
+            pass  # stored before references were keyed by their ref_id: already there
 
     # ------------------------------------------------------------------ dossiers
 
@@ -267,19 +391,14 @@ class Repository:
         return {"json": from_store(doc["json"]), "html": doc["html"]}
 
 
-def _nested_outbox(events: list[Envelope[Any]]) -> dict[str, Any]:
-    fields = outbox_fields(events)
-    nested: dict[str, Any] = {}
-    for key, value in fields.items():
-        if key.startswith("outbox."):
-            nested.setdefault("outbox", {})[key.split(".", 1)[1]] = value
-        else:
-            nested[key] = value
-    return nested
+def _holder(ws: Workspace) -> str | None:
+    """The agent whose load an open case counts towards."""
+    return ws.assigned_agent if ws.status == "open" else None
 
 
 def _workspace(doc: dict[str, Any]) -> Workspace:
     doc.pop("outbox", None)  # findAndModify on FerretDB v1 takes no projection
+    doc.pop("load_holder", None)
     data = from_store(doc)
     data["case_id"] = data.pop("_id")
     return Workspace.model_validate(data)
