@@ -22,6 +22,7 @@ from pymongo.errors import DuplicateKeyError
 
 from shared.kafka import ensure_topics
 from shared.settings import CommonSettings
+from tests.support.eventually import eventually
 from tests.support.kafka import read_all
 from tests.support.servers import REPO, Servers
 
@@ -248,8 +249,7 @@ async def test_broker_restart_mid_stream_loses_no_acknowledged_message(
             failed.append(i)
 
     async def restart_when_half_done() -> None:
-        while len(acked) < 400:
-            await asyncio.sleep(0.01)
+        await eventually(lambda: len(acked) >= 400, what="400 acknowledged sends", timeout=120, interval=0.01)
         await asyncio.to_thread(servers.restart_kafka)  # type: ignore[arg-type]
         restarted.set()
 

@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-import asyncio
-import json
 import socket
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from shared.kafka import Publisher, ensure_topics
 from shared.settings import CommonSettings
 from shared.topics import decode
 from tests.support.events import agreed
+from tests.support.eventually import eventually
 from tests.support.kafka import read_all
 from tests.support.processes import WORKER_READY, running_service, service_env
 
@@ -28,14 +26,10 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _call(method: str, url: str, body: Any = None) -> tuple[int, Any]:
-    data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(req, timeout=10) as resp:
-            return resp.status, json.loads(resp.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read())
+async def _call(method: str, url: str, body: Any = None) -> tuple[int, Any]:
+    async with httpx.AsyncClient(timeout=10) as http:
+        resp = await http.request(method, url, json=body)
+    return resp.status_code, resp.json()
 
 
 async def test_agreed_settlement_is_executed_followed_up_and_closed(settings: CommonSettings, tmp_path: Path) -> None:
@@ -53,27 +47,23 @@ async def test_agreed_settlement_is_executed_followed_up_and_closed(settings: Co
             await publisher.publish(event)
             await publisher.publish(event)  # redelivery
 
-        execution = None
-        for _ in range(100):
-            status, execution = _call("GET", f"{base}/executions/case-f1")
-            if status == 200:
-                break
-            await asyncio.sleep(0.2)
-        assert status == 200, execution
+        status, execution = await eventually(lambda: _call("GET", f"{base}/executions/case-f1"),
+                                             until=lambda answer: answer[0] == 200, what="the execution plan",
+                                             timeout=20)
         assert [s["kind"] for s in execution["steps"]] == ["fee_waiver", "refund"]
         assert execution["steps"][1]["amount"] == "35.50"
 
         # a stale version is refused, a wrong step is 404, the callback must wait for execution
-        assert _call("POST", f"{base}/executions/case-f1/steps/s1/complete", {"by": "ops1", "expected_version": 9})[0] == 409
-        assert _call("POST", f"{base}/executions/case-f1/steps/s7/complete", {"by": "ops1"})[0] == 404
-        assert _call("POST", f"{base}/executions/case-f1/callback", {"satisfied": True, "score": 5, "by": "cs"})[0] == 409
-        assert _call("POST", f"{base}/executions/case-f1/steps/s1/complete", {"by": "ops1", "score": 1})[0] == 422
+        assert (await _call("POST", f"{base}/executions/case-f1/steps/s1/complete", {"by": "ops1", "expected_version": 9}))[0] == 409
+        assert (await _call("POST", f"{base}/executions/case-f1/steps/s7/complete", {"by": "ops1"}))[0] == 404
+        assert (await _call("POST", f"{base}/executions/case-f1/callback", {"satisfied": True, "score": 5, "by": "cs"}))[0] == 409
+        assert (await _call("POST", f"{base}/executions/case-f1/steps/s1/complete", {"by": "ops1", "score": 1}))[0] == 422
 
-        status, after = _call("POST", f"{base}/executions/case-f1/steps/s1/complete", {"by": "ops1", "evidence_ref": "WV-88"})
+        status, after = await _call("POST", f"{base}/executions/case-f1/steps/s1/complete", {"by": "ops1", "evidence_ref": "WV-88"})
         assert status == 200 and after["status"] == "executing"
-        status, after = _call("POST", f"{base}/executions/case-f1/steps/s2/complete", {"by": "ops1", "evidence_ref": "RF-12"})
+        status, after = await _call("POST", f"{base}/executions/case-f1/steps/s2/complete", {"by": "ops1", "evidence_ref": "RF-12"})
         assert status == 200 and after["status"] == "executed"
-        status, after = _call("POST", f"{base}/executions/case-f1/callback", {"satisfied": True, "score": 4, "by": "cs7"})
+        status, after = await _call("POST", f"{base}/executions/case-f1/callback", {"satisfied": True, "score": 4, "by": "cs7"})
         assert status == 200 and after["status"] == "closed"
 
     for topic in ("settlement.executed", "followup.completed", "case.closed", "customer.notified"):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -26,14 +25,28 @@ TEXT = ("本人严正声明：本人从未注册过河北幸福消费金融股�
         "更自始至今从未收到过任何打款。此属恶意盗用公民个人信息，违规发放贷款，影响我的个人征信。")
 
 
+def _registered(case: str, number: int, received: datetime) -> Envelope[ComplaintRegistered]:
+    return Envelope.wrap(ComplaintRegistered(
+        case_number=f"TS-PAUSE-{number:06d}", complaint_id=f"cmp-{case}", channel=Channel.WEB,
+        channel_complaint_id=f"web-{case}", received_at=received, deadline_at=received + timedelta(days=15),
+        priority=Priority.NORMAL, product=Product.CONSUMER_LOAN, language=Language.ZH_CN, customer_id=f"cust-{case[5:]}",
+        text=TEXT,
+    ), case_id=case, producer="intake", occurred_at=received)
+
+
+def _of(records: list[Any], topic: str, case: str) -> list[Any]:
+    return [e for e in (decode(topic, r.value) for r in records) if e.case_id == case]
+
+
 async def test_appraisal_pause_then_resume(settings: CommonSettings, mongo_client: Any, tmp_path: Path) -> None:
     await ensure_topics(settings.kafka)
     received = datetime.now(UTC).replace(microsecond=0) - timedelta(days=5)
-    event = Envelope.wrap(ComplaintRegistered(
-        case_number="TS-PAUSE-000001", complaint_id="cmp-p1", channel=Channel.WEB, channel_complaint_id="web-p1",
-        received_at=received, deadline_at=received + timedelta(days=15), priority=Priority.NORMAL,
-        product=Product.CONSUMER_LOAN, language=Language.ZH_CN, customer_id="cust-p1", text=TEXT,
-    ), case_id="case-p1", producer="intake", occurred_at=received)
+    event = _registered("case-p1", 1, received)
+    # the barrier: a second appraisal case whose appraisal comes back first. The sweep visits
+    # paused cases in order of expected resumption (the simulated appraisals take 6 days for
+    # case-p1 and 9 for case-p2), so the sweep that finishes case-p2 has looked at case-p1
+    # after it was paused and, its appraisal still out, must have left it paused.
+    barrier = _registered("case-p2", 2, received)
     env = service_env(settings, PARLEY_INVESTIGATION_SWEEP_INTERVAL_S="1")
     with running_service("services.investigation", ["worker"], env, tmp_path / "worker.log",
                          ready_text=WORKER_READY, timeout=240):
@@ -48,8 +61,23 @@ async def test_appraisal_pause_then_resume(settings: CommonSettings, mongo_clien
         db = service_database(mongo_client, settings.mongo, "investigation")
         doc = await db["investigations"].find_one({"_id": "case-p1"})
         assert doc is not None and doc["status"] == "paused"
-        await asyncio.sleep(3)  # a few sweeps: still waiting for the appraiser
-        assert await read_all(settings, "investigation.completed") == []
+
+        # still waiting for the appraiser: prove no sweep finishes the case, with the barrier
+        async with Publisher(settings.kafka) as publisher:
+            await publisher.publish(barrier)
+        await read_all(settings, "investigation.paused",
+                       until=lambda rs: bool(_of(rs, "investigation.paused", "case-p2")), timeout=90)
+        other = await db["investigations"].find_one({"_id": "case-p2"})
+        assert other is not None and other["status"] == "paused"
+        assert other["resume_at"] > doc["resume_at"], "the barrier case must come later in the sweep"
+        await db["appraisals"].update_one(
+            {"case_id": "case-p2"}, {"$set": {"completed_at": datetime.now(UTC).replace(microsecond=0)}}
+        )
+        finished = await read_all(settings, "investigation.completed",
+                                  until=lambda rs: bool(_of(rs, "investigation.completed", "case-p2")), timeout=60)
+        assert _of(finished, "investigation.completed", "case-p1") == []
+        doc = await db["investigations"].find_one({"_id": "case-p1"})
+        assert doc is not None and doc["status"] == "paused"
 
         # the appraiser reports back (the institution's appraisal record gets its result)
         appraisal = await db["appraisals"].find_one({"case_id": "case-p1"})
@@ -57,10 +85,12 @@ async def test_appraisal_pause_then_resume(settings: CommonSettings, mongo_clien
         done_at = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
         await db["appraisals"].update_one({"_id": appraisal["_id"]}, {"$set": {"completed_at": done_at}})
 
-        [completed] = [decode("investigation.completed", r.value)
-                       for r in await read_all(settings, "investigation.completed", expected=1, timeout=60)]
-        pauses = [decode("investigation.paused", r.value).payload
-                  for r in await read_all(settings, "investigation.paused", expected=2)]
+        completions = await read_all(settings, "investigation.completed",
+                                     until=lambda rs: bool(_of(rs, "investigation.completed", "case-p1")), timeout=60)
+        [completed] = _of(completions, "investigation.completed", "case-p1")
+        paused = await read_all(settings, "investigation.paused",
+                                until=lambda rs: len(_of(rs, "investigation.paused", "case-p1")) == 2)
+        pauses = [e.payload for e in _of(paused, "investigation.paused", "case-p1")]
     closed = pauses[-1]
     excluded = (done_at - appraisal["requested_at"]).days
     assert closed.pause_id == opened.payload.pause_id and closed.resumed_at == done_at
