@@ -38,8 +38,8 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from shared.http import install_error_handlers
 from shared.kafka.admin import ensure_topics
-from shared.kafka.producer import Publisher
 from shared.kafka.consume import Incoming, consume_batch
+from shared.kafka.producer import Publisher
 from shared.logging import install_context_filter, setup_logging
 from shared.mongo import make_client, service_database
 from shared.outbox import SWEEP_GRACE, SendFn, Written, publish_written, relay_pending

@@ -67,11 +67,13 @@ CATALOGUE: dict[str, TopicSpec] = {
         _spec(negotiation.SettlementApproved, "An offer above authority was approved."),
         _spec(negotiation.SettlementAgreed, "The customer accepted an offer.", "followup"),
         _spec(negotiation.SettlementRejected, "The customer rejected an offer."),
-        _spec(followup.SettlementExecuted, "The agreed remedy was carried out.", "followup"),
+        _spec(followup.SettlementExecuted, "The agreed remedy was carried out."),
         _spec(negotiation.CaseEscalated, "The case goes to mediation or litigation.", "followup"),
         _spec(followup.FollowupCompleted, "The satisfaction callback was made."),
         _spec(followup.CaseClosed, "The case was closed.", "intake"),
-        _spec(supervision.SupervisionAlert, "Something needs a person's attention."),
+        # read by people (operations); supervision does not read its own alerts back yet
+        TopicSpec(supervision.SupervisionAlert.event_type, "Something needs a person's attention.",
+                  supervision.SupervisionAlert, ()),
     )
 }
 
