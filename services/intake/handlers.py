@@ -37,13 +37,13 @@ from decimal import Decimal
 
 from services.intake import pii, rules
 from services.intake.errors import RegistrationConflict
-from services.intake.models import ComplaintSubmission, Registration
+from services.intake.models import Registration
 from services.intake.repository import CaseNumbers, Doc, IntakeRepository, KeyedLocks
 from services.intake.settings import Settings
 from shared.contracts.common import Language, Priority, Product
 from shared.contracts.envelope import Envelope
 from shared.contracts.followup import CaseClosed
-from shared.contracts.intake import ComplaintRegistered, CustomerNotified
+from shared.contracts.intake import ComplaintRegistered, ComplaintSubmission, CustomerNotified
 from shared.logging import log_context
 from shared.money import yuan_to_fen
 from shared.outbox import Written, outbox_document, publish_written
@@ -376,12 +376,12 @@ async def _register(
         for s in submissions
     })
     if seen:
-        records = await repo.find_complaints(seen)
-        for key, record in records.items():
-            log.info("complaint %s already registered as %s", key, record["case_number"])
-            if record.get("outbox_pending"):
+        registered = await repo.find_complaints(seen)
+        for key, found in registered.items():
+            log.info("complaint %s already registered as %s", key, found["case_number"])
+            if found.get("outbox_pending"):
                 written.append(Written(repo.complaints, key, None))
-        submissions = [s for s in submissions if s.key() not in records]
+        submissions = [s for s in submissions if s.key() not in registered]
     if not submissions:
         return written
 
@@ -421,9 +421,9 @@ async def _register(
             )
             placed[cid] = [_place(s, customer, settings=settings, now=now) for s in by_customer[cid]]
             new_ids = [c.doc["_id"] for c in customer.cases if c.new]
-            links = [{"key": p.submission.key(), "case_id": p.case.doc["_id"]}
+            notes = [{"key": p.submission.key(), "case_id": p.case.doc["_id"]}
                      for p in placed[cid] if p.role is rules.Role.LINKED and not p.case.new]
-            additions[cid] = (new_ids, links)
+            additions[cid] = (new_ids, notes)
         # 4a. index first, so a retry (or the customer's next complaint) finds the cases
         await repo.extend_customer_indexes(additions)
 
@@ -434,7 +434,7 @@ async def _register(
                                    rules.case_number_day(now, settings.zone), len(new_cases))
         for case, number in zip(new_cases, drawn, strict=True):
             case.doc["case_number"] = number
-    links = [
+    links: list[tuple[str, list[str], Doc]] = [
         (c.doc["_id"], c.keys, {
             "$push": {"complaints": {"$each": c.pushed}, "timeline": {"$each": c.timeline}},
             "$addToSet": {"complaint_keys": {"$each": c.keys}, "channels": {"$each": c.channels}},

@@ -33,6 +33,7 @@ returning customers, linking), and it never sends many updates in one command.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import socket
@@ -128,7 +129,7 @@ async def insert_new(collection: AsyncCollection[Doc], docs: list[Doc]) -> set[A
             refused.update(part[e["index"]]["_id"] for e in errors)
 
     parts = [docs[i:i + INSERT_CHUNK] for i in range(0, len(docs), INSERT_CHUNK)]
-    await _bounded([lambda p=p: chunk(p) for p in parts], limit=INSERT_PARALLEL)
+    await _bounded([functools.partial(chunk, p) for p in parts], limit=INSERT_PARALLEL)
     return refused
 
 
@@ -171,7 +172,7 @@ class IntakeRepository:
     async def find_complaints(self, keys: Iterable[str]) -> dict[str, Doc]:
         """Return the registration records of these complaints that exist (by ``_id``, concurrently)."""
         wanted = list(dict.fromkeys(keys))
-        docs = await _bounded([lambda k=k: self.find_complaint(k) for k in wanted])
+        docs = await _bounded([functools.partial(self.find_complaint, k) for k in wanted])
         return {k: d for k, d in zip(wanted, docs, strict=True) if d is not None}
 
     async def insert_complaints(self, docs: list[Doc]) -> set[str]:
@@ -214,7 +215,7 @@ class IntakeRepository:
     async def customer_indexes(self, customer_ids: Iterable[str]) -> dict[str, Doc]:
         """Return the indexes of these customers (empty for a customer without one)."""
         wanted = list(dict.fromkeys(customer_ids))
-        docs = await _bounded([lambda c=c: self.customer_index(c) for c in wanted])
+        docs = await _bounded([functools.partial(self.customer_index, c) for c in wanted])
         return dict(zip(wanted, docs, strict=True))
 
     async def insert_customer_indexes(self, docs: list[Doc]) -> set[str]:
@@ -240,7 +241,7 @@ class IntakeRepository:
             except DuplicateKeyError:  # two first upserts raced; the document exists now
                 await self.customers.update_one({"_id": customer_id}, {"$addToSet": add})
 
-        await _bounded([lambda c=c, a=a: extend(c, *a) for c, a in additions.items()])
+        await _bounded([functools.partial(extend, c, *a) for c, a in additions.items()])
 
     # ------------------------------------------------------------- cases
 
@@ -255,7 +256,7 @@ class IntakeRepository:
     async def cases_by_ids(self, case_ids: Iterable[str]) -> dict[str, Doc]:
         """Return the cases with these ids that exist (by ``_id``, concurrently)."""
         wanted = list(dict.fromkeys(case_ids))
-        docs = await _bounded([lambda c=c: self.find_case(c) for c in wanted])
+        docs = await _bounded([functools.partial(self.find_case, c) for c in wanted])
         return {c: d for c, d in zip(wanted, docs, strict=True) if d is not None}
 
     async def insert_cases(self, docs: list[Doc]) -> set[str]:
@@ -274,7 +275,7 @@ class IntakeRepository:
             )
             return result.modified_count == 1
 
-        done = await _bounded([lambda a=a: link(*a) for a in links])
+        done = await _bounded([functools.partial(link, *a) for a in links])
         return [case_id for (case_id, _, _), ok in zip(links, done, strict=True) if not ok]
 
     async def close_case(self, case_id: str, *, closed_at: datetime, outcome: str, event_id: str) -> bool:
