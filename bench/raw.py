@@ -56,6 +56,7 @@ class RawKafka:
         """Send ``n`` messages as fast as the producer takes them; time until all are consumed."""
         arrivals: dict[bytes, float] = {}
         keys = [f"{tag}-{i}".encode() for i in range(n)]
+        await self.consumer.seek_to_end()  # skip what an earlier, capped test left unread
         t0 = now()
         deadline = t0 + cap_s
         drain = asyncio.create_task(self._drain(arrivals, n, deadline))
@@ -65,7 +66,7 @@ class RawKafka:
                 break
             futures.append(await self.producer.send(self.topic, values[i % len(values)], key=key))
         sent = len(futures)
-        await asyncio.gather(*futures, return_exceptions=True)
+        await asyncio.wait(futures, timeout=max(0.1, deadline - now()))
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(asyncio.shield(drain), max(0.1, deadline - now()))
         drain.cancel()
@@ -82,6 +83,7 @@ class RawKafka:
         n = max(1, int(rate * seconds))
         sent_at: dict[bytes, float] = {}
         arrivals: dict[bytes, float] = {}
+        await self.consumer.seek_to_end()
         t0 = now()
         drain = asyncio.create_task(self._drain(arrivals, n, t0 + seconds + 10))
         for i in range(n):

@@ -199,8 +199,11 @@ def update_readme(path: Path, table: str, results: dict[str, Any]) -> None:
         print(f"(README has no {README_START} … {README_END} markers; left alone)")
         return
     notes = "".join(f"\n- {n}" for n in results.get("notes", []))
-    body = (f"{README_START}\nLatest run: {headline(results)}. Chart: "
-            f"[bench/results/{results['date']}.png](bench/results/{results['date']}.png).\n\n{table}\n{notes}\n{README_END}")
+    if results.get("quick"):
+        chart_ref = "a quick run's figures are small-sample; a full `make bench` replaces them"
+    else:
+        chart_ref = f"chart: [bench/results/{results['date']}.png](bench/results/{results['date']}.png)"
+    body = f"{README_START}\nLatest run: {headline(results)}; {chart_ref}.\n\n{table}\n{notes}\n{README_END}"
     text = re.sub(re.escape(README_START) + ".*?" + re.escape(README_END), lambda _: body, text, flags=re.S)
     path.write_text(text)
     print("README.md: Benchmark section updated")

@@ -80,7 +80,7 @@ class Plan:
             kafka_n=5_000, kafka_cap=2, kafka_latency_s=2, upsert_n=1_000, upsert_cap=1.5,
             bulk_n=5_000, bulk_cap=1.5, probe_n=50, probe_cap=10, steady_s=5, drain_cap=8,
             completion_wait=8, get_slice_s=2, burst_n=500, burst_cap=20, levels=(1_000, 2_000),
-            preload_caps=(15, 20), settle_cap=6, quiet_cap=3, budget=300,
+            preload_caps=(15, 20), settle_cap=6, quiet_cap=3, budget=360,
         )
 
 
@@ -700,12 +700,13 @@ def _jsonable(obj: Any) -> Any:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="small sizes and short caps (a few minutes)")
-    parser.add_argument("--budget", type=float, default=0, help="seconds for the whole run (default 570; quick 300)")
+    parser.add_argument("--budget", type=float, default=0, help="seconds for the whole run (default 570; quick 360)")
     parser.add_argument("--port-base", type=int, default=int(os.environ.get("PARLEY_BENCH_PORT_BASE", "19000")),
                         help="ports: Kafka base+92/+93, FerretDB base+17, PostgreSQL base+432, negotiation API base+3")
     parser.add_argument("--services", nargs="+", default=["intake", "investigation", "negotiation", "followup", "supervision"],
                         help="which services' workers run (negotiation's API always runs with it)")
     parser.add_argument("--no-readme", action="store_true", help="do not put the table into README.md")
+    parser.add_argument("--readme", action="store_true", help="put the table into README.md after a --quick run too")
     args = parser.parse_args(argv)
     for needed in ("intake", "investigation", "negotiation"):
         if needed not in args.services:
@@ -730,7 +731,7 @@ def main(argv: list[str] | None = None) -> int:
     png = RESULTS / f"{name}.png"
     chart(results, bench.observer, bench.t_start, png)
     table = print_table(rows, results)
-    if not args.quick and not args.no_readme:
+    if (args.readme or not args.quick) and not args.no_readme:
         update_readme(REPO / "README.md", table, results)
     print(f"\nwrote {RESULTS / f'{name}.json'} and {png}")
     return 0
