@@ -113,10 +113,8 @@ class Repository:
 
     async def ensure_indexes(self) -> None:
         """Create the indexes queries and idempotency rely on."""
-        await self.cases.create_index([("customer_id", ASCENDING)], name="by_customer")
         await self.cases.create_index([("team", ASCENDING), ("status", ASCENDING)], name="by_team")
         await self.cases.create_index([("outbox_pending", ASCENDING)], name="by_outbox")
-        await self.cases.create_index([("assigned_agent", ASCENDING)], name="by_agent")
         await self.agents.create_index([("team", ASCENDING)], name="by_team")
         await self.audit.create_index([("case_id", ASCENDING), ("at", ASCENDING)], name="by_case")
         await self.refs.create_index([("ref_id", ASCENDING)], unique=True, name="uniq_ref")
