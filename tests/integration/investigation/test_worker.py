@@ -4,7 +4,6 @@ every event that changes no finding."""
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import gzip
 import json
@@ -14,8 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiokafka import TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
 
 from services.investigation import handlers
 from services.investigation.repository import RecordsRepository
@@ -28,7 +25,8 @@ from shared.kafka.dlq import read_headers
 from shared.mongo import service_database
 from shared.settings import CommonSettings
 from shared.topics import decode
-from tests.support.kafka import read_all
+from tests.support.eventually import eventually
+from tests.support.kafka import group_caught_up, read_all
 from tests.support.processes import WORKER_READY, running_service, service_env
 from tests.support.servers import REPO
 
@@ -67,30 +65,6 @@ def registered(i: int, text: str, language: Language) -> Envelope[ComplaintRegis
         priority=Priority.NORMAL, product=Product.OTHER, language=language, customer_id=f"cust-{i:04d}",
         customer_phone_masked="139****0000", text=text,
     ), case_id=f"case-{i:04d}", producer="intake", occurred_at=received)
-
-
-async def committed_to_end(settings: CommonSettings, topic: str, group: str, timeout: float = 120) -> None:
-    """Wait until ``group`` has committed every partition of ``topic`` up to its end offset."""
-    from aiokafka import AIOKafkaConsumer
-
-    physical = settings.kafka.topic(topic)
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka.bootstrap)
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka.bootstrap)
-    await admin.start()
-    await consumer.start()
-    try:
-        tps = [TopicPartition(physical, p) for p in range(settings.kafka.partitions)]
-        ends = await consumer.end_offsets(tps)
-        deadline = asyncio.get_running_loop().time() + timeout
-        while True:
-            offsets = await admin.list_consumer_group_offsets(group)
-            if all(offsets.get(tp) is not None and offsets[tp].offset >= ends[tp] for tp in tps):
-                return
-            assert asyncio.get_running_loop().time() < deadline, f"{group} did not catch up: {offsets} vs {ends}"
-            await asyncio.sleep(0.5)
-    finally:
-        await consumer.stop()
-        await admin.close()
 
 
 async def test_real_complaints_are_investigated_once_and_replays_change_no_finding(
@@ -161,7 +135,8 @@ async def test_real_complaints_are_investigated_once_and_replays_change_no_findi
             for event in events:
                 await publisher.publish(event)
         group = f"{settings.kafka.topic_prefix}parley-investigation"
-        await committed_to_end(settings, "complaint.registered", group)
+        await eventually(lambda: group_caught_up(settings, group, "complaint.registered"),
+                         what=f"{group} to commit the replay", timeout=120, interval=0.5)
         assert "Traceback" not in worker.log_text()
 
     after = {d["_id"]: (d["finding"], d["fingerprint"]) async for d in db["investigations"].find({})}
