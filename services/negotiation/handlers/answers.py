@@ -15,6 +15,7 @@ from services.negotiation.auth import Principal
 from services.negotiation.documents import agreement_texts
 from services.negotiation.errors import Conflict, Forbidden, NotFound, Unprocessable
 from services.negotiation.handlers.common import (
+    Events,
     Target,
     actor,
     check_version,
@@ -87,8 +88,12 @@ async def record_acceptance(
     return await agree(ws, offer, acceptance, repo=repo, now=now)
 
 
-async def agree(ws: Workspace, offer: Offer, acceptance: Acceptance, *, repo: Store,
-                 now: datetime) -> Workspace:
+def agreed(ws: Workspace, offer: Offer, acceptance: Acceptance, now: datetime) -> tuple[Workspace, Events]:
+    """Make the agreement (pure): the offer accepted, the case agreed, ``settlement.agreed`` and
+    the customer's notice owed. ``offer`` must be one of ``ws``'s offers.
+    """
+    ws = ws.model_copy(deep=True)
+    offer = ws.offer(offer.offer_id)  # type: ignore[assignment]
     offer_id = offer.offer_id
     agreement_id = f"AG-{ws.case_id}-{offer_id}"
     zh, en = agreement_texts(ws, offer, acceptance, agreement_id)
@@ -112,26 +117,39 @@ async def agree(ws: Workspace, offer: Offer, acceptance: Acceptance, *, repo: St
         ws, "outcome",
         (f"和解协议已生效：{ws.case_number}", zh), (f"Settlement agreed: {ws.case_number}", en), now,
     )
-    saved = await repo.save(ws, ws.version, events)
+    return ws, events
+
+
+def settlement_reference(ws: Workspace) -> dict[str, Any] | None:
+    """The agreed settlement as a fairness reference (pure); None when it has no basis."""
+    if ws.agreement is None or ws.offer(ws.agreement.offer_id) is None:
+        return None
+    fee_basis = sum((t.fee_amount for t in ws.agreement.terms if isinstance(t, FeeWaiver)), Decimal("0"))
+    basis = ws.amount_disputed or (fee_basis if fee_basis > 0 else None)
+    pct = fair.relief_pct(ws.agreement.concession, basis)
+    if pct is None:
+        return None
+    return {
+        "ref_id": f"case-{ws.case_id}", "source": "agreed", "case_id": ws.case_id,
+        "category": ws.category or "other", "band": fair.amount_band(basis),
+        "hardship": ws.hardship, "relief_bp": int(pct * 100),
+    }
+
+
+async def agree(ws: Workspace, offer: Offer, acceptance: Acceptance, *, repo: Store,
+                now: datetime) -> Workspace:
+    """Save the agreement (see ``agreed``) and add it to the fairness reference set."""
+    new, events = agreed(ws, offer, acceptance, now)
+    saved = await repo.save(new, ws.version, events)
     await record_settlement(saved, repo=repo)
     return saved
 
 
 async def record_settlement(ws: Workspace, *, repo: Store) -> None:
     """Add an agreed settlement to the fairness reference set (idempotent per case)."""
-    if ws.agreement is None:
-        return
-    offer = ws.offer(ws.agreement.offer_id)
-    fee_basis = sum((t.fee_amount for t in ws.agreement.terms if isinstance(t, FeeWaiver)), Decimal("0"))
-    basis = ws.amount_disputed or (fee_basis if fee_basis > 0 else None)
-    pct = fair.relief_pct(ws.agreement.concession, basis)
-    if pct is None or offer is None:
-        return
-    await repo.add_ref({
-        "ref_id": f"case-{ws.case_id}", "source": "agreed", "case_id": ws.case_id,
-        "category": ws.category or "other", "band": fair.amount_band(basis),
-        "hardship": ws.hardship, "relief_bp": int(pct * 100),
-    })
+    ref = settlement_reference(ws)
+    if ref is not None:
+        await repo.add_ref(ref)
 
 
 async def reject_offer(

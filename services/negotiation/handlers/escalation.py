@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta
-from typing import Any
 
 from services.negotiation.auth import Principal
 from services.negotiation.documents import build_dossier, dossier_html, dossier_json
 from services.negotiation.errors import Conflict
 from services.negotiation.handlers.common import (
     SYSTEM,
+    Events,
     Target,
     actor,
     check_version,
@@ -25,11 +25,10 @@ from services.negotiation.handlers.common import (
     require_staff_action,
 )
 from services.negotiation.handlers.ports import Store
-from services.negotiation.models import Actor, Escalation, OfferEvent, Workspace
+from services.negotiation.models import Actor, Dossier, Escalation, OfferEvent, Workspace
 from services.negotiation.settings import Settings
 from services.negotiation.texts import TARGET_ZH
 from shared.contracts import negotiation
-from shared.contracts.envelope import Envelope
 
 log = logging.getLogger(__name__)
 
@@ -52,10 +51,16 @@ async def escalate(
                            events=[], repo=repo, settings=settings, now=now)
 
 
-async def end_negotiation(
+def escalated(
     ws: Workspace, *, target: Target, by: Actor, requested_by: str, reason: str,
-    events: list[Envelope[Any]], repo: Store, settings: Settings, now: datetime,
-) -> Workspace:
+    public_base_url: str, now: datetime,
+) -> tuple[Workspace, Events, Dossier]:
+    """End negotiation (pure): open offers withdrawn, the escalation recorded, the dossier made.
+
+    Returns the new workspace, the events it owes (``negotiation.failed``, ``case.escalated``
+    and the customer's notice) and the dossier to store.
+    """
+    ws = ws.model_copy(deep=True)
     for offer in ws.offers:
         if offer.status in ("open", "pending_approval"):
             offer.status = "withdrawn"
@@ -65,10 +70,8 @@ async def end_negotiation(
     ws.escalation = Escalation(target=target, reason=reason, by=by, at=now, dossier_id=dossier_id)
     mark(ws, now, f"escalated to {target}", by=by.sub, detail=reason)
     dossier = build_dossier(ws, dossier_id=dossier_id, target=target, reason=reason, created_at=now)
-    await repo.put_dossier(dossier_id, ws.case_id, dossier_json(dossier), dossier_html(dossier))
-    url = f"{settings.public_base_url}/cases/{ws.case_id}/dossier"
+    url = f"{public_base_url}/cases/{ws.case_id}/dossier"
     events = [
-        *events,
         event(ws, negotiation.NegotiationFailed(case_number=ws.case_number, reason=reason[:1000]), now),
         event(ws, negotiation.CaseEscalated(
             case_number=ws.case_number, target=target, reason=reason[:1000], dossier_ref=dossier_id,
@@ -83,7 +86,18 @@ async def end_negotiation(
          f"We could not agree, so your case has gone to {target} (dossier {dossier_id}). Reason: {reason}"),
         now,
     )
-    return await repo.save(ws, ws.version, events)
+    return ws, events, dossier
+
+
+async def end_negotiation(
+    ws: Workspace, *, target: Target, by: Actor, requested_by: str, reason: str,
+    events: Events, repo: Store, settings: Settings, now: datetime,
+) -> Workspace:
+    """Escalate ``ws`` (see ``escalated``), store its dossier, save it with ``events`` before its own."""
+    new, owed, dossier = escalated(ws, target=target, by=by, requested_by=requested_by, reason=reason,
+                                   public_base_url=settings.public_base_url, now=now)
+    await repo.put_dossier(dossier.dossier_id, ws.case_id, dossier_json(dossier), dossier_html(dossier))
+    return await repo.save(new, ws.version, [*events, *owed])
 
 
 async def escalate_near_deadline(*, repo: Store, settings: Settings, now: datetime) -> list[str]:
