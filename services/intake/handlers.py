@@ -38,7 +38,13 @@ from decimal import Decimal
 from services.intake import pii, rules
 from services.intake.errors import RegistrationConflict
 from services.intake.models import Registration
-from services.intake.repository import CaseNumbers, Doc, IntakeRepository, KeyedLocks
+from services.intake.repository import (
+    CaseNumbers,
+    Doc,
+    IntakeRepository,
+    KeyedLocks,
+    RegistrationStore,
+)
 from services.intake.settings import Settings
 from shared.contracts.common import Language, Priority, Product
 from shared.contracts.envelope import Envelope
@@ -334,7 +340,7 @@ def _link(
 async def register_batch(
     submissions: list[ComplaintSubmission],
     *,
-    repo: IntakeRepository,
+    repo: RegistrationStore,
     settings: Settings,
     numbers: CaseNumbers,
     clock: Clock = utcnow,
@@ -359,7 +365,7 @@ async def register_batch(
 
 
 async def _register(
-    submissions: list[ComplaintSubmission], *, repo: IntakeRepository, settings: Settings,
+    submissions: list[ComplaintSubmission], *, repo: RegistrationStore, settings: Settings,
     numbers: CaseNumbers, clock: Clock,
 ) -> list[Written]:
     now = clock().astimezone(UTC)

@@ -40,7 +40,7 @@ import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from pymongo import ASCENDING, DESCENDING
 from pymongo.asynchronous.collection import AsyncCollection
@@ -131,6 +131,32 @@ async def insert_new(collection: AsyncCollection[Doc], docs: list[Doc]) -> set[A
     parts = [docs[i:i + INSERT_CHUNK] for i in range(0, len(docs), INSERT_CHUNK)]
     await _bounded([functools.partial(chunk, p) for p in parts], limit=INSERT_PARALLEL)
     return refused
+
+
+class NumberStore(Protocol):
+    """What ``CaseNumbers`` needs of the store (``IntakeRepository``, or a fake in unit tests)."""
+
+    async def claim_number_block(self, series: str, start: int, size: int, owner: str) -> bool: ...
+    async def number_block(self, series: str, start: int) -> Doc | None: ...
+    async def number_hint(self, series: str) -> int: ...
+    async def raise_number_hint(self, series: str, at_least: int) -> None: ...
+
+
+class RegistrationStore(Protocol):
+    """What ``handlers.register_batch`` needs of the store (``IntakeRepository``, or a fake)."""
+
+    complaints: AsyncCollection[Doc]
+    customer_locks: KeyedLocks
+
+    async def store_personal_data_batch(self, data: dict[str, Doc]) -> set[str]: ...
+    async def find_complaints(self, keys: Iterable[str]) -> dict[str, Doc]: ...
+    async def insert_complaints(self, docs: list[Doc]) -> set[str]: ...
+    async def insert_customer_indexes(self, docs: list[Doc]) -> set[str]: ...
+    async def customer_indexes(self, customer_ids: Iterable[str]) -> dict[str, Doc]: ...
+    async def extend_customer_indexes(self, additions: dict[str, tuple[list[str], list[Doc]]]) -> None: ...
+    async def cases_by_ids(self, case_ids: Iterable[str]) -> dict[str, Doc]: ...
+    async def insert_cases(self, docs: list[Doc]) -> set[str]: ...
+    async def link_complaints(self, links: list[tuple[str, list[str], Doc]]) -> list[str]: ...
 
 
 class IntakeRepository:
@@ -368,7 +394,7 @@ class CaseNumbers:
     safety net.
     """
 
-    def __init__(self, repo: IntakeRepository, *, min_block: int = 1, owner: str | None = None) -> None:
+    def __init__(self, repo: NumberStore, *, min_block: int = 1, owner: str | None = None) -> None:
         self._repo = repo
         self._min_block = min_block
         self._owner = owner or f"{socket.gethostname()}:{os.getpid()}"

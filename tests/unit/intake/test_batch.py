@@ -13,9 +13,9 @@ import pytest
 
 from services.intake.errors import RegistrationConflict
 from services.intake.handlers import case_id_for, register_batch
-from services.intake.models import ComplaintSubmission
 from services.intake.repository import CaseNumbers, KeyedLocks
 from services.intake.settings import Settings
+from shared.contracts.intake import ComplaintSubmission
 
 Doc = dict[str, Any]
 NOW = datetime(2026, 11, 29, 4, 0, tzinfo=UTC)
@@ -32,7 +32,7 @@ class FakeStore:
         self.case_docs: dict[str, Doc] = {}
         self.blocks: dict[str, Doc] = {}
         self.hints: dict[str, int] = {}
-        self.complaints = "complaints"  # what Written names as the collection
+        self.complaints: Any = "complaints"  # what Written names as the collection
         self.customer_locks = KeyedLocks()
         self.fail_complaint_insert = False
 
@@ -128,9 +128,8 @@ def submission(n: int, *, customer: str | None = None, received: datetime | None
 
 async def register(store: FakeStore, items: list[ComplaintSubmission], numbers: CaseNumbers | None = None,
                    now: datetime = NOW) -> list[Any]:
-    return await register_batch(items, repo=store, settings=SETTINGS,  # type: ignore[arg-type]
-                                numbers=numbers or CaseNumbers(store),  # type: ignore[arg-type]
-                                clock=lambda: now)
+    return await register_batch(items, repo=store, settings=SETTINGS,
+                                numbers=numbers or CaseNumbers(store), clock=lambda: now)
 
 
 async def test_a_batch_registers_every_complaint_once_with_unique_numbers() -> None:
@@ -224,7 +223,7 @@ async def test_linking_to_an_open_case_of_an_earlier_batch() -> None:
 
 async def test_a_crash_before_the_records_converges_on_redelivery() -> None:
     store = FakeStore()
-    numbers = CaseNumbers(store)  # type: ignore[arg-type]
+    numbers = CaseNumbers(store)
     batch = [submission(1, customer="CC", received=NOW - timedelta(days=2)),
              submission(2, customer="CC", received=NOW - timedelta(days=1)), submission(3)]
     store.fail_complaint_insert = True
@@ -232,7 +231,7 @@ async def test_a_crash_before_the_records_converges_on_redelivery() -> None:
         await register(store, batch, numbers)
     cases = copy.deepcopy(store.case_docs)
     assert len(cases) == 2 and not store.complaint_docs
-    written = await register(store, batch, CaseNumbers(store))  # type: ignore[arg-type]  # a new process
+    written = await register(store, batch, CaseNumbers(store))  # a new process
     assert {w.doc_id for w in written} == {s.key() for s in batch}
     assert store.case_docs == cases, "the retry reuses the cases (and numbers) it found"
     assert store.complaint_docs["app:C00002"]["role"] == "linked"
@@ -258,13 +257,13 @@ async def test_a_case_closed_while_linking_makes_the_batch_retry() -> None:
 
 async def test_two_allocators_never_hand_out_a_number_twice() -> None:
     store = FakeStore()
-    a, b = CaseNumbers(store, owner="a"), CaseNumbers(store, owner="b")  # type: ignore[arg-type]
+    a, b = CaseNumbers(store, owner="a"), CaseNumbers(store, owner="b")
     taken = await asyncio.gather(*(n.take("TS", "20261129", k) for k in (1, 3, 2, 5, 1, 4) for n in (a, b)))
     flat = [x for part in taken for x in part]
     assert len(flat) == len(set(flat)) == 32
     assert sorted(int(x[-6:]) for x in flat) == list(range(1, 33)), "no gaps while nobody died"
     # a third allocator starting later begins after the hint, without walking the chain
-    c = CaseNumbers(store, owner="c")  # type: ignore[arg-type]
+    c = CaseNumbers(store, owner="c")
     assert await c.take("TS", "20261129", 1) == ["TS-20261129-000033"]
     # a new day starts again at 1
     assert await a.take("TS", "20261130", 2) == ["TS-20261130-000001", "TS-20261130-000002"]
@@ -272,7 +271,7 @@ async def test_two_allocators_never_hand_out_a_number_twice() -> None:
 
 async def test_numbers_given_back_are_handed_out_again() -> None:
     store = FakeStore()
-    numbers = CaseNumbers(store)  # type: ignore[arg-type]
+    numbers = CaseNumbers(store)
     first = await numbers.take("TS", "20261129", 3)
     numbers.give_back(first[1:])
     assert await numbers.take("TS", "20261129", 3) == [*first[1:], "TS-20261129-000004"]
