@@ -10,13 +10,11 @@ complaint appears on any topic.
 
 from __future__ import annotations
 
-import asyncio
 import socket
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -26,6 +24,7 @@ from services.negotiation.settings import Settings as NegotiationSettings
 from shared.kafka import ensure_topics
 from shared.settings import CommonSettings
 from shared.topics import CATALOGUE
+from tests.support.eventually import eventually
 from tests.support.kafka import read_all
 from tests.support.processes import WORKER_READY, running_service, service_env
 
@@ -72,18 +71,6 @@ def pipeline(settings: CommonSettings, logs: Path) -> Iterator[dict[str, str]]:
         yield {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
 
 
-async def _until(fetch: Any, ok: Any, what: str, timeout: float = 90) -> Any:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    last: Any = None
-    while loop.time() < deadline:
-        last = await fetch()
-        if ok(last):
-            return last
-        await asyncio.sleep(0.5)
-    raise AssertionError(f"{what} did not happen within {timeout}s; last: {getattr(last, 'text', last)!s:.2000}")
-
-
 async def test_a_complaint_goes_from_intake_to_closure(settings: CommonSettings, tmp_path: Path) -> None:
     await ensure_topics(settings.kafka)
     ns = NegotiationSettings(environment="test", jwt_secret=SECRET, kafka=settings.kafka, mongo=settings.mongo)
@@ -126,17 +113,19 @@ async def test_a_complaint_goes_from_intake_to_closure(settings: CommonSettings,
             resp = await http.post(f"{base['intake']}/complaints", json=submission)
             assert resp.status_code == 202, resp.text
             status_url = base["intake"] + resp.json()["status_url"]
-            registration = (await _until(
-                lambda: http.get(status_url), lambda r: r.status_code == 200, "registration"
+            registration = (await eventually(
+                lambda: http.get(status_url),
+                until=lambda r: r.status_code == 200,
+                what="registration", timeout=90, interval=0.5,
             )).json()
             case_id, case_number = registration["case_id"], registration["case_number"]
             assert case_number.startswith("TS-")
 
             # 2–3. investigation finds, negotiation opens the workspace and assigns a1
-            workspace = (await _until(
+            workspace = (await eventually(
                 lambda: http.get(f"{base['negotiation']}/cases/{case_id}", headers=agent),
-                lambda r: r.status_code == 200 and r.json().get("status") == "open",
-                "negotiation workspace",
+                until=lambda r: r.status_code == 200 and r.json().get("status") == "open",
+                what="negotiation workspace", timeout=90, interval=0.5,
             )).json()
             assert workspace["assigned_agent"] == "a1"
             assert workspace["customer_id"] == customer_id
@@ -158,9 +147,10 @@ async def test_a_complaint_goes_from_intake_to_closure(settings: CommonSettings,
             assert resp.status_code in (200, 201), resp.text
 
             # 5. follow-up carries it out and calls back
-            execution = (await _until(
+            execution = (await eventually(
                 lambda: http.get(f"{base['followup']}/executions/{case_id}"),
-                lambda r: r.status_code == 200, "execution plan",
+                until=lambda r: r.status_code == 200,
+                what="execution plan", timeout=90, interval=0.5,
             )).json()
             for step in execution["steps"]:
                 if step["owner"] == "institution":
@@ -177,10 +167,10 @@ async def test_a_complaint_goes_from_intake_to_closure(settings: CommonSettings,
             assert resp.status_code == 200 and resp.json()["status"] == "closed", resp.text
 
             # 6. supervision saw the whole story, in order, and the case is off the clock
-            watch = (await _until(
+            watch = (await eventually(
                 lambda: http.get(f"{base['supervision']}/cases/{case_id}"),
-                lambda r: r.status_code == 200 and r.json()["status"] == "closed",
-                "supervision closing the case",
+                until=lambda r: r.status_code == 200 and r.json()["status"] == "closed",
+                what="supervision closing the case", timeout=90, interval=0.5,
             )).json()
             seen = [e["event_type"] for e in watch["timeline"]]
             story = [
@@ -194,10 +184,10 @@ async def test_a_complaint_goes_from_intake_to_closure(settings: CommonSettings,
             assert watch["case_number"] == case_number
 
             # 7. intake's read side (what the desk and the customer's channel show) is closed too
-            case = (await _until(
+            case = (await eventually(
                 lambda: http.get(f"{base['intake']}/cases/{case_id}"),
-                lambda r: r.status_code == 200 and r.json()["status"] == "closed",
-                "intake closing the case",
+                until=lambda r: r.status_code == 200 and r.json()["status"] == "closed",
+                what="intake closing the case", timeout=90, interval=0.5,
             )).json()
             assert case["customer_phone_masked"] == "139****5678"
 
