@@ -9,7 +9,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STACK  := $(PYTHON) deploy/local/stack.py
 
-.PHONY: setup demo test unit stop status logs clean lint bench
+.PHONY: setup demo test unit typecheck stop status logs clean lint bench
 
 $(VENV)/.installed: pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Parley needs Python 3.11 or newer; python3 is " + sys.version.split()[0])'
@@ -30,6 +30,9 @@ demo: setup
 
 test: setup
 	$(PY) -m pytest
+
+typecheck: $(VENV)/.installed
+	$(PY) -m mypy shared
 
 unit: $(VENV)/.installed
 	$(PY) -m pytest tests/unit
