@@ -144,6 +144,11 @@ def build_rows(results: dict[str, Any]) -> list[dict[str, str]]:
         for level in plan["levels"]:
             pr, pre = steps.get(f"probe_{level}"), steps.get(f"preload_{level}")
             if not pr:
+                target = "≤ 1.5× the time at 0" if level == last else "–"
+                for what in ("intake", "investigation"):
+                    rows.append(row(f"{what} time per complaint, {level:,} cases stored",
+                                    "not measured: no time left in the budget to store them", "–", "–",
+                                    target, NA if level == last else "–"))
                 continue
             reached = pre and pre["reached"]
             label = f"{pr['stored_cases']:,} cases stored" + ("" if reached else f" (aimed at {level:,}; not reached in budget)")

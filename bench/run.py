@@ -644,7 +644,7 @@ class Bench:
                 rest = len(p.levels) - i
                 after = rest * (p.probe_cap * 2 + p.settle_cap + 5) + self._raw_round_s() + 30
                 avail = self.left(after)
-                cap = min(p.preload_caps[i], avail if rest == 1 else avail * 0.35)
+                cap = min(p.preload_caps[i], avail / rest)
                 if cap < 5:
                     self.note(f"no time left in the {p.budget:.0f} s budget to preload to {level:,} cases")
                     break
