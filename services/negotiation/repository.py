@@ -6,6 +6,8 @@
 * ``audit`` — append-only: inserted, never updated or deleted by any code path.
 * ``settlement_refs`` — past settlements for the fairness comparison.
 * ``dossiers`` — escalation dossiers (JSON and HTML).
+* ``settlement_ref_cells`` — ``{_id: "category|band|hardship", bp: {ref: relief_bp}}``: the
+  reference set folded per fairness cell, so an offer's peers are read by ``_id``.
 * ``customers`` — ``{_id: customer_id, case_ids, version}``: which cases are a customer's,
   so the workspace's customer history and the customer's own list read by ``_id`` only.
 * ``agent_loads`` — ``{_id: agent_id, case_ids, version}``: the open cases each agent holds,
@@ -14,11 +16,11 @@
 Hot paths read by ``_id`` only (FerretDB v1 scans a whole collection for any other filter):
 ``get``, ``save`` (and the per-customer and per-agent documents it keeps current, each
 changed with a unique version claim like the case), ``customer_cases``, ``load``,
-``get_agent``, ``get_dossier``, ``add_ref``. Still queries, and why: the staff list page
-(``list_cases``) and the audit trail (``audit_trail``) are pages staff open, not per-request
-reads of a case; ``list_agents`` reads the small directory (also in assignment);
-``peer_pcts`` reads one fairness cell of the reference set (offers and previews);
-``open_near_deadline`` and the outbox sweep run on the worker's timer.
+``get_agent``, ``get_dossier``, ``add_ref``, ``peer_pcts`` (the cells a scope spans). Still
+queries, and why: the staff list page (``list_cases``) and the audit trail (``audit_trail``)
+are pages staff open, not per-request reads of a case; ``list_agents`` reads the small
+directory (also in assignment); ``open_near_deadline`` and the outbox sweep run on the
+worker's timer; start-up folds (``_backfill_keyed_documents``, ``_build_ref_cells``) scan once.
 
 Money is stored as integer fen: a ``Decimal`` field ``x`` becomes ``x_fen`` (an int);
 percentages (``*_pct`` and the fairness statistics) are stored as decimal strings; dates as
@@ -39,8 +41,10 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from services.negotiation.errors import Conflict, StaleVersion
+from services.negotiation.fairness import BANDS
 from services.negotiation.models import AgentProfile, Workspace
 from services.negotiation.plan import from_fen, to_fen
+from shared.contracts.common import Category
 from shared.contracts.envelope import Envelope
 from shared.mongo import claim_next_version
 from shared.outbox import SWEEP_GRACE, SendFn, outbox_document, outbox_fields, relay, relay_pending
@@ -109,6 +113,8 @@ class Repository:
         self.loads = db["agent_loads"]
         self.load_claims = db["agent_load_claims"]
         self.meta = db["meta"]
+        self.ref_cells = db["settlement_ref_cells"]
+        self.cell_claims = db["settlement_ref_cell_claims"]
         self._linked: set[tuple[str, str]] = set()  # (customer, case) pairs known to be linked
 
     async def ensure_indexes(self) -> None:
@@ -118,9 +124,6 @@ class Repository:
         await self.agents.create_index([("team", ASCENDING)], name="by_team")
         await self.audit.create_index([("case_id", ASCENDING), ("at", ASCENDING)], name="by_case")
         await self.refs.create_index([("ref_id", ASCENDING)], unique=True, name="uniq_ref")
-        await self.refs.create_index(
-            [("category", ASCENDING), ("band", ASCENDING), ("hardship", ASCENDING)], name="by_cell"
-        )
         await self.dossiers.create_index([("case_id", ASCENDING)], name="by_case")
         await self._backfill_keyed_documents()
 
@@ -350,26 +353,70 @@ class Repository:
     # ------------------------------------------------------------------ fairness refs
 
     async def seed_refs(self, docs: list[dict[str, Any]]) -> int:
-        """Insert the seeded reference set once; return how many were new."""
-        if not docs or await self.refs.count_documents({"source": "seed"}) >= len(docs):
-            return 0
-        try:
-            result = await self.refs.insert_many(docs, ordered=False)
-            return len(result.inserted_ids)
-        except BulkWriteError as exc:  # another process seeded concurrently
-            return int(exc.details.get("nInserted", 0))
+        """Insert the seeded reference set once; return how many were new. Builds the cells."""
+        inserted = 0
+        if docs and await self.refs.count_documents({"source": "seed"}) < len(docs):
+            try:
+                result = await self.refs.insert_many(docs, ordered=False)
+                inserted = len(result.inserted_ids)
+            except BulkWriteError as exc:  # another process seeded concurrently
+                inserted = int(exc.details.get("nInserted", 0))
+        await self._build_ref_cells(force=inserted > 0)
+        return inserted
+
+    async def _build_ref_cells(self, *, force: bool = False) -> None:
+        """Fold the reference set into one document per fairness cell (start-up, once)."""
+        if not force and await self.meta.find_one({"_id": "ref_cells_v1"}) is not None:
+            return
+        cells: dict[str, dict[str, int]] = {}
+        async for doc in self.refs.find({}, {"ref_id": 1, "category": 1, "band": 1, "hardship": 1, "relief_bp": 1}):
+            cell = _cell_id(doc["category"], doc["band"], bool(doc["hardship"]))
+            cells.setdefault(cell, {})[_ref_key(doc["ref_id"])] = int(doc["relief_bp"])
+        for cell, bp in cells.items():
+            await self.ref_cells.replace_one({"_id": cell}, {"_id": cell, "bp": bp, "version": 1}, upsert=True)
+        await self.meta.replace_one({"_id": "ref_cells_v1"}, {"_id": "ref_cells_v1", "at": datetime.now(UTC)},
+                                    upsert=True)
 
     async def peer_pcts(self, query: dict[str, Any]) -> list[Decimal]:
-        """Return the relief ratios (%) of past settlements matching ``query``."""
-        cursor = self.refs.find(query, {"relief_bp": 1, "_id": 0})
-        return [Decimal(d["relief_bp"]) / 100 async for d in cursor]
+        """Return the relief ratios (%) of past settlements in a fairness scope, read by ``_id``.
+
+        ``query`` is a ``fairness.Cell.widening()`` scope (category, band, hardship, or fewer
+        of them); the cells it spans are read by their ids.
+        """
+        categories = [query["category"]] if "category" in query else [c.value for c in Category]
+        bands = [query["band"]] if "band" in query else [*(b for b, _, _ in BANDS), "unknown"]
+        hardships = [bool(query["hardship"])] if "hardship" in query else [False, True]
+        ids = [_cell_id(c, b, h) for c in categories for b in bands for h in hardships]
+        docs = await asyncio.gather(*(self.ref_cells.find_one({"_id": i}) for i in ids))
+        return [Decimal(bp) / 100 for d in docs if d for bp in d.get("bp", {}).values()]
 
     async def add_ref(self, doc: dict[str, Any]) -> None:
-        """Add an agreed settlement to the reference set (idempotent on ref_id)."""
+        """Add an agreed settlement to the reference set and its cell (idempotent on ref_id)."""
         try:
             await self.refs.update_one({"_id": doc["ref_id"]}, {"$setOnInsert": doc}, upsert=True)
         except DuplicateKeyError:
             pass  # stored before references were keyed by their ref_id: already there
+        cell, key = _cell_id(doc["category"], doc["band"], bool(doc["hardship"])), _ref_key(doc["ref_id"])
+        for _ in range(8):
+            current = await self.ref_cells.find_one({"_id": cell})
+            if current is not None and key in current.get("bp", {}):
+                return
+            if current is None:
+                try:
+                    await self.ref_cells.insert_one({"_id": cell, "bp": {key: doc["relief_bp"]}, "version": 1})
+                    return
+                except DuplicateKeyError:
+                    continue
+            version = current.get("version", 0)
+            if await claim_next_version(self.cell_claims, self.ref_cells, cell, version):
+                done = await self.ref_cells.update_one(
+                    {"_id": cell, "version": version},
+                    {"$set": {f"bp.{key}": doc["relief_bp"], "version": version + 1}},
+                )
+                if done.modified_count:
+                    return
+            await asyncio.sleep(0.01)
+        log.warning("could not add a settlement to its fairness cell; it joins at the next start")
 
     # ------------------------------------------------------------------ dossiers
 
@@ -387,6 +434,14 @@ class Repository:
         if doc is None:
             return None
         return {"json": from_store(doc["json"]), "html": doc["html"]}
+
+
+def _cell_id(category: str, band: str, hardship: bool) -> str:
+    return f"{category}|{band}|{int(hardship)}"
+
+
+def _ref_key(ref_id: str) -> str:
+    return ref_id.replace(".", "_").replace("$", "_")  # a field name in the cell document
 
 
 def _holder(ws: Workspace) -> str | None:

@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 import pytest
 
+from services.negotiation import fairness
 from services.negotiation.models import Workspace
 from services.negotiation.repository import Repository
 from shared.mongo import service_database
@@ -76,8 +78,26 @@ async def test_cases_stored_before_the_keyed_documents_are_backfilled_once(
 
 async def test_reference_settlements_are_added_once_by_key(settings: CommonSettings, mongo_client: Any) -> None:
     repo = await _repo(settings, mongo_client)
-    ref = {"ref_id": "case-K1", "source": "agreed", "case_id": "K1", "category": "pricing_fees",
+    ref = {"ref_id": "case-K1.x", "source": "agreed", "case_id": "K1.x", "category": "pricing_fees",
            "band": "1k-5k", "hardship": False, "relief_bp": 1000}
     await repo.add_ref(ref)
     await repo.add_ref(ref)
-    assert await repo.refs.count_documents({"ref_id": "case-K1"}) == 1
+    assert await repo.refs.count_documents({"ref_id": "case-K1.x"}) == 1
+    assert await repo.peer_pcts({"category": "pricing_fees", "band": "1k-5k", "hardship": False}) == [Decimal("10")]
+
+
+async def test_fairness_peers_are_read_by_cell_and_match_the_reference_set(
+    settings: CommonSettings, mongo_client: Any
+) -> None:
+    repo = await _repo(settings, mongo_client)
+    seeds = list(fairness.seed_reference(fairness.FALLBACK_RELIEF, 3))
+    assert await repo.seed_refs(seeds) == len(seeds)
+    assert await repo.seed_refs(seeds) == 0
+    await asyncio.gather(*(repo.add_ref({
+        "ref_id": f"case-A{i}", "source": "agreed", "case_id": f"A{i}", "category": "marketing",
+        "band": "lt1k", "hardship": True, "relief_bp": 100 * i}) for i in range(5)))
+    everything = [d async for d in repo.refs.find({}, {"_id": 0})]
+    for scope in fairness.Cell("marketing", "lt1k", True).widening():
+        expected = sorted(Decimal(d["relief_bp"]) / 100 for d in everything
+                          if all(d[k] == v for k, v in scope.items()))
+        assert sorted(await repo.peer_pcts(scope)) == expected, scope
