@@ -62,16 +62,16 @@ class Plan:
     probe_cap: float = 20
     steady_rates: tuple[float, ...] = (50, 200)
     steady_s: float = 15
-    drain_cap: float = 15
-    completion_wait: float = 15
+    drain_cap: float = 10
+    completion_wait: float = 10
     get_clients: int = 20
     get_slice_s: float = 4
     burst_n: int = 5_000
     burst_cap: float = 60
     levels: tuple[int, ...] = (10_000, 50_000)
     preload_caps: tuple[float, ...] = (90, 200)  # the budget's remainder decides in the end
-    settle_cap: float = 10
-    quiet_cap: float = 5
+    settle_cap: float = 8
+    quiet_cap: float = 3
     budget: float = 570  # everything, servers up to servers down; make bench adds ~10 s
 
     @classmethod
@@ -388,7 +388,7 @@ class Bench:
                 result["attempts"].append(run)
                 self.say(f"  at {rate:g}/s: publish→registered p50 {run['p50_ms']} ms, p99 {run['p99_ms']} ms "
                          f"({len(reg_times):,}/{len(ccids):,} registered; raw aiokafka p99 {run['raw_kafka']['p99_ms']} ms)")
-                if sustained or attempt == 1 or achieved <= 0 or self.left() < 0.4 * p.budget:
+                if sustained or attempt == 1 or achieved <= 0 or self.left() < 0.5 * p.budget:
                     break
                 self.est_rate = achieved
                 rate = max(1.0, round(0.8 * achieved, 1))
@@ -442,7 +442,7 @@ class Bench:
         p = self.plan
         async with self.step(f"negotiation GET /cases/{{id}}, {p.get_clients} clients, vs raw find_one"):
             if not self.observer.completed:
-                await self.wait_for(lambda: bool(self.observer.completed), 30,
+                await self.wait_for(lambda: bool(self.observer.completed), 15,
                                     lambda: "waiting for a first investigation.completed")
             case_ids = list(self.observer.completed)[:200]
             if not case_ids:
@@ -458,7 +458,7 @@ class Bench:
 
                 pending = [c for c in case_ids]
                 t0 = now()
-                while pending and now() - t0 < 20:
+                while pending and now() - t0 < 10:
                     for i in range(0, len(pending), p.get_clients):
                         await asyncio.gather(*(fetch(c) for c in pending[i:i + p.get_clients]))
                     pending = [c for c in pending if c not in bodies]
@@ -572,7 +572,7 @@ class Bench:
             # intake's rate: every registration in the span (a leftover backlog ahead counts as work)
             n_reg = self.observer.count_between(self.observer.registered_times, t0, t_reg)
             # investigation on the same cases: a little longer, capped; its rate likewise
-            inv_all = await self.wait_for(lambda: self.observer.handled_of(ccids) >= len(ccids), min(15.0, cap / 3))
+            inv_all = await self.wait_for(lambda: self.observer.handled_of(ccids) >= len(ccids), min(10.0, cap / 3))
             handled = sorted(h for h in (self._handled_at(c) for c in ccids) if not math.isinf(h))
             t_inv = handled[-1] if inv_all and handled else now()
             n_inv = self.observer.count_between(self.observer.handled_times, t0, t_inv)
@@ -642,13 +642,17 @@ class Bench:
             for i, level in enumerate(p.levels):
                 # the preloads take what the budget has left, keeping enough for what follows
                 rest = len(p.levels) - i
-                after = rest * (p.probe_cap * 2 + p.settle_cap + 5) + self._raw_round_s() + 30
-                avail = self.left(after)
-                cap = min(p.preload_caps[i], avail / rest)
-                if cap < 5:
-                    self.note(f"no time left in the {p.budget:.0f} s budget to preload to {level:,} cases")
+                probe_s = p.probe_cap + p.settle_cap + 5
+                final = self._raw_round_s() + 30
+                cap = min(p.preload_caps[i], self.left(rest * probe_s + final) / rest)
+                if cap >= 5:
+                    steps[f"preload_{level}"] = await self.preload(level, cap)
+                else:
+                    self.note(f"no time left in the {p.budget:.0f} s budget to preload to {level:,} cases; "
+                              f"measured with the {len(self.observer.new_cases):,} stored")
+                if self.left(final + (rest - 1) * probe_s) < probe_s:
+                    self.note(f"no time left in the {p.budget:.0f} s budget for the probe at {level:,}")
                     break
-                steps[f"preload_{level}"] = await self.preload(level, cap)
                 steps[f"probe_{level}"] = await self.probe(f"{level}")
             self.dead_check()
             await self.raw_round("at the end")
