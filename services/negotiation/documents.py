@@ -67,7 +67,7 @@ def build_dossier(
         dossier_id=dossier_id,
         case_id=ws.case_id,
         case_number=ws.case_number,
-        target=target,  # type: ignore[arg-type]
+        target=target,
         reason=redact(reason),
         created_at=created_at,
         complaint={

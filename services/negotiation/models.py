@@ -270,7 +270,7 @@ class AgentProfile(Model):
     team: str = Field(min_length=1, max_length=64)
     role: Literal["agent", "team_lead", "manager", "committee"] = "agent"
     categories: list[Category] = Field(default_factory=list, description="Categories handled; empty: all.")
-    languages: list[Lang] = Field(default_factory=lambda: ["zh-CN"])
+    languages: list[Lang] = Field(default_factory=lambda: list[Lang](["zh-CN"]))
     max_load: int = Field(20, ge=0, le=500)
     active: bool = True
     conflicted_customer_ids: list[str] = Field(

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from services.negotiation.models import (
+from services.negotiation.models import Offer, Workspace
+from shared.contracts.terms import (
     Apology,
     Compensation,
     CreditReportCorrection,
@@ -10,9 +11,7 @@ from services.negotiation.models import (
     FeeWaiver,
     InstalmentPlanTerm,
     InterestReduction,
-    Offer,
     Refund,
-    Workspace,
 )
 
 FEE_ZH = {"late_fee": "滞纳金", "penalty_interest": "罚息"}

@@ -42,6 +42,6 @@ def customer_view(ws: Workspace, lang: str) -> CustomerCaseView:
         case_id=ws.case_id, case_number=ws.case_number, language="en" if not zh else "zh-CN",
         status=ws.status, status_text=status_text, next_step=next_step, deadline_at=ws.deadline_at,
         deadline_text=deadline_text, open_offers=offers, messages=messages,
-        timeline=[CustomerStep(at=at, text=text) for at, text in customer_timeline(ws, lang)],  # type: ignore[arg-type]
+        timeline=[CustomerStep(at=at, text=text) for at, text in customer_timeline(ws, lang)],
         agreement_id=ws.agreement.agreement_id if ws.agreement else None, version=ws.version,
     )

@@ -18,11 +18,10 @@ from services.negotiation.models import (
     Lang,
     Model,
     Offer,
-    ScheduleRow,
-    Term,
     Workspace,
 )
 from shared.contracts.common import Money
+from shared.contracts.terms import ScheduleRow, Term
 
 
 class Versioned(Model):

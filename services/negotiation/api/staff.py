@@ -47,8 +47,9 @@ from services.negotiation.api.schemas import (
 from services.negotiation.auth import Principal
 from services.negotiation.authority import rank
 from services.negotiation.errors import Forbidden, NotFound, Unprocessable
-from services.negotiation.models import AgentProfile, Agreement, Dossier, ScheduleRow, Workspace
+from services.negotiation.models import AgentProfile, Agreement, Dossier, Workspace
 from services.negotiation.plan import PlanError, compute_plan
+from shared.contracts.terms import ScheduleRow
 
 
 def summary_of(ws: Workspace) -> CaseSummary:

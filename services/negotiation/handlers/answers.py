@@ -33,7 +33,6 @@ from services.negotiation.models import (
     Acceptance,
     Actor,
     Agreement,
-    FeeWaiver,
     Message,
     Offer,
     OfferEvent,
@@ -42,6 +41,7 @@ from services.negotiation.models import (
 from services.negotiation.settings import Settings
 from services.negotiation.texts import summary
 from shared.contracts import negotiation
+from shared.contracts.terms import FeeWaiver
 
 
 def answerable_offer(ws: Workspace, offer_id: str) -> Offer:

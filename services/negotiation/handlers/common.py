@@ -13,11 +13,12 @@ from typing import Any, Literal
 from services.negotiation.auth import ALL_CASES, TEAM_SCOPED, Principal
 from services.negotiation.errors import Conflict, Forbidden, NotFound, StaleVersion
 from services.negotiation.handlers.ports import Store
-from services.negotiation.models import Actor, FeeWaiver, Offer, TimelineEntry, Workspace
+from services.negotiation.models import Actor, Offer, TimelineEntry, Workspace
 from services.negotiation.texts import waived
 from shared.contracts import intake
 from shared.contracts.common import Channel, Language
 from shared.contracts.envelope import Envelope, Payload
+from shared.contracts.terms import FeeWaiver
 from shared.logging import redact
 
 PRODUCER = "negotiation"
@@ -36,7 +37,7 @@ def event(ws: Workspace, payload: Payload, now: datetime, cause: Envelope[Any] |
 
 def actor(p: Principal) -> Actor:
     """The caller as the actor of a change."""
-    return Actor(sub=p.sub, role=p.role)  # type: ignore[arg-type]
+    return Actor(sub=p.sub, role=p.role)
 
 
 def notify(ws: Workspace, kind: str, zh: tuple[str, str], en: tuple[str, str], now: datetime) -> Events:

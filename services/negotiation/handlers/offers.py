@@ -27,16 +27,9 @@ from services.negotiation.handlers.ports import Store
 from services.negotiation.models import (
     Actor,
     AuthorityCheck,
-    Compensation,
-    Deferral,
     FairnessComparison,
-    FeeWaiver,
-    InstalmentPlanTerm,
-    InterestReduction,
     Offer,
     OfferEvent,
-    Refund,
-    ScheduleRow,
     Workspace,
 )
 from services.negotiation.plan import PlanError, compute_plan, money
@@ -44,6 +37,15 @@ from services.negotiation.settings import Settings
 from services.negotiation.texts import describe_offer, summary, waived
 from shared.contracts import negotiation
 from shared.contracts.envelope import Envelope
+from shared.contracts.terms import (
+    Compensation,
+    Deferral,
+    FeeWaiver,
+    InstalmentPlanTerm,
+    InterestReduction,
+    Refund,
+    ScheduleRow,
+)
 
 
 def prepare_terms(terms: list[Any]) -> list[Any]:
@@ -138,7 +140,7 @@ def authority_check(role: str, m: OfferMetrics, settings: Settings) -> Authority
     limit = settings.authority.get(role)
     over = exceeded(limit, m) if limit is not None else ["no authority"]
     return AuthorityCheck(
-        proposer_role=role, required_role=needed,  # type: ignore[arg-type]
+        proposer_role=role, required_role=needed,
         within_authority=not over, exceeded=over,
     )
 

@@ -28,7 +28,7 @@ async def log_message(
         await require_staff_action(ws, p, repo=repo, needs_open=False)
     check_version(ws, expected_version)
     ws.messages.append(Message(
-        message_id=f"M{len(ws.messages) + 1:04d}", direction=direction, channel=channel,  # type: ignore[arg-type]
+        message_id=f"M{len(ws.messages) + 1:04d}", direction=direction, channel=channel,
         body=body, author=actor(p), at=now,
     ))
     mark(ws, now, f"message ({channel}, {direction})", by=p.sub)
