@@ -210,6 +210,8 @@ class Repository:
             await asyncio.sleep(0.01)
         else:
             raise Conflict(f"could not link case {case_id} to its customer; try again")
+        if len(self._linked) > 100_000:  # a cache, not a record: start again rather than grow
+            self._linked.clear()
         self._linked.add((customer_id, case_id))
 
     async def save(
