@@ -446,18 +446,26 @@ class BatchResult:
 
 async def investigate_batch(events: Sequence[Envelope[ComplaintRegistered]], *, repo: InvestigationRepository,
                             records: RecordsStore, categorise: Categoriser, settings: Settings,
-                            now: datetime) -> BatchResult:
+                            now: datetime, stored: dict[str, dict[str, Any]] | None = None) -> BatchResult:
     """Investigate a batch of registered complaints; idempotent per case and complaint.
 
-    One read of the cases by ``_id``; the events applied in order per case in memory (a
-    redelivered complaint changes nothing, a linked one without new facts is merged, one with
-    new facts or a restarted clock re-investigates the case with all its texts); one
-    ``categorise`` call for every text to investigate; one records load; one bulk insert of the
-    new cases with their outboxes (a duplicate ``_id`` means another writer got there first);
-    a conditional update per re-investigated stored case (a lost race raises the shared,
+    The events are applied in order per case in memory (a redelivered complaint changes
+    nothing, a linked one without new facts is merged, one with new facts or a restarted clock
+    re-investigates the case with all its texts); one ``categorise`` call for every text to
+    investigate; one records load; one bulk insert of the new cases with their outboxes; a
+    conditional update per re-investigated stored case (a lost race raises the shared,
     retriable ``Conflict`` after the rest is written).
+
+    Only cases a complaint says exist (``role == "linked"``) are read first, by ``_id``. The
+    others are taken as new and inserted: a duplicate ``_id`` means the case is there after all
+    (Kafka redelivered, or another writer got there first), and only those cases are read and
+    their events applied again to what is stored. So a batch of new complaints reads nothing,
+    which keeps its cost flat even where a read by ``_id`` is not (FerretDB's PostgreSQL backend
+    scans for it); a redelivery costs one more classification. ``stored``: cases already read.
     """
-    stored = await repo.get_many([e.case_id for e in events])
+    if stored is None:
+        linked = [e.case_id for e in events if e.payload.role == "linked"]
+        stored = await repo.get_many(linked) if linked else {}
     cases: dict[str, _Case] = {}
     outcomes: list[Outcome] = []
     for env in events:
@@ -504,6 +512,17 @@ async def investigate_batch(events: Sequence[Envelope[ComplaintRegistered]], *, 
 
     inserted = await repo.insert_many(new_docs) if new_docs else set()
     written += [Written(repo.investigations, d["_id"], d["outbox"]) for d in new_docs if d["_id"] in inserted]
+    there = [d["_id"] for d in new_docs if d["_id"] not in inserted]
+    if there:  # taken as new but already stored: apply their events again, to what is stored
+        found = await repo.get_many(there)
+        if len(found) != len(there):
+            raise Conflict(f"case {next(i for i in there if i not in found)} was neither inserted nor found")
+        again = [(i, e) for i, e in enumerate(events) if e.case_id in found]
+        redo = await investigate_batch([e for _, e in again], repo=repo, records=records, categorise=categorise,
+                                       settings=settings, now=now, stored=found)
+        for (i, _), outcome in zip(again, redo.outcomes, strict=True):
+            outcomes[i] = outcome
+        written += redo.written
     lost: list[str] = []
     for case, doc, case_events in replaced:
         assert case.stored is not None

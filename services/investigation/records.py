@@ -438,23 +438,34 @@ def _service(out: CoreRecords, customer_id: str, claims: Claims, as_of: datetime
 class SimulatedCoreSystems:
     """The ``RecordsStore`` adapter of Parley's stand-in core systems.
 
-    Reads customers' records from ``backing``; a customer seen for the first time gets records
-    generated from the complaint (``synthesize``, deterministic), stored once (a concurrent
-    writer's records win: they are read back), and returned in their stored form. Several
-    requests for one new customer in a batch: the first (in batch order) shapes the records.
+    A customer seen for the first time gets records generated from the complaint
+    (``synthesize``, deterministic), stored once, and returned in their stored form; a customer
+    already in ``backing`` gets what is stored there (the first records stored win). Several
+    requests for one customer in a batch: the first (in batch order) shapes new records.
+
+    Write first, read only what was already there: records are generated for every requested
+    customer and inserted in bulk; only customers whose insert met a duplicate are read back.
+    So a batch of new customers costs no read (a read by ``_id`` is a scan on FerretDB's
+    PostgreSQL backend); a returning customer costs a generation and a read.
     """
 
     def __init__(self, backing: RecordsBacking) -> None:
         self.backing = backing
 
     async def load_many(self, requests: Sequence[RecordsRequest]) -> dict[str, CoreRecords]:
-        found = await self.backing.load_many(requests)
         first: dict[str, RecordsRequest] = {}
         for r in requests:
-            if r.customer_id not in found:
-                first.setdefault(r.customer_id, r)
+            first.setdefault(r.customer_id, r)
         if not first:
-            return found
+            return {}
+        made = {cid: normalise(synthesize(customer_id=cid, case_id=r.case_id, claims=read_claims(r.text),
+                                          product=r.product, received_at=r.received_at))
+                for cid, r in first.items()}
+        already = await self.backing.store_many(list(made.values()))
+        found = {cid: rec for cid, rec in made.items() if cid not in already}
+        if already:
+            found.update(await self.backing.load_many([first[cid] for cid in already]))
+        return found
         made = {cid: normalise(synthesize(customer_id=cid, case_id=r.case_id, claims=read_claims(r.text),
                                           product=r.product, received_at=r.received_at))
                 for cid, r in first.items()}

@@ -67,7 +67,7 @@ async def test_a_complaint_is_investigated_once_and_redelivery_changes_nothing()
     fingerprint = repo.docs["case-1"]["fingerprint"]
     assert await _run(env, repo, records, cat) == "duplicate"
     assert await _run(registered("case-1", REAL[1]).model_copy(update={"event_id": env.event_id}), repo, records, cat) == "duplicate"
-    assert len(repo.events) == 1 and cat.calls == 1 and records.stores == 1
+    assert len(repo.events) == 1 and records.stores == 1  # a redelivery is classified again, found done
     assert repo.docs["case-1"]["fingerprint"] == fingerprint
 
 
@@ -219,11 +219,18 @@ async def test_transient_record_failures_are_retried_with_a_bound_then_dead_lett
             super().__init__()
             self.failures = failures
 
-        async def load_many(self, requests: Any) -> Any:
+        def _down(self) -> None:
             if self.failures:
                 self.failures -= 1
                 raise RecordsUnavailable("core banking timed out")
+
+        async def load_many(self, requests: Any) -> Any:
+            self._down()
             return await super().load_many(requests)
+
+        async def store_many(self, records: Any) -> Any:
+            self._down()
+            return await super().store_many(records)
 
     letters: list[dict[str, Any]] = []
 
