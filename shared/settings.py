@@ -3,6 +3,10 @@
 Each group reads its own environment variables (``PARLEY_KAFKA_*``, ``PARLEY_MONGO_*``,
 ``PARLEY_*``); a service's own ``settings.py`` composes them with its own fields. Nothing
 is read at import time: call the service's cached ``get_settings()``.
+
+The local zone is one setting for every service, ``PARLEY_TIMEZONE`` (``timezone``, with
+``zone`` as a ``ZoneInfo``); a service that had its own variable declares
+``timezone = timezone_field("PARLEY_<SERVICE>_TIMEZONE")`` so the old name still overrides it.
 """
 
 from __future__ import annotations
