@@ -289,9 +289,9 @@ def chart(results: dict[str, Any], observer: Any, t_start: float, png: Path) -> 
 
     # progress over the run
     ax = axes[1][1]
-    reg = [t - t_start for t in observer.registered_times]
-    hand = [t - t_start for t in observer.handled_times]
-    pub = sorted(t - t_start for t in observer.published.values())
+    reg = [t - t_start for t in observer.registered_times] if observer else []
+    hand = [t - t_start for t in observer.handled_times] if observer else []
+    pub = sorted(t - t_start for t in observer.published.values()) if observer else []
     ax.plot(pub, range(1, len(pub) + 1), label="published to complaint.received", lw=1)
     ax.plot(reg, range(1, len(reg) + 1), label="complaint.registered", lw=1)
     ax.plot(hand, range(1, len(hand) + 1), label="investigation completed/paused", lw=1)

@@ -26,6 +26,7 @@ import random
 import signal
 import subprocess
 import sys
+import traceback
 import uuid
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -302,7 +303,10 @@ class Bench:
     # ------------------------------------------------------------------ pipeline steps
 
     async def probe(self, label: str) -> dict[str, Any]:
-        """Time per complaint with the cases stored so far: ``probe_n`` complaints at once.
+        """Time per complaint with the cases stored so far: ``probe_n`` complaints.
+
+        They go at once when intake's measured rate drains them in half the cap, otherwise
+        topped up (``top_up``) so that a slow intake is not left with a backlog.
 
         Time per complaint is the span from the probe's publish to its last registration
         (investigation: its last completed/paused), divided by everything intake
@@ -314,16 +318,20 @@ class Bench:
         stored = len(self.observer.new_cases)
         backlog, inv_backlog = self.observer.backlog(), self.observer.investigation_backlog()
         async with self.step(f"time per complaint with {stored:,} cases stored ({p.probe_n} complaints, cap {p.probe_cap:g} s)"):
-            batch = self.complaints.take(p.probe_n)
-            ccids = [k for k, _ in batch]
             t0 = now()
-            await self.publish(batch)
-            await self.producer.flush()
+            if (self.est_rate or 0) * p.probe_cap / 2 >= p.probe_n:  # intake drains them well within the cap
+                batch = self.complaints.take(p.probe_n)
+                ccids = [k for k, _ in batch]
+                await self.publish(batch)
+                await self.producer.flush()
+            else:  # a slow intake: never leave more than ~5 s of its work behind for the next step
+                up = await self.top_up(p.probe_n, lambda: False, p.probe_cap * 0.75, "probe")
+                ccids = up["ccids"]
             reg_ok = await self.wait_for(
-                lambda: self.observer.registered_of(ccids) == len(ccids), p.probe_cap,
+                lambda: self.observer.registered_of(ccids) == len(ccids), max(0.5, p.probe_cap - (now() - t0)),
                 lambda: f"probe: {self.observer.registered_of(ccids):,}/{len(ccids):,} registered")
             reg = [self.observer.registered[c] for c in ccids if c in self.observer.registered]
-            t_reg = max(reg) if reg_ok else t0 + p.probe_cap
+            t_reg = max(reg) if reg_ok else now()
             n_reg = self.observer.count_between(self.observer.registered_times, t0, t_reg)
             inv_ok = await self.wait_for(lambda: self.observer.handled_of(ccids) == len(ccids),
                                          max(0.5, p.probe_cap - (now() - t0)))
@@ -452,9 +460,10 @@ class Bench:
                 bodies: dict[str, dict[str, Any]] = {}
 
                 async def fetch(cid: str) -> None:
-                    r = await http.get(f"/cases/{cid}")
-                    if r.status_code == 200:
-                        bodies[cid] = r.json()
+                    with contextlib.suppress(httpx.HTTPError):
+                        r = await http.get(f"/cases/{cid}")
+                        if r.status_code == 200:
+                            bodies[cid] = r.json()
 
                 pending = [c for c in case_ids]
                 t0 = now()
@@ -505,7 +514,12 @@ class Bench:
             rnd = random.Random(seed)
             while now() < stop_at:
                 t = now()
-                r = await http.get(f"/cases/{rnd.choice(ids)}")
+                try:
+                    r = await http.get(f"/cases/{rnd.choice(ids)}")
+                except httpx.HTTPError:  # a dropped connection counts as an error, never as fast
+                    lat.append(math.inf)
+                    errors += 1
+                    continue
                 lat.append(now() - t)
                 if r.status_code != 200:
                     errors += 1
@@ -517,18 +531,25 @@ class Bench:
                 "p50_ms": _ms(percentile(lat, 50)), "p99_ms": _ms(percentile(lat, 99)), "latencies": lat}
 
     async def top_up(self, total: int, until: Any, cap: float, label: str) -> dict[str, Any]:
-        """Publish up to ``total`` complaints, keeping a backlog intake can drain in ~5 s.
+        """Publish up to ``total`` complaints, keeping about 5 s of intake's work waiting.
 
-        Stops at ``until()`` or after ``cap`` seconds. Returns what was published and when.
+        Intake's rate is measured as it goes (every registration since the start), so a slow
+        pipeline is never left with more than a few seconds of backlog when the cap ends the
+        step, and a fast one gets bigger and bigger batches. Stops at ``until()``, ``total``
+        or ``cap`` seconds.
         """
         ccids: list[str] = []
         t0 = now()
         last = t0
+        rate = self.est_rate or 4.0
         while len(ccids) < total and not until() and now() - t0 < cap:
-            rate = self.est_rate or 50.0
+            elapsed = now() - t0
+            done = self.observer.count_between(self.observer.registered_times, t0, now())
+            if elapsed >= 1 and done:
+                rate = done / elapsed
             target = int(max(20, rate * 5))
             room = target - self.observer.backlog()
-            if room >= max(20, target // 4):
+            if room >= max(10, target // 4):
                 batch = self.complaints.take(min(room, total - len(ccids)))
                 await self.publish(batch)
                 ccids += [k for k, _ in batch]
@@ -536,12 +557,11 @@ class Bench:
             if now() - last >= 5:
                 last = now()
                 reg = self.observer.registered_of(ccids)
-                elapsed = now() - t0
-                r = reg / elapsed if elapsed else 0
-                eta = (total - reg) / r if r else math.inf
-                self.say(f"  {label}: {len(ccids):,} published, {reg:,}/{total:,} registered, {r:,.1f}/s, "
+                eta = (total - reg) / rate if rate else math.inf
+                self.say(f"  {label}: {len(ccids):,} published, {reg:,}/{total:,} registered, {rate:,.1f}/s, "
                          f"{len(self.observer.new_cases):,} cases stored, ETA {_eta(eta)} (cap {cap:.0f} s)")
         await self.producer.flush()
+        self.est_rate = rate
         return {"published": len(ccids), "ccids": ccids, "t0": t0}
 
     async def burst(self) -> dict[str, Any]:
@@ -656,6 +676,10 @@ class Bench:
                 steps[f"probe_{level}"] = await self.probe(f"{level}")
             self.dead_check()
             await self.raw_round("at the end")
+        except Exception as exc:  # noqa: BLE001 - the run stops; what was measured is still written
+            self.results["error"] = f"{type(exc).__name__}: {exc}"
+            self.results["traceback"] = traceback.format_exc()
+            self.note(f"the run stopped early: {type(exc).__name__}: {str(exc)[:300]}")
         finally:
             self.results["dead_services"] = self.services.dead()
             self.results["observed"] = {
@@ -733,11 +757,14 @@ def main(argv: list[str] | None = None) -> int:
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"{name}.json").write_text(json.dumps(_jsonable(results), indent=2, ensure_ascii=False) + "\n")
     png = RESULTS / f"{name}.png"
-    chart(results, bench.observer, bench.t_start, png)
+    chart(results, getattr(bench, "observer", None), bench.t_start, png)
     table = print_table(rows, results)
     if (args.readme or not args.quick) and not args.no_readme:
         update_readme(REPO / "README.md", table, results)
     print(f"\nwrote {RESULTS / f'{name}.json'} and {png}")
+    if results.get("error"):
+        print(f"[bench] the run stopped early: {results['error']}\n{results['traceback']}", flush=True)
+        return 1
     return 0
 
 
