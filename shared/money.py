@@ -24,7 +24,7 @@ the yuan sign (``"¥1,234.50"``).
 from __future__ import annotations
 
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
-from typing import Final, Literal
+from typing import Final
 
 __all__ = [
     "FEN",
@@ -98,17 +98,20 @@ def round_fen(amount_in_fen: MoneyInput) -> int:
 
 def format_yuan(
     value: MoneyInput,
-    language: Literal["zh-CN", "zh", "en"] = "zh-CN",
+    language: str = "zh-CN",
     *,
     grouping: bool = False,
     symbol: bool = False,
 ) -> str:
     """Return an amount for a person to read, rounded to the fen.
 
-    ``"1234.50 元"`` (zh-CN) or ``"CNY 1234.50"`` (en), as the services print amounts;
+    ``"1234.50 元"`` (``"zh-CN"``/``"zh"``, or ``Language.ZH_CN``) or ``"CNY 1234.50"``
+    (``"en"``), as the services print amounts;
     ``grouping`` adds thousands separators and ``symbol`` writes ``"¥1,234.50"`` in either
     language. A negative amount keeps its sign in front of the number (``"-¥5.00"``).
     """
+    if language not in ("zh-CN", "zh", "en"):
+        raise ValueError(f"unknown language {language!r}; expected 'zh-CN' or 'en'")
     amount = to_yuan(value)
     number = f"{abs(amount):,.2f}" if grouping else f"{abs(amount):.2f}"
     sign = "-" if amount < 0 else ""
@@ -116,6 +119,4 @@ def format_yuan(
         return f"{sign}¥{number}"
     if language == "en":
         return f"CNY {sign}{number}"
-    if language not in ("zh-CN", "zh"):
-        raise ValueError(f"unknown language {language!r}; expected 'zh-CN' or 'en'")
     return f"{sign}{number} 元"

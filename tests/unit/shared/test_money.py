@@ -6,6 +6,7 @@ from decimal import Decimal
 
 import pytest
 
+from shared.contracts.common import Language
 from shared.money import (
     MoneyError,
     fen_to_yuan,
@@ -112,6 +113,11 @@ def test_format_matches_what_the_services_print() -> None:
     assert format_yuan(fen_to_yuan(20000), "zh") == "200.00 元"
 
 
+def test_format_takes_the_contracts_language() -> None:
+    assert format_yuan("5", Language.ZH_CN) == "5.00 元"
+    assert format_yuan("5", Language.EN) == "CNY 5.00"
+
+
 def test_format_refuses_an_unknown_language() -> None:
     with pytest.raises(ValueError, match="unknown language"):
-        format_yuan("1", "fr")  # type: ignore[arg-type]
+        format_yuan("1", "fr")
