@@ -13,6 +13,7 @@ from services.negotiation.auth import Principal
 from services.negotiation.authority import OfferMetrics, exceeded, may_approve, required_role
 from services.negotiation.errors import Conflict, Forbidden, NotFound, Unprocessable
 from services.negotiation.handlers.common import (
+    Events,
     actor,
     check_version,
     conflicted,
@@ -201,25 +202,39 @@ async def make_offer(
             field="justification",
         )
     check = authority_check(p.role, m, settings)
-    by = actor(p)
+    ws, events, offer = offer_made(ws, terms=terms, concession=m.concession, fairness=fairness, check=check,
+                                   reason=reason, justification=justification, final=final,
+                                   responds_to=responds_to, by=actor(p), now=now)
+    saved = await repo.save(ws, ws.version, events)
+    return saved, saved.offer(offer.offer_id)  # type: ignore[return-value]
+
+
+def offer_made(
+    ws: Workspace, *, terms: list[Any], concession: Decimal, fairness: FairnessComparison,
+    check: AuthorityCheck, reason: str, justification: str | None, final: bool, responds_to: str | None,
+    by: Actor, now: datetime,
+) -> tuple[Workspace, Events, Offer]:
+    """Add an institution offer (pure): open within authority (``settlement.proposed`` and the
+    customer's notice owed), otherwise waiting for approval (nothing owed yet).
+    """
+    ws = ws.model_copy(deep=True)
     offer = Offer(
         offer_id=f"OF-{len(ws.offers) + 1:03d}", party="institution", status="pending_approval",
         terms=terms, final=final, reason=reason, justification=justification,
-        concession=m.concession, fairness=fairness, authority=check, responds_to=responds_to,
+        concession=concession, fairness=fairness, authority=check, responds_to=responds_to,
         proposed_by=by, created_at=now,
         history=[OfferEvent(status="pending_approval", by=by, at=now, note=reason)],
     )
     ws.offers.append(offer)
-    events: list[Envelope[Any]] = []
+    events: Events = []
     if check.within_authority:
         open_offer(ws, offer, by, now, note="within the proposer's authority")
         events = proposed_events(ws, offer, now)
-        mark(ws, now, f"offer {offer.offer_id} made", by=p.sub, detail=summary(offer))
+        mark(ws, now, f"offer {offer.offer_id} made", by=by.sub, detail=summary(offer))
     else:
-        mark(ws, now, f"offer {offer.offer_id} awaits approval", by=p.sub,
-              detail=f"needs {check.required_role}: {'; '.join(check.exceeded)}")
-    saved = await repo.save(ws, ws.version, events)
-    return saved, saved.offer(offer.offer_id)  # type: ignore[return-value]
+        mark(ws, now, f"offer {offer.offer_id} awaits approval", by=by.sub,
+             detail=f"needs {check.required_role}: {'; '.join(check.exceeded)}")
+    return ws, events, offer
 
 
 async def decide_approval(
@@ -247,22 +262,33 @@ async def decide_approval(
     if not approve and not note.strip():
         raise Unprocessable("a rejection needs a reason", field="reason")
     check_version(ws, expected_version)
-    by = actor(p)
-    events: list[Envelope[Any]] = []
+    ws, events = approval_decided(ws, offer_id, approve=approve, note=note, by=actor(p), required=required, now=now)
+    saved = await repo.save(ws, ws.version, events)
+    return saved, saved.offer(offer_id)  # type: ignore[return-value]
+
+
+def approval_decided(ws: Workspace, offer_id: str, *, approve: bool, note: str, by: Actor, required: str,
+                     now: datetime) -> tuple[Workspace, Events]:
+    """Approve (the offer opens: ``settlement.approved``, ``settlement.proposed`` and the notice
+    owed) or reject an offer waiting for approval (pure; permissions checked by the caller).
+    """
+    ws = ws.model_copy(deep=True)
+    offer = ws.offer(offer_id)
+    assert offer is not None
+    events: Events = []
     if approve:
         offer.history.append(OfferEvent(status="pending_approval", by=by, at=now, note=f"approved: {note}".strip()))
-        open_offer(ws, offer, by, now, note=f"approved by {p.role}")
+        open_offer(ws, offer, by, now, note=f"approved by {by.role}")
         events.append(event(ws, negotiation.SettlementApproved(
-            case_number=ws.case_number, offer_id=offer_id, approver_role=p.role, required_role=required,
+            case_number=ws.case_number, offer_id=offer_id, approver_role=by.role, required_role=required,
         ), now))
         events += proposed_events(ws, offer, now)
-        mark(ws, now, f"offer {offer_id} approved", by=p.sub, detail=note)
+        mark(ws, now, f"offer {offer_id} approved", by=by.sub, detail=note)
     else:
         offer.status = "approval_rejected"
         offer.history.append(OfferEvent(status="approval_rejected", by=by, at=now, note=note))
-        mark(ws, now, f"offer {offer_id} not approved", by=p.sub, detail=note)
-    saved = await repo.save(ws, ws.version, events)
-    return saved, saved.offer(offer_id)  # type: ignore[return-value]
+        mark(ws, now, f"offer {offer_id} not approved", by=by.sub, detail=note)
+    return ws, events
 
 
 async def withdraw_offer(

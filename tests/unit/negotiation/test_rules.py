@@ -7,12 +7,22 @@ from decimal import Decimal
 
 from services.negotiation.handlers.answers import agreed, settlement_reference
 from services.negotiation.handlers.escalation import escalated
+from services.negotiation.handlers.offers import approval_decided, offer_made
 from services.negotiation.handlers.opening import findings, is_news, opened, revised, started
-from services.negotiation.models import Acceptance, Actor, AgentProfile, FeeWaiver, Offer, Workspace
+from services.negotiation.models import (
+    Acceptance,
+    Actor,
+    AgentProfile,
+    AuthorityCheck,
+    FairnessComparison,
+    Offer,
+    Workspace,
+)
 from services.negotiation.settings import Settings
 from shared.contracts.common import Category
 from shared.contracts.envelope import Envelope
 from shared.contracts.investigation import InvestigationCompleted, RemedyRange
+from shared.contracts.terms import FeeWaiver
 
 NOW = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 SETTINGS = Settings(environment="test")
@@ -73,3 +83,21 @@ def test_escalation_withdraws_offers_and_makes_the_dossier() -> None:
     assert [e.event_type for e in events] == ["negotiation.failed", "case.escalated", "customer.notified"]
     assert dossier.dossier_id == "DS-K1-5" == new.escalation.dossier_id  # type: ignore[union-attr]
     assert events[1].payload.dossier_url == "https://p.example/cases/K1/dossier"
+
+
+def test_an_offer_beyond_authority_waits_and_owes_nothing_until_approved() -> None:
+    ws = open_case()
+    terms = [FeeWaiver(fee="late_fee", fee_amount=Decimal("1000"), waiver_pct=Decimal("90"))]
+    fairness = FairnessComparison(comparable=False, explanation_zh="-", explanation_en="-")
+    check = AuthorityCheck(proposer_role="agent", required_role="team_lead", within_authority=False,
+                           exceeded=["waiver 90% > 50%"])
+    new, events, offer = offer_made(ws, terms=terms, concession=Decimal("900.00"), fairness=fairness, check=check,
+                                    reason="r", justification=None, final=False, responds_to=None, by=AGENT, now=NOW)
+    assert offer.status == "pending_approval" and events == [] and len(ws.offers) == 1 and len(new.offers) == 2
+    lead = Actor(sub="lead", role="team_lead")
+    approved, owed = approval_decided(new, offer.offer_id, approve=True, note="同意", by=lead,
+                                      required="team_lead", now=NOW)
+    assert approved.offer(offer.offer_id).status == "open"  # type: ignore[union-attr]
+    assert approved.offer("OF-001").status == "superseded"  # type: ignore[union-attr]
+    assert [e.event_type for e in owed] == ["settlement.approved", "settlement.proposed", "customer.notified"]
+    assert new.offer(offer.offer_id).status == "pending_approval"  # type: ignore[union-attr]
