@@ -18,14 +18,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from services.intake import handlers
-from services.intake.models import decode_submission
-from services.intake.repository import IntakeRepository
+from services.intake.models import ComplaintSubmission, decode_submission
+from services.intake.repository import CaseNumbers, IntakeRepository
 from services.intake.settings import Settings, get_settings
 from shared.contracts.envelope import Envelope
 from shared.contracts.followup import CaseClosed
 from shared.errors import InvalidMessage
 from shared.kafka.consume import Incoming
-from shared.outbox import SendFn
+from shared.outbox import SendFn, Written
 from shared.service import Runtime, ServiceSpec, Subscription
 
 SERVICE = "intake"
@@ -38,29 +38,24 @@ class Deps:
     repo: IntakeRepository
     settings: Settings
     send: SendFn
-    locks: handlers.CustomerLocks
+    numbers: CaseNumbers
 
 
 def build_deps(rt: Runtime[Settings]) -> Deps:
-    """Make intake's dependencies from the runtime."""
-    return Deps(IntakeRepository(rt.db), rt.settings, rt.send, handlers.CustomerLocks())
+    """Make intake's dependencies from the runtime (one case-number allocator per process)."""
+    repo = IntakeRepository(rt.db)
+    return Deps(repo, rt.settings, rt.send, CaseNumbers(repo))
 
 
 def _decode_submission(message: Incoming) -> Any:
     return decode_submission(message.value)
 
 
-async def on_received(deps: Deps, submissions: list[Any]) -> Any:
-    """Register a batch of channel complaints."""
-    import asyncio
-
-    async def one(submission: Any) -> None:
-        await handlers.register_complaint(
-            submission, repo=deps.repo, send=deps.send, settings=deps.settings, locks=deps.locks
-        )
-
-    await asyncio.gather(*(one(s) for s in submissions))
-    return None
+async def on_received(deps: Deps, submissions: list[ComplaintSubmission]) -> list[Written]:
+    """Register a batch of channel complaints; their events are published after the batch."""
+    return await handlers.register_batch(
+        submissions, repo=deps.repo, settings=deps.settings, numbers=deps.numbers
+    )
 
 
 async def on_closed(deps: Deps, events: list[Envelope[CaseClosed]]) -> None:
