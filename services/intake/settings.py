@@ -79,9 +79,6 @@ class Settings(CommonSettings):
         "complaints line 400-000-0000 (weekdays 9:00-18:00) or in the app under Me > Complaints",
         description="Contact point named in English acknowledgements.",
     )
-    agent_concurrency: int = Field(
-        4, ge=1, le=32, description="Concurrent registrations per worker process (faust agent concurrency)."
-    )
     relay_interval_s: float = Field(
         5.0, gt=0, description="Seconds between sweeps publishing events a crash left in outboxes."
     )
