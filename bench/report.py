@@ -10,6 +10,9 @@ from typing import Any
 FAIL, PASS, NA = "FAIL", "pass", "n/a"
 README_START = "<!-- bench:start -->"
 README_END = "<!-- bench:end -->"
+LEGEND = ("∞: did not happen within the step's cap. Throughput ratios are against the best raw round of the run; "
+          "latency ratios against the raw client measured alongside (aiokafka at the same rate just before and "
+          "after the step, find_one alternating with GET).")
 
 
 def _num(x: Any, digits: int = 0) -> str:
@@ -22,7 +25,7 @@ def _num(x: Any, digits: int = 0) -> str:
 
 def _ms(x: Any) -> str:
     if x is None or x == "inf" or (isinstance(x, float) and math.isinf(x)):
-        return "never (within the cap)"
+        return "∞"  # see LEGEND
     if isinstance(x, float) and math.isnan(x):
         return "–"
     return f"{x:,.1f}" if x < 10 else f"{x:,.0f}"
@@ -72,7 +75,7 @@ def build_rows(results: dict[str, Any]) -> list[dict[str, str]]:
 
     burst = steps.get("burst")
     if burst:
-        near, _ = _raw(results, "upsert", ("before the burst", "after the burst"))
+        near = upsert  # the best raw round: rounds next to a busy pipeline show less than the server can do
         rate = burst["registered_per_s"]
         capped = f", capped at {burst['cap_s']:.0f} s" if burst["capped"] else ""
         ok = rate >= 0.5 * near and rate >= 1000
@@ -80,7 +83,7 @@ def build_rows(results: dict[str, Any]) -> list[dict[str, str]]:
             f"intake burst of {burst['n']:,}: registrations/s",
             f"{_num(rate)}/s ({burst['registered']:,} of {burst['published']:,} published in {burst['seconds']:.1f} s"
             f"{capped}; best 5 s {_num(burst['peak_5s_per_s'])}/s; {burst['mode']})",
-            f"upsert {_num(near)}/s", _ratio(rate, near, pct=True), "≥ 50 % of raw upsert and ≥ 1,000/s",
+            f"upsert {_num(near)}/s (best round)", _ratio(rate, near, pct=True), "≥ 50 % of raw upsert and ≥ 1,000/s",
             PASS if ok else FAIL,
         ))
         inv = burst["investigation_per_s"]
@@ -147,7 +150,8 @@ def build_rows(results: dict[str, Any]) -> list[dict[str, str]]:
                 target = "≤ 1.5× the time at 0" if level == last else "–"
                 for what in ("intake", "investigation"):
                     rows.append(row(f"{what} time per complaint, {level:,} cases stored",
-                                    "not measured: no time left in the budget to store them", "–", "–",
+                                    "not measured: no time left in the budget"
+                                    + (f" ({pre['stored']:,} stored)" if pre else ""), "–", "–",
                                     target, NA if level == last else "–"))
                 continue
             reached = pre and pre["reached"]
@@ -187,7 +191,7 @@ def headline(results: dict[str, Any]) -> str:
 
 
 def print_table(rows: list[dict[str, str]], results: dict[str, Any]) -> str:
-    table = markdown(rows)
+    table = markdown(rows) + "\n\n" + LEGEND
     print("\n" + headline(results) + "\n")
     print(table)
     for note in results.get("notes", []):

@@ -664,7 +664,8 @@ class Bench:
                 rest = len(p.levels) - i
                 probe_s = p.probe_cap + p.settle_cap + 5
                 final = self._raw_round_s() + 30
-                cap = min(p.preload_caps[i], self.left(rest * probe_s + final) / rest)
+                # (the preload's own settle and step overheads come on top of its cap)
+                cap = min(p.preload_caps[i], self.left(rest * (probe_s + p.settle_cap + 5) + final) / rest)
                 if cap >= 5:
                     steps[f"preload_{level}"] = await self.preload(level, cap)
                 else:
