@@ -178,16 +178,16 @@ async def publish_written(written: Iterable[Written | None], send: SendFn) -> in
     by_collection: dict[int, tuple[AsyncCollection[dict[str, Any]], list[Written]]] = {}
     for w in latest.values():
         by_collection.setdefault(id(w.collection), (w.collection, []))[1].append(w)
-    for collection, docs in by_collection.values():
+    for collection, sent in by_collection.values():
         unsets = [
             UpdateOne({"_id": w.doc_id}, {"$unset": {f"outbox.{eid}": "" for eid in w.pending or {}}})
-            for w in docs if w.pending
+            for w in sent if w.pending
         ]
         await _bulk_in_commands(collection, unsets)
         await _bulk_in_commands(
             collection,
             [UpdateOne({"_id": w.doc_id, "outbox": {}}, {"$set": {"outbox_pending": False}})
-             for w in docs],
+             for w in sent],
         )
     return sum(len(w.pending or {}) for w in latest.values())
 

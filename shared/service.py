@@ -197,14 +197,20 @@ def build_worker(spec: ServiceSpec[S, D], settings: S, **faust_overrides: Any) -
     for sub in spec.subscriptions:
         _declare_agent(app, settings, spec, sub, deps, dead_letter, published, prefix)
 
+    def run_timer(timer: Timer[D]) -> Callable[[], Awaitable[Any]]:
+        async def run() -> Any:
+            return await timer.run(deps())
+
+        return run
+
     for timer in spec.timers:
-        _declare_timer(app, timer.name, timer.interval_s(settings),
-                       lambda t=timer: t.run(deps()), published)
+        _declare_timer(app, timer.name, timer.interval_s(settings), run_timer(timer), published)
 
     if spec.outboxes:
 
         async def sweep_outboxes() -> int:
-            runtime: Runtime[S] = state["runtime"] if "runtime" in state else (deps(), state["runtime"])[1]
+            deps()  # the runtime is made with the dependencies
+            runtime: Runtime[S] = state["runtime"]
             total = 0
             for name in spec.outboxes:
                 total += await relay_pending(runtime.db[name], send, grace=SWEEP_GRACE)
@@ -212,15 +218,17 @@ def build_worker(spec: ServiceSpec[S, D], settings: S, **faust_overrides: Any) -
 
         _declare_timer(app, "outbox-sweep", spec.sweep_interval_s(settings), sweep_outboxes, None)
 
-    @app.task
     async def _logging_context() -> None:
         install_context_filter()
 
-    @app.on_before_shutdown.connect
+    app.task(_logging_context)
+
     async def _close_mongo(sender: Any, **_: Any) -> None:
         client = state.get("client")
         if client is not None:
             await client.close()
+
+    app.on_before_shutdown.connect(_close_mongo)  # type: ignore[arg-type]  # mode types the signal narrowly
 
     return app
 

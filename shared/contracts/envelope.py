@@ -66,7 +66,7 @@ class Envelope(BaseModel, Generic[P]):
         event_id = uuid4()
         if correlation_id is None:
             correlation_id = cause.correlation_id if cause is not None else str(event_id)
-        return Envelope[type(payload)](  # type: ignore[misc]
+        return Envelope[type(payload)](  # type: ignore[misc,operator,no-any-return]
             event_id=event_id,
             event_type=payload.event_type,
             schema_version=payload.schema_version,

@@ -189,10 +189,16 @@ async def consume_batch(
                 )
                 break
 
+    def alone(item: Any) -> Callable[[Incoming], Awaitable[None]]:
+        async def handle_one(_: Incoming) -> None:
+            await run([item])
+
+        return handle_one
+
     async def one_group(group: list[tuple[Incoming, Any]]) -> None:
         for message, item in group:
             outcome = await consume_one(
-                message, lambda _m, item=item: run([item]), dead_letter=dead_letter,
+                message, alone(item), dead_letter=dead_letter,
                 max_attempts=max_attempts, backoff_s=backoff_s, sleep=sleep,
             )
             counts[outcome] += 1
