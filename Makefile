@@ -29,6 +29,7 @@ demo: setup
 	$(PY) -m deploy.local.demo
 
 test: setup
+	$(PY) -m mypy shared
 	$(PY) -m pytest
 
 typecheck: $(VENV)/.installed
