@@ -105,6 +105,7 @@ def start(timeout: float = 120) -> int:
     asyncio.run(_ensure_topics())
     print("[services] topic catalogue ensured")
     started = []
+    children: dict[str, subprocess.Popen[bytes]] = {}
     for proc in PROCS:
         if not proc.available():
             continue
@@ -118,6 +119,7 @@ def start(timeout: float = 120) -> int:
                 stdin=subprocess.DEVNULL, start_new_session=True,
             )
         proc.pidfile.write_text(str(p.pid))
+        children[proc.name] = p
         started.append(proc)
     deadline = time.monotonic() + timeout
     waiting = list(started)
@@ -126,8 +128,11 @@ def start(timeout: float = 120) -> int:
             if _ready(proc):
                 print(f"[services] {proc.name} ready" + (f" on http://127.0.0.1:{proc.port}" if proc.port else ""))
                 waiting.remove(proc)
-            elif _pid(proc) is None:
-                print(f"[services] {proc.name} exited; see {proc.logfile}", file=sys.stderr)
+            elif children[proc.name].poll() is not None:
+                # our own child: poll() is the truth (right after the fork, /proc/<pid>/cmdline
+                # still shows this script, which once made a starting service look dead)
+                print(f"[services] {proc.name} exited (code {children[proc.name].returncode}); "
+                      f"see {proc.logfile}", file=sys.stderr)
                 return 1
         time.sleep(0.5)
     if waiting:
