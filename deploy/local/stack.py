@@ -80,6 +80,30 @@ PG_SETTINGS = {
 # keeps the creator from starving.
 FERRETDB_PG_POOL_MAX_CONNS = 500
 
+# FerretDB v1.24.2 on PostgreSQL answers a filter on _id with ``_jsonb->'_id' @> $2``, which its
+# own btree index on _id cannot serve: every lookup by _id scanned the whole table (about 60 ms
+# at 50,000 small documents, 190 ms at 50,000 of 4 KB). An event trigger gives every table
+# FerretDB creates a GIN index on ``_jsonb->'_id'`` (jsonb_path_ops serves ``@>``), and custom
+# plans let PostgreSQL use it for the parameterised query: about 6 ms at 50,000 documents of
+# 4 KB (measured here). FerretDB does not know of these indexes; dropping a collection drops them.
+ID_INDEX_SQL = """
+CREATE OR REPLACE FUNCTION parley_id_index() RETURNS event_trigger LANGUAGE plpgsql AS $$
+DECLARE r record;
+BEGIN
+  FOR r IN SELECT * FROM pg_event_trigger_ddl_commands()
+           WHERE command_tag = 'CREATE TABLE'
+             AND schema_name NOT IN ('pg_catalog', 'public', 'information_schema') LOOP
+    IF EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = r.objid AND attname = '_jsonb') THEN
+      EXECUTE format('CREATE INDEX ON %s USING gin ((_jsonb->''_id'') jsonb_path_ops)', r.object_identity);
+    END IF;
+  END LOOP;
+END $$;
+DROP EVENT TRIGGER IF EXISTS parley_id_index;
+CREATE EVENT TRIGGER parley_id_index ON ddl_command_end WHEN TAG IN ('CREATE TABLE')
+  EXECUTE FUNCTION parley_id_index();
+ALTER DATABASE ferretdb SET plan_cache_mode = force_custom_plan;
+"""
+
 
 class StackError(Exception):
     """A problem the user has to fix; its message says what and how."""
@@ -793,6 +817,18 @@ class Server:
         if proc.returncode != 0:
             raise StackError(
                 f"could not create the '{PG_DATABASE}' database in PostgreSQL on "
+                f"{self.cfg.host}:{self.cfg.postgresql_port}:\n{(proc.stdout + proc.stderr).strip()}"
+            )
+        proc = subprocess.run(
+            [
+                str(bindir / "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", self.cfg.host,
+                "-p", str(self.cfg.postgresql_port), "-U", PG_SUPERUSER, "-d", PG_DATABASE,
+            ],
+            input=ID_INDEX_SQL, capture_output=True, text=True, env=dict(env, PGCONNECT_TIMEOUT="10"),
+        )
+        if proc.returncode != 0:
+            raise StackError(
+                f"could not install the _id index trigger in PostgreSQL on "
                 f"{self.cfg.host}:{self.cfg.postgresql_port}:\n{(proc.stdout + proc.stderr).strip()}"
             )
         deadline = time.monotonic() + 30
