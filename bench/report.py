@@ -154,7 +154,7 @@ def build_rows(results: dict[str, Any]) -> list[dict[str, str]]:
                                     + (f" ({pre['stored']:,} stored)" if pre else ""), "–", "–",
                                     target, NA if level == last else "–"))
                 continue
-            reached = pre and pre["reached"]
+            reached = pr["stored_cases"] >= level
             label = f"{pr['stored_cases']:,} cases stored" + ("" if reached else f" (aimed at {level:,}; not reached in budget)")
             for what, key in (("intake", "intake_ms_per_complaint"), ("investigation", "investigation_ms_per_complaint")):
                 target, result = "–", "–"
