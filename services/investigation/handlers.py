@@ -459,9 +459,10 @@ async def investigate_batch(events: Sequence[Envelope[ComplaintRegistered]], *, 
     Only cases a complaint says exist (``role == "linked"``) are read first, by ``_id``. The
     others are taken as new and inserted: a duplicate ``_id`` means the case is there after all
     (Kafka redelivered, or another writer got there first), and only those cases are read and
-    their events applied again to what is stored. So a batch of new complaints reads nothing,
-    which keeps its cost flat even where a read by ``_id`` is not (FerretDB's PostgreSQL backend
-    scans for it); a redelivery costs one more classification. ``stored``: cases already read.
+    their events applied again to what is stored. So a batch of new complaints reads nothing
+    (FerretDB v1 on PostgreSQL serves ``{_id: x}`` through ``@>``: a scan, or a GIN lookup of
+    a few ms where the stack adds that index), and its cost stays flat as data grows; a
+    redelivery costs one more classification. ``stored``: cases already read.
     """
     if stored is None:
         linked = [e.case_id for e in events if e.payload.role == "linked"]

@@ -445,8 +445,9 @@ class SimulatedCoreSystems:
 
     Write first, read only what was already there: records are generated for every requested
     customer and inserted in bulk; only customers whose insert met a duplicate are read back.
-    So a batch of new customers costs no read (a read by ``_id`` is a scan on FerretDB's
-    PostgreSQL backend); a returning customer costs a generation and a read.
+    So a batch of new customers costs no read (on FerretDB's PostgreSQL backend a read by
+    ``_id`` is a scan unless the stack's GIN index serves it); a returning customer costs a
+    generation and a read.
     """
 
     def __init__(self, backing: RecordsBacking) -> None:

@@ -25,14 +25,6 @@ from tests.integration.investigation.test_worker import real_complaints, registe
 pytestmark = pytest.mark.integration
 
 BATCH = 100
-#: FerretDB v1.24.2 on PostgreSQL holds one connection per statement of an update command until
-#: the command ends (pool of 50): publish what a batch wrote a few documents at a time.
-PUBLISH_CHUNK = 16
-
-
-async def publish(written: list[Any], send: Any) -> int:
-    return sum([await publish_written(written[i:i + PUBLISH_CHUNK], send)
-                for i in range(0, len(written), PUBLISH_CHUNK)])
 
 
 async def test_real_complaints_through_the_batch_handler_complete_once_each(
@@ -63,7 +55,7 @@ async def test_real_complaints_through_the_batch_handler_complete_once_each(
     for start in range(0, len(stream), BATCH):
         written = await handlers.on_registered_batch(stream[start:start + BATCH], repo=repo, records=records,
                                                      categorise=categorise, settings=s, now=now)
-        await publish(written, send)
+        await publish_written(written, send)
 
     completed = [decode("investigation.completed", v) for t, _, v in sent if t == "investigation.completed"]
     by_case: dict[str, list[Any]] = {}
@@ -89,7 +81,7 @@ async def test_real_complaints_through_the_batch_handler_complete_once_each(
                                                      categorise=categorise, settings=s,
                                                      now=now + timedelta(hours=1))
         assert written == []
-        await publish(written, send)
+        await publish_written(written, send)
     assert len(sent) == published
     after = {d["_id"]: (d["revision"], d["fingerprint"], d["complaint_ids"]) async for d in db["investigations"].find({})}
     assert after == before
