@@ -32,7 +32,14 @@ SendFn = Callable[[str, bytes, bytes], Awaitable[object]]
 
 
 def outbox_fields(events: list[Envelope[Any]]) -> dict[str, Any]:
-    """Return the ``$set`` fields that put ``events`` in a document's outbox."""
+    """Return the ``$set`` fields that put ``events`` in a document's outbox.
+
+    Each item carries ``at``, the time of this write, equal to the document's ``outbox_at``
+    (milliseconds, as the server keeps them): the publisher clears the outbox in one update
+    only if ``outbox_at`` is still that time, i.e. nobody added events meanwhile.
+    """
+    now = datetime.now(UTC)
+    at = now.replace(microsecond=now.microsecond // 1000 * 1000)
     fields: dict[str, Any] = {
         f"outbox.{e.event_id}": {
             "topic": e.event_type,
@@ -40,12 +47,13 @@ def outbox_fields(events: list[Envelope[Any]]) -> dict[str, Any]:
             "value": e.model_dump_json(),
             # the server may reorder a document's fields: keep the order explicitly
             "order": f"{e.occurred_at.isoformat()}#{i:04d}",
+            "at": at,
         }
         for i, e in enumerate(events)
     }
     if events:
         fields["outbox_pending"] = True
-        fields["outbox_at"] = datetime.now(UTC)
+        fields["outbox_at"] = at
     return fields
 
 
@@ -179,16 +187,7 @@ async def publish_written(written: Iterable[Written | None], send: SendFn) -> in
     for w in latest.values():
         by_collection.setdefault(id(w.collection), (w.collection, []))[1].append(w)
     for collection, sent in by_collection.values():
-        unsets = [
-            UpdateOne({"_id": w.doc_id}, {"$unset": {f"outbox.{eid}": "" for eid in w.pending or {}}})
-            for w in sent if w.pending
-        ]
-        await _bulk_in_commands(collection, unsets)
-        await _bulk_in_commands(
-            collection,
-            [UpdateOne({"_id": w.doc_id, "outbox": {}}, {"$set": {"outbox_pending": False}})
-             for w in sent],
-        )
+        await _clear(collection, [w for w in sent if w.pending] , [w for w in sent if not w.pending])
     return sum(len(w.pending or {}) for w in latest.values())
 
 
@@ -198,6 +197,44 @@ async def publish_written(written: Iterable[Written | None], send: SendFn) -> in
 UPDATES_PER_COMMAND = 25
 
 
-async def _bulk_in_commands(collection: AsyncCollection[dict[str, Any]], ops: list[UpdateOne]) -> None:
+async def _bulk_in_commands(collection: AsyncCollection[dict[str, Any]], ops: list[UpdateOne]) -> int:
+    """Run updates in commands of at most ``UPDATES_PER_COMMAND``; return how many matched."""
+    matched = 0
     for start in range(0, len(ops), UPDATES_PER_COMMAND):
-        await collection.bulk_write(ops[start:start + UPDATES_PER_COMMAND], ordered=False)
+        result = await collection.bulk_write(ops[start:start + UPDATES_PER_COMMAND], ordered=False)
+        matched += result.matched_count
+    return matched
+
+
+async def _clear(collection: AsyncCollection[dict[str, Any]], sent: list[Written],
+                 empty: list[Written]) -> None:
+    """Remove published events from their documents' outboxes and clear the flags.
+
+    One update per document where the outbox was written once and nobody wrote since
+    (``outbox_at`` still equals the items' ``at``); otherwise, and for outboxes written
+    before items carried ``at``, the careful way: remove the sent events, then clear the
+    flag only where the outbox is empty, so an event added meanwhile keeps its flag.
+    """
+    quick: list[Written] = []
+    careful: list[Written] = list(empty)
+    for w in sent:
+        ats = [item.get("at") for item in (w.pending or {}).values()]
+        (quick if ats and None not in ats else careful).append(w)
+    if quick:
+        ops = [UpdateOne(
+            {"_id": w.doc_id, "outbox_at": max(item["at"] for item in (w.pending or {}).values())},
+            {"$unset": {f"outbox.{eid}": "" for eid in w.pending or {}},
+             "$set": {"outbox_pending": False}},
+        ) for w in quick]
+        if await _bulk_in_commands(collection, ops) < len(ops):
+            careful.extend(quick)  # someone wrote meanwhile; the careful way is idempotent
+    if not careful:
+        return
+    await _bulk_in_commands(collection, [
+        UpdateOne({"_id": w.doc_id}, {"$unset": {f"outbox.{eid}": "" for eid in w.pending or {}}})
+        for w in careful if w.pending
+    ])
+    await _bulk_in_commands(collection, [
+        UpdateOne({"_id": w.doc_id, "outbox": {}}, {"$set": {"outbox_pending": False}})
+        for w in careful
+    ])
