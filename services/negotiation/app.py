@@ -27,7 +27,7 @@ from shared.contracts.envelope import Envelope, utcnow
 from shared.contracts.intake import ComplaintRegistered
 from shared.contracts.investigation import InvestigationCompleted
 from shared.outbox import Written
-from shared.service import Runtime, ServiceSpec, Subscription, Timer
+from shared.service import Runtime, ServiceSpec, Subscription, Timer, each_by_key
 
 SERVICE = "negotiation"
 log = logging.getLogger(__name__)
@@ -45,18 +45,24 @@ def _repo(deps: Deps) -> Repository:
 
 
 async def on_registered(deps: Deps, events: list[Envelope[ComplaintRegistered]]) -> None:
-    """Record who complained, about what, and the deadline (before or after the workspace opens)."""
-    for env in events:
+    """Record who complained, about what, and the deadline (before or after the workspace
+    opens); one case's events in order, different cases concurrently."""
+
+    async def record(env: Envelope[ComplaintRegistered]) -> None:
         await handlers.record_registration(env, repo=_repo(deps), now=utcnow())
+
+    await each_by_key(events, lambda e: e.case_id, record)
 
 
 async def on_completed(deps: Deps, events: list[Envelope[InvestigationCompleted]]) -> list[Written]:
     """Open (or revise) each case's workspace from investigation's finding."""
-    repo, written = _repo(deps), []
-    for env in events:
+    repo = _repo(deps)
+
+    async def open_one(env: Envelope[InvestigationCompleted]) -> Written:
         await handlers.open_workspace(env, repo=repo, settings=deps.settings, now=utcnow())
-        written.append(Written(repo.cases, env.case_id))
-    return written
+        return Written(repo.cases, env.case_id)
+
+    return await each_by_key(events, lambda e: e.case_id, open_one)
 
 
 async def escalate_near_deadline(deps: Deps) -> list[Written]:

@@ -26,7 +26,7 @@ from shared.errors import InvalidMessage
 from shared.kafka.consume import Incoming
 from shared.kafka.dlq import read_headers
 from shared.outbox import Written
-from shared.service import Runtime, ServiceSpec, Subscription, Timer
+from shared.service import Runtime, ServiceSpec, Subscription, Timer, each_by_key
 from shared.topics import CATALOGUE, DLQ_SUFFIX, decode
 
 log = logging.getLogger(__name__)
@@ -62,10 +62,14 @@ def _decode_watched(message: Incoming) -> Envelope[Any] | None:
 
 
 async def on_events(deps: Deps, events: list[Envelope[Any] | None]) -> None:
-    """Record each event on its case's timeline (idempotent on the event id)."""
-    for envelope in events:
-        if envelope is not None:
-            await handlers.record_event(envelope, repo=deps.repo)
+    """Record each event on its case's timeline (idempotent on the event id); one case's
+    events in order, different cases concurrently."""
+    readable = [e for e in events if e is not None]
+
+    async def record(envelope: Envelope[Any]) -> None:
+        await handlers.record_event(envelope, repo=deps.repo)
+
+    await each_by_key(readable, lambda e: e.case_id, record)
 
 
 async def on_dead_letters(deps: Deps, messages: list[Incoming]) -> list[Written]:
