@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import JSONResponse
 
 from services.followup import handlers
 from services.followup.errors import Conflict, NotFound
@@ -29,18 +28,6 @@ async def _load(repo: Repository, case_id: str, expected_version: int | None) ->
     if expected_version is not None and expected_version != execution.version:
         raise Conflict(f"case is at version {execution.version}, not {expected_version}")
     return execution
-
-
-def problem_handlers() -> dict[type[Exception], object]:
-    """Map follow-up's errors to HTTP answers."""
-
-    async def not_found(_: Request, exc: Exception) -> JSONResponse:
-        return JSONResponse(status_code=404, content={"detail": str(exc)})
-
-    async def conflict(_: Request, exc: Exception) -> JSONResponse:
-        return JSONResponse(status_code=409, content={"detail": str(exc)})
-
-    return {NotFound: not_found, Conflict: conflict}
 
 
 @router.get("/executions", response_model=list[Execution])

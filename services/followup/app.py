@@ -73,13 +73,6 @@ def _routers(settings: Settings) -> Sequence[Any]:
     return [router]
 
 
-def _install(app: Any, settings: Settings) -> None:
-    from services.followup.api import problem_handlers
-
-    for exc_class, handler in problem_handlers().items():
-        app.add_exception_handler(exc_class, handler)
-
-
 async def _indexes(deps: Deps) -> None:
     await deps.repo.ensure_indexes()
 
@@ -97,7 +90,6 @@ SPEC: ServiceSpec[Settings, Deps] = ServiceSpec(
     outboxes=["executions"],
     sweep_interval_s=lambda s: s.sweep_interval_s,
     router=_routers,
-    install_api=_install,
     api_title="Parley follow-up 施行与监督",
     api_description="施行与监督、回访 — carry out agreed settlements and call the customer back.",
     default_port=8004,

@@ -1,13 +1,7 @@
-"""Follow-up's errors; HTTP status codes are mapped only in the API."""
+"""Follow-up's errors: the shared classes (``shared.errors``); ``shared.http`` maps them to HTTP."""
 
 from __future__ import annotations
 
-from shared.errors import ParleyError
+from shared.errors import Conflict, NotFound
 
-
-class NotFound(ParleyError):
-    """No such case or step."""
-
-
-class Conflict(ParleyError):
-    """The record changed since the caller read it, or the action does not fit its state."""
+__all__ = ["Conflict", "NotFound"]
