@@ -94,17 +94,3 @@ SPEC: ServiceSpec[Settings, Deps] = ServiceSpec(
     api_description="施行与监督、回访 — carry out agreed settlements and call the customer back.",
     default_port=8004,
 )
-
-
-def create_api(settings: Settings | None = None) -> Any:
-    """Return follow-up's FastAPI app (``shared.service.build_api`` of the spec)."""
-    from shared.service import build_api
-
-    return build_api(SPEC, settings or get_settings())
-
-
-def create_worker(settings: Settings | None = None) -> Any:
-    """Return follow-up's faust worker (``shared.service.build_worker`` of the spec)."""
-    from shared.service import build_worker
-
-    return build_worker(SPEC, settings or get_settings())

@@ -103,17 +103,3 @@ SPEC: ServiceSpec[Settings, Deps] = ServiceSpec(
     ),
     default_port=8001,
 )
-
-
-def create_api(settings: Settings | None = None) -> Any:
-    """Return intake's FastAPI app (``shared.service.build_api`` of the spec)."""
-    from shared.service import build_api
-
-    return build_api(SPEC, settings or get_settings())
-
-
-def create_worker(settings: Settings | None = None) -> Any:
-    """Return intake's faust worker (``shared.service.build_worker`` of the spec)."""
-    from shared.service import build_worker
-
-    return build_worker(SPEC, settings or get_settings())

@@ -17,7 +17,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 from services.investigation import handlers
 from services.investigation.ports import Categoriser
@@ -114,13 +113,6 @@ SPEC: ServiceSpec[Settings, Deps] = ServiceSpec(
     sweep_interval_s=lambda s: s.sweep_interval_s,
     commands={"seed": _seed_command},
 )
-
-
-def create_worker(settings: Settings | None = None) -> Any:
-    """Return investigation's faust worker (``shared.service.build_worker`` of the spec)."""
-    from shared.service import build_worker
-
-    return build_worker(SPEC, settings or get_settings())
 
 
 async def prepare(settings: Settings | None = None) -> None:

@@ -129,17 +129,3 @@ SPEC: ServiceSpec[Settings, Deps] = ServiceSpec(
     api_description="案件时限、告警与死信 — deadlines, alerts and dead letters across every stream.",
     default_port=8005,
 )
-
-
-def create_api(settings: Settings | None = None) -> Any:
-    """Return supervision's FastAPI app (``shared.service.build_api`` of the spec)."""
-    from shared.service import build_api
-
-    return build_api(SPEC, settings or get_settings())
-
-
-def create_worker(settings: Settings | None = None) -> Any:
-    """Return supervision's faust worker (``shared.service.build_worker`` of the spec)."""
-    from shared.service import build_worker
-
-    return build_worker(SPEC, settings or get_settings())

@@ -17,13 +17,14 @@ import jwt
 import pytest
 
 from services.negotiation import handlers
-from services.negotiation.app import create_api
+from services.negotiation.app import SPEC
 from services.negotiation.auth import mint
 from services.negotiation.models import AgentProfile
 from services.negotiation.repository import Repository
 from services.negotiation.settings import Settings
 from shared.contracts.common import Category
 from shared.mongo import make_client, service_database
+from shared.service import build_api
 from shared.settings import CommonSettings
 from shared.topics import decode
 from tests.integration.negotiation.support import SECRET, completed, events, registered
@@ -54,7 +55,7 @@ class Api:
 @pytest.fixture
 async def api(settings: CommonSettings) -> AsyncIterator[Api]:
     ns = Settings(environment="test", jwt_secret=SECRET, kafka=settings.kafka, mongo=settings.mongo)
-    app = create_api(ns)
+    app = build_api(SPEC, ns)
     client = make_client(ns.mongo)
     try:
         async with app.router.lifespan_context(app):

@@ -6,12 +6,13 @@ import json
 import re
 from datetime import UTC, datetime, timedelta
 
-from services.intake.app import create_api
+from services.intake.app import SPEC
 from services.intake.handlers import acknowledgement
 from services.intake.models import ComplaintSubmission
 from services.intake.rules import Role
 from services.intake.settings import Settings
 from shared.contracts.common import Language
+from shared.service import build_api
 
 SETTINGS = Settings(environment="test")
 RECEIVED = datetime(2026, 11, 1, 17, 0, tzinfo=UTC)  # 2 Nov 01:00 in Shanghai
@@ -49,7 +50,7 @@ def test_english_complaint_gets_english_first_then_chinese() -> None:
 
 
 def test_openapi_document_is_complete() -> None:
-    spec = create_api(SETTINGS).openapi()
+    spec = build_api(SPEC, SETTINGS).openapi()
     text = json.dumps(spec)
     refs = set(re.findall(r"#/components/schemas/([A-Za-z0-9_]+)", text))
     assert refs <= set(spec["components"]["schemas"])
