@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
@@ -120,10 +121,10 @@ class ServiceSpec(Generic[S, D]):
     sweep_interval_s: Callable[[Any], float] = lambda _settings: 5.0
     #: extra one-off preparation after the indexes (seeds); idempotent
     seed: Callable[[D, S], Awaitable[object]] | None = None
-    #: ``router(settings)`` returns the API's routers; None: no HTTP face
-    router: Callable[[S], Sequence[Any]] | None = None
-    #: ``install(app, settings)`` adds middleware or extra handlers to the API app
-    install_api: Callable[[Any, S], None] | None = None
+    #: the module of the service's HTTP face (imported only when the API is built); it has
+    #: ``router`` (an APIRouter) or ``routers(settings)``, and may have
+    #: ``install_api(app, settings)`` for middleware or OpenAPI additions. None: no API.
+    api: str | None = None
     api_title: str = ""
     api_description: str = ""
     default_port: int = 8000
@@ -340,11 +341,13 @@ def build_api(spec: ServiceSpec[S, D], settings: S) -> Any:
                                 status_code=503)
         return JSONResponse({"status": "ok", "service": spec.name, "database": "ok"})
 
-    if spec.install_api is not None:
-        spec.install_api(app, settings)
-    if spec.router is not None:
-        for router in spec.router(settings):
+    if spec.api is not None:
+        module = importlib.import_module(spec.api)
+        routers = module.routers(settings) if hasattr(module, "routers") else [module.router]
+        for router in routers:
             app.include_router(router)
+        if hasattr(module, "install_api"):
+            module.install_api(app, settings)
     return app
 
 
@@ -363,7 +366,7 @@ def run(spec: ServiceSpec[Any, Any], argv: list[str] | None = None) -> int:
     if spec.subscriptions or spec.timers or spec.outboxes:
         w = sub.add_parser("worker", help="run the Kafka agents and timers (faust worker)")
         w.add_argument("-l", "--loglevel", default="info")
-    if spec.router is not None:
+    if spec.api is not None:
         a = sub.add_parser("api", help="serve the HTTP API (uvicorn)")
         a.add_argument("--host", default="127.0.0.1")
         a.add_argument("--port", type=int, default=spec.default_port)

@@ -11,9 +11,7 @@ built from this spec by ``shared.service``, the same way for every service.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from services.followup import handlers
 from services.followup.errors import Conflict
@@ -67,21 +65,11 @@ async def mark_overdue(deps: Deps) -> list[Written]:
     return written
 
 
-def _routers(settings: Settings) -> Sequence[Any]:
-    from services.followup.api import router
-
-    return [router]
-
-
-async def _indexes(deps: Deps) -> None:
-    await deps.repo.ensure_indexes()
-
-
 SPEC: ServiceSpec[Settings, Deps] = ServiceSpec(
     name=SERVICE,
     settings=get_settings,
     deps=build_deps,
-    indexes=_indexes,
+    indexes=lambda deps: deps.repo.ensure_indexes(),
     subscriptions=[
         Subscription("agreed", ("settlement.agreed",), on_agreed),
         Subscription("escalated", ("case.escalated",), on_escalated),
@@ -89,7 +77,7 @@ SPEC: ServiceSpec[Settings, Deps] = ServiceSpec(
     timers=[Timer("overdue", lambda s: s.sweep_interval_s, mark_overdue)],
     outboxes=["executions"],
     sweep_interval_s=lambda s: s.sweep_interval_s,
-    router=_routers,
+    api="services.followup.api",
     api_title="Parley follow-up 施行与监督",
     api_description="施行与监督、回访 — carry out agreed settlements and call the customer back.",
     default_port=8004,

@@ -48,7 +48,7 @@ def _problem(status: int, errors: list[dict[str, str]], message: str) -> JSONRes
     return JSONResponse(status_code=status, content={"detail": message, "errors": errors})
 
 
-def install(app: FastAPI, settings: Settings) -> None:
+def install_api(app: FastAPI, settings: Settings) -> None:
     """Add intake's OpenAPI body schema for ``POST /complaints`` to the spec-built app."""
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
 

@@ -13,7 +13,6 @@ built from this spec by ``shared.service``, the same way for every service.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,7 +24,7 @@ from shared.contracts.envelope import Envelope
 from shared.contracts.followup import CaseClosed
 from shared.errors import InvalidMessage
 from shared.kafka.consume import Incoming
-from shared.outbox import SendFn, Written
+from shared.outbox import Written
 from shared.service import Runtime, ServiceSpec, Subscription
 
 SERVICE = "intake"
@@ -37,14 +36,13 @@ class Deps:
 
     repo: IntakeRepository
     settings: Settings
-    send: SendFn
     numbers: CaseNumbers
 
 
 def build_deps(rt: Runtime[Settings]) -> Deps:
     """Make intake's dependencies from the runtime (one case-number allocator per process)."""
     repo = IntakeRepository(rt.db)
-    return Deps(repo, rt.settings, rt.send, CaseNumbers(repo))
+    return Deps(repo, rt.settings, CaseNumbers(repo))
 
 
 def _decode_submission(message: Incoming) -> Any:
@@ -66,27 +64,11 @@ async def on_closed(deps: Deps, events: list[Envelope[CaseClosed]]) -> None:
                 raise InvalidMessage("case_id is not a case intake registered")
 
 
-def _routers(settings: Settings) -> Sequence[Any]:
-    from services.intake.api import router
-
-    return [router]
-
-
-def _install(app: Any, settings: Settings) -> None:
-    from services.intake.api import install
-
-    install(app, settings)
-
-
-async def _indexes(deps: Deps) -> None:
-    await deps.repo.ensure_indexes()
-
-
 SPEC: ServiceSpec[Settings, Deps] = ServiceSpec(
     name=SERVICE,
     settings=get_settings,
     deps=build_deps,
-    indexes=_indexes,
+    indexes=lambda deps: deps.repo.ensure_indexes(),
     subscriptions=[
         Subscription("register", ("complaint.received",), on_received,
                      decode=_decode_submission, batch_size=500, within_s=0.05),
@@ -94,8 +76,7 @@ SPEC: ServiceSpec[Settings, Deps] = ServiceSpec(
     ],
     outboxes=["complaints"],
     sweep_interval_s=lambda s: s.relay_interval_s,
-    router=_routers,
-    install_api=_install,
+    api="services.intake.api",
     api_title="Parley intake 投诉受理",
     api_description=(
         "投诉受理 — channels without Kafka submit complaints here (`POST /complaints`); the "

@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from services.negotiation import fairness, handlers
 from services.negotiation.api.deps import Deps
@@ -97,22 +95,6 @@ async def _seed(deps: Deps, settings: Settings) -> None:
         log.info("seeded %d reference settlements", seeded)
 
 
-async def _indexes(deps: Deps) -> None:
-    await _repo(deps).ensure_indexes()
-
-
-def _routers(settings: Settings) -> Sequence[Any]:
-    from services.negotiation import api
-
-    return api.routers(settings)
-
-
-def _install(app: Any, settings: Settings) -> None:
-    from services.negotiation import api
-
-    api.install_api(app, settings)
-
-
 def _token_command(argv: list[str]) -> int:
     from services.negotiation.__main__ import token_command
 
@@ -123,7 +105,7 @@ SPEC: ServiceSpec[Settings, Deps] = ServiceSpec(
     name=SERVICE,
     settings=get_settings,
     deps=build_deps,
-    indexes=_indexes,
+    indexes=lambda deps: _repo(deps).ensure_indexes(),
     seed=_seed,
     subscriptions=[
         Subscription("registered", ("complaint.registered",), on_registered),
@@ -132,8 +114,7 @@ SPEC: ServiceSpec[Settings, Deps] = ServiceSpec(
     timers=[Timer("near-deadline", lambda s: s.sweep_interval_s, escalate_near_deadline)],
     outboxes=["cases"],
     sweep_interval_s=lambda s: s.sweep_interval_s,
-    router=_routers,
-    install_api=_install,
+    api="services.negotiation.api",
     api_title="Parley negotiation 协商沟通",
     api_description=(
         "协商沟通与解决方案制定 — the agents' API (workspaces, communication log, typed offers "

@@ -14,7 +14,6 @@ built from this spec by ``shared.service``, the same way for every service.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -101,21 +100,11 @@ async def check_deadlines(deps: Deps) -> None:
         log.info("deadline sweep raised %d alerts", raised)
 
 
-def _routers(settings: Settings) -> Sequence[Any]:
-    from services.supervision.api import router
-
-    return [router]
-
-
-async def _indexes(deps: Deps) -> None:
-    await deps.repo.ensure_indexes()
-
-
 SPEC: ServiceSpec[Settings, Deps] = ServiceSpec(
     name=SERVICE,
     settings=get_settings,
     deps=build_deps,
-    indexes=_indexes,
+    indexes=lambda deps: deps.repo.ensure_indexes(),
     subscriptions=[
         Subscription("watch", WATCHED, on_events, decode=_decode_watched),
         Subscription("dead-letters", DEAD_LETTERS, on_dead_letters, decode=lambda m: m,
@@ -124,7 +113,7 @@ SPEC: ServiceSpec[Settings, Deps] = ServiceSpec(
     timers=[Timer("deadlines", lambda s: s.sweep_interval_s, check_deadlines)],
     outboxes=["alerts"],
     sweep_interval_s=lambda s: s.sweep_interval_s,
-    router=_routers,
+    api="services.supervision.api",
     api_title="Parley supervision 监督",
     api_description="案件时限、告警与死信 — deadlines, alerts and dead letters across every stream.",
     default_port=8005,
