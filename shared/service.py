@@ -92,7 +92,7 @@ class Subscription(Generic[D]):
     topics: tuple[str, ...]
     handle: Callable[[D, list[Any]], Awaitable[Any]]
     decode: Callable[[Incoming], Any] | None = None  # default: envelope of the record's topic
-    batch_size: int = 100
+    batch_size: int | Callable[[Any], int] = 100  # or settings -> size
     within_s: float = 0.05
     dead_letter: bool = True
 
@@ -267,12 +267,13 @@ def _declare_agent(app: Any, settings: CommonSettings, spec: ServiceSpec[Any, An
     topic = app.topic(*[settings.kafka.topic(t) for t in sub.topics],
                       key_serializer="raw", value_serializer="raw")
     decoder = sub.decode or by_topic
+    batch_size = sub.batch_size(settings) if callable(sub.batch_size) else sub.batch_size
 
     async def handle(items: list[Any]) -> Any:
         return await sub.handle(deps(), items)
 
     async def agent(stream: Any) -> None:
-        async for events in stream.take_events(sub.batch_size, sub.within_s):
+        async for events in stream.take_events(batch_size, sub.within_s):
             messages = [Incoming.from_faust(e, e.message.topic.removeprefix(prefix)) for e in events]
             if sub.dead_letter:
                 await consume_batch(messages, decoder, handle, dead_letter=dead_letter,

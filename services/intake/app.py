@@ -71,7 +71,8 @@ SPEC: ServiceSpec[Settings, Deps] = ServiceSpec(
     indexes=lambda deps: deps.repo.ensure_indexes(),
     subscriptions=[
         Subscription("register", ("complaint.received",), on_received,
-                     decode=_decode_submission, batch_size=500, within_s=0.05),
+                     decode=_decode_submission, batch_size=lambda s: s.register_batch_size,
+                     within_s=0.05),
         Subscription("case-closed", ("case.closed",), on_closed, batch_size=100),
     ],
     outboxes=["complaints"],

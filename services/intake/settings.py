@@ -82,6 +82,9 @@ class Settings(CommonSettings):
     relay_interval_s: float = Field(
         5.0, gt=0, description="Seconds between sweeps publishing events a crash left in outboxes."
     )
+    register_batch_size: int = Field(
+        500, ge=1, le=5000, description="Most complaints registered in one batch (bulk writes)."
+    )
     relay_grace_s: float = Field(
         15.0, ge=0,
         description="The sweep leaves outboxes younger than this to the registration that wrote "

@@ -102,7 +102,8 @@ async def test_worker_killed_mid_batch_loses_nothing_and_registers_nothing_twice
     total = len(complaints)
     await produce(intake_settings, "complaint.received",
                   [(c["channel_complaint_id"].encode(), encode(c)) for c in complaints])
-    worker = processes("worker", log_name="worker-1")
+    # small batches, so that a kill after the first registrations lands mid-way
+    worker = processes("worker", log_name="worker-1", PARLEY_INTAKE_REGISTER_BATCH_SIZE="20")
 
     async def some_registered() -> int | bool:
         n = await repo.complaints.count_documents({})
