@@ -4,7 +4,7 @@ Everything else (worker, API app, preparation, health, error mapping, outbox rel
 built from this spec by ``shared.service``, the same way for every service.
 
 - every catalogue topic with an envelope (not its own ``supervision.alert``) →
-  ``handlers.record_event``; an unreadable event is left to the topic's owner, who
+  ``handlers.record_events`` (one write per case per batch); an unreadable event is left to the topic's owner, who
   dead-letters it, and supervision sees it on the ``.dlq`` topic;
 - every ``<topic>.dlq`` → ``handlers.record_dead_letter`` (never dead-letters a dead letter);
 - a timer checks deadlines (``handlers.check_deadlines``) and raises alerts;
@@ -25,7 +25,7 @@ from shared.errors import InvalidMessage
 from shared.kafka.consume import Incoming
 from shared.kafka.dlq import read_headers
 from shared.outbox import Written
-from shared.service import Runtime, ServiceSpec, Subscription, Timer, each_by_key
+from shared.service import Runtime, ServiceSpec, Subscription, Timer
 from shared.topics import CATALOGUE, DLQ_SUFFIX, decode
 
 log = logging.getLogger(__name__)
@@ -61,14 +61,8 @@ def _decode_watched(message: Incoming) -> Envelope[Any] | None:
 
 
 async def on_events(deps: Deps, events: list[Envelope[Any] | None]) -> None:
-    """Record each event on its case's timeline (idempotent on the event id); one case's
-    events in order, different cases concurrently."""
-    readable = [e for e in events if e is not None]
-
-    async def record(envelope: Envelope[Any]) -> None:
-        await handlers.record_event(envelope, repo=deps.repo)
-
-    await each_by_key(readable, lambda e: e.case_id, record)
+    """Record a batch of events on their cases' timelines: one idempotent write per case."""
+    await handlers.record_events([e for e in events if e is not None], repo=deps.repo)
 
 
 async def on_dead_letters(deps: Deps, messages: list[Incoming]) -> list[Written]:

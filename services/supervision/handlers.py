@@ -5,6 +5,7 @@ Plain functions over a repository protocol; no Kafka, faust or FastAPI here.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -29,29 +30,55 @@ STATUS_AFTER: dict[str, str] = {
 }
 
 #: How far along the lifecycle each status is: events of different topics may arrive in
-#: any order, and a case never moves back (closed stays closed).
+#: any order, and a case never moves back (closed stays closed). Each status has its own
+#: rank, so the rank alone says the status: the store keeps the highest rank seen with one
+#: ``$max`` (no read, no second conditional write) and the status is read from it.
 STATUS_RANK: dict[str, int] = {
     "open": 0, "registered": 1, "investigated": 2, "negotiating": 3, "offer_open": 4,
-    "settled": 5, "negotiation_failed": 5, "escalated": 6, "executed": 6,
-    "followed_up": 7, "closed": 8,
+    "negotiation_failed": 5, "settled": 6, "escalated": 7, "executed": 8,
+    "followed_up": 9, "closed": 10,
 }
+STATUS_OF_RANK: dict[int, str] = {rank: status for status, rank in STATUS_RANK.items()}
 
-#: Statuses in which the regulatory clock no longer runs.
-FINISHED = {"settled", "escalated", "executed", "followed_up", "closed"}
+#: Statuses in which the regulatory clock no longer runs: every rank from ``settled`` on.
+FINISHED_FROM_RANK = STATUS_RANK["settled"]
+FINISHED = {s for s, rank in STATUS_RANK.items() if rank >= FINISHED_FROM_RANK}
+
+
+def status_of(rank: int | None) -> str:
+    """The status a stored rank stands for."""
+    return STATUS_OF_RANK.get(rank or 0, "open")
+
+
+@dataclass
+class CaseChange:
+    """What one batch of events does to one case's watch, applied as one write.
+
+    ``timeline`` entries are added as a set (by their whole content, which an event's
+    redelivery repeats exactly), the rank only rises, and the clock fields take the value of
+    the batch's last event that sets them: applying the same change twice changes nothing.
+    """
+
+    case_id: str
+    timeline: list[dict[str, Any]] = field(default_factory=list)
+    status_rank: int | None = None
+    deadline_at: datetime | None = None
+    paused: bool | None = None
+    case_number: str | None = None
+    last_event_type: str = ""
+    last_event_at: datetime | None = None
 
 
 class SupervisionRepository(Protocol):
     """What the handlers need from storage."""
 
-    async def add_to_timeline(
-        self, envelope: Envelope[Any], status: str | None, deadline_at: datetime | None, paused: bool | None
-    ) -> bool: ...
+    async def apply_changes(self, changes: list[CaseChange]) -> None: ...
 
     async def add_dead_letter(self, record: dict[str, Any]) -> bool: ...
 
     async def raise_alert(self, alert_id: str, envelope: Envelope[SupervisionAlert]) -> bool: ...
 
-    async def cases_due_before(self, when: datetime, finished: set[str]) -> list[dict[str, Any]]: ...
+    async def cases_due_before(self, when: datetime, finished_from_rank: int) -> list[dict[str, Any]]: ...
 
 
 def status_after(event_type: str) -> str | None:
@@ -79,10 +106,45 @@ def clock_change(envelope: Envelope[Any]) -> tuple[datetime | None, bool | None]
     return (deadline if resumed else None), not resumed
 
 
-async def record_event(envelope: Envelope[Any], *, repo: SupervisionRepository) -> bool:
-    """Add an event to its case's timeline; return False if it was seen before (redelivery)."""
-    deadline, paused = clock_change(envelope)
-    return await repo.add_to_timeline(envelope, status_after(envelope.event_type), deadline, paused)
+def fold_events(envelopes: list[Envelope[Any]]) -> list[CaseChange]:
+    """Fold a batch of events (in Kafka order) into one change per case."""
+    changes: dict[str, CaseChange] = {}
+    for envelope in envelopes:
+        change = changes.setdefault(envelope.case_id, CaseChange(envelope.case_id))
+        change.timeline.append({
+            "event_id": str(envelope.event_id),
+            "event_type": envelope.event_type,
+            "occurred_at": envelope.occurred_at,
+            "producer": envelope.producer,
+        })
+        status = status_after(envelope.event_type)
+        if status is not None:
+            change.status_rank = max(change.status_rank or 0, STATUS_RANK[status])
+        deadline, paused = clock_change(envelope)
+        if deadline is not None:
+            change.deadline_at = deadline
+        if paused is not None:
+            change.paused = paused
+        number = getattr(envelope.payload, "case_number", None)
+        if number:
+            change.case_number = number
+        if change.last_event_at is None or envelope.occurred_at >= change.last_event_at:
+            change.last_event_type, change.last_event_at = envelope.event_type, envelope.occurred_at
+    return list(changes.values())
+
+
+async def record_events(envelopes: list[Envelope[Any]], *, repo: SupervisionRepository) -> int:
+    """Add a batch of events to their cases' timelines, one write per case; redelivered
+    events change nothing. Returns the number of cases written."""
+    changes = fold_events(envelopes)
+    if changes:
+        await repo.apply_changes(changes)
+    return len(changes)
+
+
+async def record_event(envelope: Envelope[Any], *, repo: SupervisionRepository) -> int:
+    """Add one event to its case's timeline (``record_events`` of one)."""
+    return await record_events([envelope], repo=repo)
 
 
 async def record_dead_letter(
@@ -142,7 +204,7 @@ async def check_deadlines(*, now: datetime, warning_days: float, repo: Supervisi
     """
     raised = 0
     horizon = now + timedelta(days=warning_days)
-    for case in await repo.cases_due_before(horizon, FINISHED):
+    for case in await repo.cases_due_before(horizon, FINISHED_FROM_RANK):
         deadline: datetime = case["deadline_at"]
         label = case.get("case_number") or case["_id"]
         if deadline <= now:

@@ -9,10 +9,11 @@ from pymongo import ASCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
-from services.supervision.handlers import STATUS_RANK
+from services.supervision.handlers import CaseChange, status_of
 from shared.contracts.envelope import Envelope
 from shared.contracts.supervision import SupervisionAlert
 from shared.outbox import outbox_document
+from shared.service import each_by_key
 
 
 class Repository:
@@ -21,7 +22,6 @@ class Repository:
     def __init__(self, db: AsyncDatabase[dict[str, Any]]) -> None:
         self.db = db
         self.cases = db["cases"]
-        self.seen = db["seen_events"]
         self.dead_letters = db["dead_letters"]
         self.alerts = db["alerts"]
 
@@ -33,41 +33,29 @@ class Repository:
         await self.cases.create_index([("deadline_at", ASCENDING)], name="deadline")
         await self.alerts.create_index([("raised_at", ASCENDING)], name="raised_at")
 
-    async def add_to_timeline(
-        self, envelope: Envelope[Any], status: str | None, deadline_at: datetime | None,
-        paused: bool | None = None,
-    ) -> bool:
-        try:  # the event id is the idempotency key
-            await self.seen.insert_one({"_id": str(envelope.event_id), "case_id": envelope.case_id})
-        except DuplicateKeyError:
-            return False
-        entry = {
-            "event_id": str(envelope.event_id),
-            "event_type": envelope.event_type,
-            "occurred_at": envelope.occurred_at,
-            "producer": envelope.producer,
-        }
+    async def apply_changes(self, changes: list[CaseChange]) -> None:
+        """Write each case's change with one upsert by ``_id``, several cases at a time.
+
+        Idempotent without a read or a "seen" record: timeline entries go in with
+        ``$addToSet`` (a redelivered event's entry is equal to the stored one), the status
+        rank with ``$max``; the other fields are set to the same values again.
+        """
+        await each_by_key(changes, lambda c: c.case_id, self._apply)
+
+    async def _apply(self, change: CaseChange) -> None:
         update: dict[str, Any] = {
-            "$push": {"timeline": entry},
+            "$addToSet": {"timeline": {"$each": change.timeline}},
             "$setOnInsert": {"alerts": []},
-            "$set": {"last_event_type": envelope.event_type, "last_event_at": envelope.occurred_at},
+            "$max": {"status_rank": change.status_rank or 0},
+            "$set": {"last_event_type": change.last_event_type, "last_event_at": change.last_event_at},
         }
-        update["$setOnInsert"].update(status="open", status_rank=0)
-        if deadline_at is not None:
-            update["$set"]["deadline_at"] = deadline_at
-        if paused is not None:
-            update["$set"]["paused"] = paused
-        number = getattr(envelope.payload, "case_number", None)
-        if number:
-            update["$set"]["case_number"] = number
-        await self.cases.update_one({"_id": envelope.case_id}, update, upsert=True)
-        if status:  # only forward along the lifecycle
-            rank = STATUS_RANK[status]
-            await self.cases.update_one(
-                {"_id": envelope.case_id, "status_rank": {"$lt": rank}},
-                {"$set": {"status": status, "status_rank": rank}},
-            )
-        return True
+        if change.deadline_at is not None:
+            update["$set"]["deadline_at"] = change.deadline_at
+        if change.paused is not None:
+            update["$set"]["paused"] = change.paused
+        if change.case_number:
+            update["$set"]["case_number"] = change.case_number
+        await self.cases.update_one({"_id": change.case_id}, update, upsert=True)
 
     async def add_dead_letter(self, record: dict[str, Any]) -> bool:
         try:
@@ -94,15 +82,17 @@ class Repository:
         await self.cases.update_one({"_id": envelope.case_id}, {"$push": {"alerts": envelope.payload.kind}})
         return True
 
-    async def cases_due_before(self, when: datetime, finished: set[str]) -> list[dict[str, Any]]:
+    async def cases_due_before(self, when: datetime, finished_from_rank: int) -> list[dict[str, Any]]:
         cursor = self.cases.find(
-            {"deadline_at": {"$lte": when}, "status": {"$nin": sorted(finished)}, "paused": {"$ne": True}},
+            {"deadline_at": {"$lte": when}, "status_rank": {"$lt": finished_from_rank},
+             "paused": {"$ne": True}},
             {"timeline": 0},
         ).limit(1000)
-        return [doc async for doc in cursor]
+        return [_with_status(doc) async for doc in cursor]
 
     async def case(self, case_id: str) -> dict[str, Any] | None:
-        return await self.cases.find_one({"_id": case_id})
+        doc = await self.cases.find_one({"_id": case_id})
+        return None if doc is None else _with_status(doc)
 
     async def list_alerts(self, kind: str | None, limit: int) -> list[dict[str, Any]]:
         query = {"kind": kind} if kind else {}
@@ -114,5 +104,20 @@ class Repository:
         return [doc async for doc in cursor]
 
     async def status_counts(self) -> dict[str, int]:
-        rows = self.cases.aggregate([{"$group": {"_id": "$status", "n": {"$sum": 1}}}])
-        return {row["_id"]: row["n"] async for row in await rows}
+        rows = self.cases.aggregate([{"$group": {"_id": "$status_rank", "n": {"$sum": 1}}}])
+        return {status_of(row["_id"]): row["n"] async for row in await rows}
+
+
+def _with_status(doc: dict[str, Any]) -> dict[str, Any]:
+    """Add the status the stored rank stands for, and drop a redelivered event's repeat
+    from the timeline (only possible for entries written before ``$addToSet``)."""
+    doc["status"] = status_of(doc.get("status_rank"))
+    seen: set[str] = set()
+    timeline = []
+    for entry in doc.get("timeline", []):
+        if entry.get("event_id") not in seen:
+            seen.add(entry.get("event_id"))
+            timeline.append(entry)
+    if "timeline" in doc:
+        doc["timeline"] = timeline
+    return doc

@@ -21,19 +21,19 @@ class MemoryRepo:
         self.dead: set[tuple[str, int, int]] = set()
         self.alerts: dict[str, Envelope[SupervisionAlert]] = {}
 
-    async def add_to_timeline(self, envelope: Envelope[Any], status: str | None, deadline_at: datetime | None, paused: bool | None = None) -> bool:
-        if str(envelope.event_id) in self.seen:
-            return False
-        self.seen.add(str(envelope.event_id))
-        case = self.cases.setdefault(envelope.case_id, {"_id": envelope.case_id, "status": "open", "alerts": [], "timeline": []})
-        case["timeline"].append(envelope.event_type)
-        if status and handlers.STATUS_RANK[status] > handlers.STATUS_RANK[case["status"]]:
-            case["status"] = status
-        if deadline_at:
-            case["deadline_at"] = deadline_at
-        if paused is not None:
-            case["paused"] = paused
-        return True
+    async def apply_changes(self, changes: list[handlers.CaseChange]) -> None:
+        # the store's semantics: entries added as a set, the rank only rises
+        for change in changes:
+            case = self.cases.setdefault(change.case_id, {"_id": change.case_id, "status_rank": 0, "alerts": [], "timeline": []})
+            for entry in change.timeline:
+                if entry not in case["timeline"]:
+                    case["timeline"].append(entry)
+            case["status_rank"] = max(case["status_rank"], change.status_rank or 0)
+            case["status"] = handlers.status_of(case["status_rank"])
+            if change.deadline_at:
+                case["deadline_at"] = change.deadline_at
+            if change.paused is not None:
+                case["paused"] = change.paused
 
     async def add_dead_letter(self, record: dict[str, Any]) -> bool:
         key = (record["dlq_topic"], record["partition"], record["offset"])
@@ -50,19 +50,20 @@ class MemoryRepo:
             self.cases[envelope.case_id]["alerts"].append(envelope.payload.kind)
         return True
 
-    async def cases_due_before(self, when: datetime, finished: set[str]) -> list[dict[str, Any]]:
+    async def cases_due_before(self, when: datetime, finished_from_rank: int) -> list[dict[str, Any]]:
         return [
             c for c in self.cases.values()
-            if c.get("deadline_at") and c["deadline_at"] <= when and c["status"] not in finished and not c.get("paused")
+            if c.get("deadline_at") and c["deadline_at"] <= when and c["status_rank"] < finished_from_rank
+            and not c.get("paused")
         ]
 
 
 async def test_events_build_a_timeline_once_even_when_redelivered() -> None:
     repo = MemoryRepo()
     event = registered("c1", received_at=NOW)
-    assert await handlers.record_event(event, repo=repo)
-    assert not await handlers.record_event(event, repo=repo)
-    assert repo.cases["c1"]["timeline"] == ["complaint.registered"]
+    await handlers.record_event(event, repo=repo)
+    await handlers.record_events([event, event], repo=repo)  # redelivered, alone and in a batch
+    assert [e["event_type"] for e in repo.cases["c1"]["timeline"]] == ["complaint.registered"]
     assert repo.cases["c1"]["status"] == "registered"
     assert repo.cases["c1"]["deadline_at"] == NOW + timedelta(days=15)
 
@@ -121,6 +122,25 @@ async def test_a_case_never_moves_back_when_topics_arrive_out_of_order() -> None
         repo=repo,
     )
     assert repo.cases["c1"]["status"] == "closed"
+
+
+def test_a_batch_folds_into_one_change_per_case_with_the_highest_status_and_last_deadline() -> None:
+    first = registered("c1", received_at=NOW)
+    closed = Envelope.wrap(CaseClosed(case_number="TS-1", outcome="resolved"), case_id="c1", producer="followup", cause=first)
+    other = registered("c2", received_at=NOW - timedelta(days=1))
+    changes = {c.case_id: c for c in handlers.fold_events([closed, other, first])}
+    assert set(changes) == {"c1", "c2"}
+    c1 = changes["c1"]
+    assert [e["event_type"] for e in c1.timeline] == ["case.closed", "complaint.registered"]
+    assert handlers.status_of(c1.status_rank) == "closed"  # out of order, still closed
+    assert c1.deadline_at == NOW + timedelta(days=15) and c1.case_number
+    assert handlers.status_of(changes["c2"].status_rank) == "registered"
+
+
+def test_every_status_has_its_own_rank_and_finished_ones_are_settled_onwards() -> None:
+    assert len(set(handlers.STATUS_RANK.values())) == len(handlers.STATUS_RANK)
+    assert handlers.FINISHED == {"settled", "escalated", "executed", "followed_up", "closed"}
+    assert all(handlers.status_of(rank) == status for status, rank in handlers.STATUS_RANK.items())
 
 
 def test_status_mapping_covers_the_lifecycle() -> None:
