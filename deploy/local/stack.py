@@ -80,27 +80,54 @@ PG_SETTINGS = {
 # keeps the creator from starving.
 FERRETDB_PG_POOL_MAX_CONNS = 500
 
-# FerretDB v1.24.2 on PostgreSQL answers a filter on _id with ``_jsonb->'_id' @> $2``, which its
-# own btree index on _id cannot serve: every lookup by _id scanned the whole table (about 60 ms
-# at 50,000 small documents, 190 ms at 50,000 of 4 KB). An event trigger gives every table
-# FerretDB creates a GIN index on ``_jsonb->'_id'`` (jsonb_path_ops serves ``@>``), and custom
-# plans let PostgreSQL use it for the parameterised query: about 6 ms at 50,000 documents of
-# 4 KB (measured here). FerretDB does not know of these indexes; dropping a collection drops them.
-ID_INDEX_SQL = """
-CREATE OR REPLACE FUNCTION parley_id_index() RETURNS event_trigger LANGUAGE plpgsql AS $$
+# FerretDB v1.24.2 on PostgreSQL answers an equality filter (``{field: value}``, ``_id``
+# included) with ``_jsonb->'field' @> $2``, which its own btree indexes (``create_index``)
+# cannot serve: every lookup by _id, and every sweep for ``outbox_pending: true``, scanned the
+# whole table (about 60 ms at 50,000 small documents, 190 ms at 50,000 of 4 KB; an outbox sweep
+# over 5,000 documents 44 ms -> 0.2 ms with the index). An event trigger gives every btree index
+# FerretDB creates on a top-level field a GIN companion on the same expression (jsonb_path_ops
+# serves ``@>``), and custom plans let PostgreSQL use it for the parameterised query. Run at
+# every start, the same function also gives indexes made before (an older stack) their
+# companions. FerretDB does not know of these indexes; dropping a collection drops them.
+INDEX_COMPANIONS_SQL = r"""
+CREATE OR REPLACE FUNCTION parley_gin_companions(idx oid) RETURNS integer LANGUAGE plpgsql AS $$
+DECLARE tbl oid; nkeys int; k int; expr text; field text; made int := 0;
+BEGIN
+  SELECT i.indrelid, i.indnkeyatts INTO tbl, nkeys
+    FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_am a ON a.oid = c.relam
+   WHERE i.indexrelid = idx AND a.amname = 'btree';
+  IF tbl IS NULL OR NOT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = tbl AND attname = '_jsonb') THEN
+    RETURN 0;
+  END IF;
+  FOR k IN 1..LEAST(nkeys, 1) LOOP  -- the leading key, as MongoDB serves a prefix
+    expr := pg_get_indexdef(idx, k, false);
+    field := substring(expr FROM '^\(\(_jsonb -> ''([A-Za-z0-9_]+)''::text\)\)$');
+    IF field IS NOT NULL AND NOT EXISTS (
+         SELECT 1 FROM pg_index g JOIN pg_class gc ON gc.oid = g.indexrelid JOIN pg_am ga ON ga.oid = gc.relam
+          WHERE g.indrelid = tbl AND ga.amname = 'gin' AND pg_get_indexdef(g.indexrelid, 1, false) = expr) THEN
+      EXECUTE format('CREATE INDEX ON %s USING gin ((_jsonb -> %L) jsonb_path_ops)', tbl::regclass, field);
+      made := made + 1;
+    END IF;
+  END LOOP;
+  RETURN made;
+END $$;
+CREATE OR REPLACE FUNCTION parley_gin_on_create_index() RETURNS event_trigger LANGUAGE plpgsql AS $$
 DECLARE r record;
 BEGIN
   FOR r IN SELECT * FROM pg_event_trigger_ddl_commands()
-           WHERE command_tag = 'CREATE TABLE'
+           WHERE command_tag = 'CREATE INDEX' AND object_type = 'index'
              AND schema_name NOT IN ('pg_catalog', 'public', 'information_schema') LOOP
-    IF EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = r.objid AND attname = '_jsonb') THEN
-      EXECUTE format('CREATE INDEX ON %s USING gin ((_jsonb->''_id'') jsonb_path_ops)', r.object_identity);
-    END IF;
+    PERFORM parley_gin_companions(r.objid);
   END LOOP;
 END $$;
 DROP EVENT TRIGGER IF EXISTS parley_id_index;
-CREATE EVENT TRIGGER parley_id_index ON ddl_command_end WHEN TAG IN ('CREATE TABLE')
-  EXECUTE FUNCTION parley_id_index();
+DROP FUNCTION IF EXISTS parley_id_index();
+DROP EVENT TRIGGER IF EXISTS parley_gin_index;
+CREATE EVENT TRIGGER parley_gin_index ON ddl_command_end WHEN TAG IN ('CREATE INDEX')
+  EXECUTE FUNCTION parley_gin_on_create_index();
+SELECT count(parley_gin_companions(i.indexrelid))
+  FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+ WHERE n.nspname NOT IN ('pg_catalog', 'public', 'information_schema', 'pg_toast');
 ALTER DATABASE ferretdb SET plan_cache_mode = force_custom_plan;
 """
 
@@ -824,11 +851,11 @@ class Server:
                 str(bindir / "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", self.cfg.host,
                 "-p", str(self.cfg.postgresql_port), "-U", PG_SUPERUSER, "-d", PG_DATABASE,
             ],
-            input=ID_INDEX_SQL, capture_output=True, text=True, env=dict(env, PGCONNECT_TIMEOUT="10"),
+            input=INDEX_COMPANIONS_SQL, capture_output=True, text=True, env=dict(env, PGCONNECT_TIMEOUT="10"),
         )
         if proc.returncode != 0:
             raise StackError(
-                f"could not install the _id index trigger in PostgreSQL on "
+                f"could not install the index-companion trigger in PostgreSQL on "
                 f"{self.cfg.host}:{self.cfg.postgresql_port}:\n{(proc.stdout + proc.stderr).strip()}"
             )
         deadline = time.monotonic() + 30

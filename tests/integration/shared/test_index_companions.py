@@ -1,0 +1,71 @@
+"""The local stack's PostgreSQL serves FerretDB's equality filters from an index.
+
+FerretDB v1 on PostgreSQL pushes ``{field: value}`` down as ``_jsonb->'field' @> value``,
+which its own btree indexes cannot serve; ``deploy/local/stack.py`` gives each index
+FerretDB creates a GIN companion (see ``INDEX_COMPANIONS_SQL``). This checks, on the test
+stack's own PostgreSQL, that a collection's ``_id`` and a declared index get one, and that
+PostgreSQL's plan for the pushed-down filter uses it (EXPLAIN, not a timing).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from typing import Any
+
+import pytest
+from pymongo import ASCENDING, AsyncMongoClient
+
+from deploy.local import stack
+from shared.settings import CommonSettings
+from tests.support.servers import Servers
+
+
+def _psql(sql: str) -> str:
+    bindir = stack.find_postgresql()
+    port = os.environ.get("PARLEY_TEST_POSTGRESQL_PORT") or "29432"
+    assert bindir is not None
+    proc = subprocess.run(
+        [str(bindir / "psql"), "-X", "-At", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-p", port,
+         "-U", stack.PG_SUPERUSER, "-d", stack.PG_DATABASE, "-c", sql],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+async def test_declared_indexes_get_a_gin_companion_that_the_planner_uses(
+    servers: Servers, settings: CommonSettings, mongo_client: AsyncMongoClient[Any]
+) -> None:
+    if servers.source != "local" or (os.environ.get("PARLEY_TEST_FERRETDB_BACKEND") or "postgresql") != "postgresql":
+        pytest.skip("only the local stack runs FerretDB on a PostgreSQL of its own")
+    db_name = f"{settings.mongo.db_prefix}companions"
+    coll = mongo_client[db_name]["docs"]
+    await coll.insert_many([{"_id": f"d{i}", "outbox_pending": i % 100 == 0, "customer_id": f"c{i}"}
+                            for i in range(2_000)])
+    await coll.create_index([("outbox_pending", ASCENDING)], name="outbox_pending")
+    await coll.create_index([("customer_id", ASCENDING), ("outbox_pending", ASCENDING)], name="by_customer")
+
+    table = _psql(
+        "SELECT n.nspname || '.' || c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+        f"WHERE n.nspname = '{db_name.lower()}' AND c.relkind = 'r' AND c.relname LIKE 'docs%'"
+    ).strip()
+    assert table, "FerretDB's table for the collection"
+    gins = _psql(
+        "SELECT pg_get_indexdef(i.indexrelid, 1, false) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+        f"JOIN pg_am a ON a.oid = c.relam WHERE i.indrelid = '{table}'::regclass AND a.amname = 'gin' ORDER BY 1"
+    ).split()
+    # one each for _id, outbox_pending and the leading key of the compound index
+    assert gins == ["((_jsonb", "->", "'_id'::text))", "((_jsonb", "->", "'customer_id'::text))",
+                    "((_jsonb", "->", "'outbox_pending'::text))"]
+
+    _psql(f"ANALYZE {table}")
+    plan = _psql(f"EXPLAIN SELECT _jsonb FROM {table} WHERE _jsonb->'outbox_pending' @> 'true'")
+    assert "Index Scan" in plan and "Seq Scan" not in plan, plan
+    plan = _psql(f"EXPLAIN SELECT _jsonb FROM {table} WHERE _jsonb->'_id' @> '\"d77\"'")
+    assert "Index Scan" in plan and "Seq Scan" not in plan, plan
+
+    # and through FerretDB the answers are the same as without the index
+    pending = [d["_id"] async for d in coll.find({"outbox_pending": True})]
+    assert sorted(pending) == sorted(f"d{i}" for i in range(0, 2_000, 100))
+
