@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import importlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -39,7 +40,8 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from shared.http import install_error_handlers
 from shared.kafka.admin import ensure_topics
-from shared.kafka.consume import Incoming, consume_batch
+from shared.kafka.consume import Incoming, consume_batch, settle
+from shared.kafka.dlq import DEAD_LETTER_COLLECTION, MongoDeadLetterStore
 from shared.kafka.producer import Publisher
 from shared.logging import install_context_filter, setup_logging
 from shared.mongo import make_client, service_database
@@ -206,7 +208,6 @@ def build_worker(spec: ServiceSpec[S, D], settings: S, **faust_overrides: Any) -
 
     app = make_faust_app(spec.name, settings, **faust_overrides)
     send = faust_send(app, settings)
-    dead_letter = faust_dead_letter(app, settings, spec.name)
     prefix = settings.kafka.topic_prefix
     state: dict[str, Any] = {}
 
@@ -218,6 +219,13 @@ def build_worker(spec: ServiceSpec[S, D], settings: S, **faust_overrides: Any) -
                               send, "worker")
             state["client"], state["deps"], state["runtime"] = client, spec.deps(runtime), runtime
         return state["deps"]  # type: ignore[no-any-return]
+
+    def dead_letter_bodies() -> Any:  # records too large for their dead-letter topic
+        deps()
+        return state["runtime"].db[DEAD_LETTER_COLLECTION]
+
+    dead_letter = faust_dead_letter(app, settings, spec.name,
+                                    store=MongoDeadLetterStore(dead_letter_bodies))
 
     async def published(result: Any) -> None:
         await publish_results(result, send)
@@ -275,9 +283,9 @@ def _declare_agent(app: Any, settings: CommonSettings, spec: ServiceSpec[Any, An
     async def agent(stream: Any) -> None:
         async for events in stream.take_events(batch_size, sub.within_s):
             messages = [Incoming.from_faust(e, e.message.topic.removeprefix(prefix)) for e in events]
-            if sub.dead_letter:
-                await consume_batch(messages, decoder, handle, dead_letter=dead_letter,
-                                    on_result=published)
+            if sub.dead_letter:  # settled: handled or dead-lettered somewhere, or not acked
+                await settle(events, functools.partial(consume_batch, messages, decoder, handle,
+                                                       dead_letter=dead_letter, on_result=published))
                 continue
             for message in messages:  # a reader of dead letters: log, never dead-letter
                 try:

@@ -43,6 +43,12 @@ class KafkaSettings(BaseSettings):
     session_timeout_s: float = Field(10.0, gt=0, description="Consumer-group session timeout.")
     rebalance_timeout_s: float = Field(20.0, gt=0, description="Consumer-group rebalance timeout.")
     heartbeat_interval_s: float = Field(1.0, gt=0, description="Consumer heartbeat interval.")
+    message_max_bytes: int = Field(
+        1_048_588, ge=4096,
+        description="The broker's largest record batch (Kafka's message.max.bytes, compressed "
+        "size). A dead letter whose copy would not fit (less 64 KiB headroom) is kept in the "
+        "consuming service's database instead, with a reference on the dead-letter topic.",
+    )
 
     def topic(self, name: str) -> str:
         """Return the physical topic name of a catalogue topic."""
@@ -88,6 +94,11 @@ class CommonSettings(BaseSettings):
         DEFAULT_TIMEZONE,
         validation_alias=AliasChoices("PARLEY_TIMEZONE", "timezone"),
         description=TIMEZONE_DESCRIPTION,
+    )
+    worker_index: int = Field(
+        1, ge=1, validation_alias=AliasChoices("PARLEY_WORKER_INDEX", "worker_index"),
+        description="Which of a service's N worker processes on one machine this is (1..N); "
+        "workers after the first get their own faust data directory.",
     )
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     mongo: MongoSettings = Field(default_factory=MongoSettings)

@@ -2,22 +2,28 @@
 
 faust acks a message even when the agent raised, so nothing may escape this step
 unhandled: a message is either handled, or (bad input, or a failure that outlived its
-retries) copied whole to ``<topic>.dlq`` with the reason. Handlers must be idempotent,
-because Kafka redelivers.
+retries) copied whole to ``<topic>.dlq`` with the reason (or, too large for that topic,
+kept in the service's dead-letter store with a reference on it: ``shared.kafka.dlq``).
+Handlers must be idempotent, because Kafka redelivers.
+
+The one failure this step lets out is ``DeadLetterFailed``: a record that could be put in
+neither place. ``settle`` is what an agent runs a batch in: it retries such a batch (with
+backoff, for as long as the worker runs) and, should the agent stop meanwhile, withholds
+the batch's acknowledgements, so no offset is committed past a record that is nowhere.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from pymongo.errors import AutoReconnect, ConnectionFailure, NetworkTimeout
 
 from shared.errors import InvalidMessage
-from shared.kafka.dlq import DeadLetter
+from shared.kafka.dlq import DeadLetter, DeadLetterFailed
 from shared.logging import log_context
 
 log = logging.getLogger(__name__)
@@ -80,6 +86,7 @@ async def consume_one(
                     topic=message.topic, key=message.key, value=message.value,
                     partition=message.partition, offset=message.offset,
                     reason=exc.reason, errors=exc.errors, attempts=attempt,
+                    source_headers=message.headers,
                 )
                 return "dead_lettered"
             except Exception as exc:  # noqa: BLE001 - every failure is routed, none is lost
@@ -101,6 +108,7 @@ async def consume_one(
                     topic=message.topic, key=message.key, value=message.value,
                     partition=message.partition, offset=message.offset,
                     reason=reason, error_type=type(exc).__name__, attempts=attempt,
+                    source_headers=message.headers,
                 )
                 return "dead_lettered"
 
@@ -139,7 +147,9 @@ async def consume_batch(
        the record at fault is retried to its bound and dead-lettered; the rest go through.
 
     ``on_result`` receives what each successful ``handle`` call returned (the outbox
-    relay uses it to publish what the batch wrote). Never raises for a record's failure.
+    relay uses it to publish what the batch wrote). Never raises for a record's failure;
+    raises ``DeadLetterFailed`` when a record could not be dead-lettered anywhere (after
+    every record of the batch has been dealt with).
     """
     counts: dict[Outcome, int] = {"handled": 0, "dead_lettered": 0}
     decoded: list[tuple[Incoming, Any]] = []
@@ -155,6 +165,17 @@ async def consume_batch(
                 topic=message.topic, key=message.key, value=message.value,
                 partition=message.partition, offset=message.offset,
                 reason=exc.reason, errors=exc.errors, attempts=1,
+                source_headers=message.headers,
+            )
+            counts["dead_lettered"] += 1
+        except Exception as exc:  # noqa: BLE001 - a decoder's own failure is the record's, too
+            log.exception("dead-lettering %s@%s/%s: the decoder failed",
+                          message.topic, message.partition, message.offset)
+            await dead_letter(
+                topic=message.topic, key=message.key, value=message.value,
+                partition=message.partition, offset=message.offset,
+                reason=f"could not be decoded: {type(exc).__name__}: {str(exc)[:300]}",
+                error_type=type(exc).__name__, attempts=1, source_headers=message.headers,
             )
             counts["dead_lettered"] += 1
     if not decoded:
@@ -203,5 +224,63 @@ async def consume_batch(
             )
             counts[outcome] += 1
 
-    await asyncio.gather(*(one_group(g) for g in _group_by_key(decoded)))
+    results = await asyncio.gather(*(one_group(g) for g in _group_by_key(decoded)),
+                                   return_exceptions=True)
+    for result in results:  # every group has finished; now the first failure, if any
+        if isinstance(result, BaseException):
+            raise result
     return counts
+
+
+T = TypeVar("T")
+
+
+def withhold_acks(events: Sequence[Any]) -> None:
+    """Make faust never acknowledge ``events`` (faust ``Event``s), so their offsets are not
+    committed (nor any later offset of their partitions).
+
+    faust's ``take_events`` acknowledges a batch when the agent leaves it, whether it
+    finished, raised or was cancelled. Marking a message as acknowledged *without* telling
+    the consumer keeps its offset out of the consumer's acknowledged set: the committed
+    offset stops before it, and the record is delivered again after a restart or rebalance.
+    """
+    for event in events:
+        message = getattr(event, "message", None)
+        if message is not None:
+            message.acked = True
+
+
+async def settle(
+    events: Sequence[Any],
+    run: Callable[[], Awaitable[T]],
+    *,
+    backoff_s: float = 1.0,
+    max_backoff_s: float = 30.0,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+) -> T:
+    """Run one batch (``run``, e.g. ``consume_batch``) until it completes; never let faust
+    acknowledge it otherwise.
+
+    A failure (``DeadLetterFailed``: a record that is neither handled, nor on its dead-letter
+    topic, nor in the dead-letter store; or any unexpected error) retries the whole batch
+    with growing backoff (handlers are idempotent), for as long as the worker runs: the
+    partitions wait rather than lose a record. If the agent is stopped meanwhile, the
+    batch's acknowledgements are withheld (``withhold_acks``) and it is delivered again.
+    """
+    attempt = 0
+    try:
+        while True:
+            attempt += 1
+            try:
+                return await run()
+            except Exception as exc:  # noqa: BLE001 - nothing may be acknowledged unsettled
+                delay = min(max_backoff_s, backoff_s * 2 ** min(attempt - 1, 16))
+                log.error(
+                    "a batch of %d could not be settled (%s: %s; attempt %d); not acknowledged, "
+                    "retrying in %.1fs", len(events), type(exc).__name__, str(exc)[:300],
+                    attempt, delay, exc_info=not isinstance(exc, DeadLetterFailed),
+                )
+                await sleep(delay)
+    except BaseException:
+        withhold_acks(events)
+        raise

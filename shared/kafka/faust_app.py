@@ -7,7 +7,8 @@ from typing import Any
 
 import faust
 
-from shared.kafka.dlq import DeadLetter
+from shared.kafka.dlq import DeadLetter, DeadLetterStore, dlq_limit
+from shared.kafka.producer import DeadLetterSender
 from shared.settings import CommonSettings
 
 
@@ -23,11 +24,14 @@ def make_faust_app(
 
     Tables use the in-memory store; they are rebuilt from their changelog topics on start.
     New consumer groups read from the earliest offset, so nothing published before a
-    service first started is skipped.
+    service first started is skipped. Several workers of one service on one machine
+    (``settings.worker_index`` 1..N, ``PARLEY_WORKER_INDEX``) share the consumer group but
+    not the data directory: worker ``k`` ≥ 2 uses ``var/faust/<app_id>-<k>``.
     """
     kafka = settings.kafka
     app_id = f"{kafka.topic_prefix}parley-{service}"
-    datadir = Path(datadir or Path("var") / "faust" / app_id)
+    suffix = f"-{settings.worker_index}" if settings.worker_index > 1 else ""
+    datadir = Path(datadir or Path("var") / "faust" / f"{app_id}{suffix}")
     datadir.parent.mkdir(parents=True, exist_ok=True)
     options: dict[str, Any] = {
         "broker": [f"kafka://{h.strip()}" for h in kafka.bootstrap.split(",")],
@@ -60,13 +64,20 @@ def raw_topic(app: faust.App, settings: CommonSettings, name: str) -> Any:
     )
 
 
-def faust_dead_letter(app: faust.App, settings: CommonSettings, consumer: str) -> DeadLetter:
-    """A ``DeadLetter`` that sends through the app's own producer."""
+def faust_dead_letter(app: faust.App, settings: CommonSettings, consumer: str,
+                      store: DeadLetterStore | None = None) -> DeadLetter:
+    """A ``DeadLetter`` for the app's agents: gzip-compressed sends on a producer of its own
+    (stopped with the app), records too large for their dead-letter topic kept in ``store``
+    (the service's ``dead_letter_bodies``) with a reference on the topic."""
+    sender = DeadLetterSender(settings.kafka, client_id=f"{app.conf.id}-dlq")
 
-    async def send(topic: str, key: bytes | None, value: bytes | None, headers: list[tuple[str, bytes]]) -> object:
-        return await app.producer.send_and_wait(topic, key, value, None, None, headers)
+    async def _stop_sender(sender_: Any = None, **_: Any) -> None:
+        await sender.stop()
 
-    return DeadLetter(send=send, consumer=consumer, topic_prefix=settings.kafka.topic_prefix)
+    app.on_before_shutdown.connect(_stop_sender)  # type: ignore[arg-type]  # mode types the signal narrowly
+    return DeadLetter(send=sender, consumer=consumer, topic_prefix=settings.kafka.topic_prefix,
+                      store=store, limit=dlq_limit(settings.kafka.message_max_bytes),
+                      compressed=sender.compressed)
 
 
 def faust_send(app: faust.App, settings: CommonSettings) -> Any:

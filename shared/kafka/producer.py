@@ -75,3 +75,58 @@ class Publisher:
     async def send(self, topic: str, key: bytes, value: bytes) -> object:
         """``send(topic, key, value)`` for ``shared.outbox.relay``."""
         return await self._producer.send_and_wait(self.settings.topic(topic), value=value, key=key)
+
+
+#: The producer's own cap on one uncompressed record for dead letters. The broker checks
+#: the compressed batch against its ``message.max.bytes``; aiokafka checks the record
+#: *before* compression against ``max_request_size``, so a 5 MB record that gzips to 50 KB
+#: needs a cap above 5 MB here. ``shared.kafka.dlq`` decides beforehand what may be sent.
+DEAD_LETTER_MAX_RECORD_BYTES = 256 * 1024 * 1024
+
+
+class DeadLetterSender:
+    """``send(topic, key, value, headers)`` for ``shared.kafka.dlq.DeadLetter``: gzip-compressed.
+
+    Its own idempotent ``acks=all`` producer, made on first use (inside the running event
+    loop) and stopped by ``stop``; compression makes most records that were compressed at
+    their source fit on their dead-letter topic whole.
+    """
+
+    compressed = True
+
+    def __init__(self, settings: KafkaSettings, *, client_id: str = "parley-dlq") -> None:
+        self.settings = settings
+        self.client_id = client_id
+        self._producer: AIOKafkaProducer | None = None
+        self._lock: Any = None
+
+    async def _started(self) -> AIOKafkaProducer:
+        import asyncio
+
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        async with self._lock:
+            if self._producer is None:
+                producer = AIOKafkaProducer(
+                    bootstrap_servers=self.settings.bootstrap,
+                    client_id=self.client_id,
+                    acks="all",
+                    enable_idempotence=True,
+                    compression_type="gzip",
+                    max_request_size=DEAD_LETTER_MAX_RECORD_BYTES,
+                    request_timeout_ms=30_000,
+                )
+                await producer.start()
+                self._producer = producer
+            return self._producer
+
+    async def __call__(
+        self, topic: str, key: bytes | None, value: bytes | None, headers: list[tuple[str, bytes]]
+    ) -> object:
+        producer = await self._started()
+        return await producer.send_and_wait(topic, value=value, key=key, headers=headers)
+
+    async def stop(self) -> None:
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            await producer.stop()
