@@ -6,7 +6,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import Field, PlainSerializer
+from pydantic import Field, PlainSerializer, Strict
 
 #: Money in CNY as an exact decimal, serialised as a JSON string ("1234.50") so no float
 #: ever touches an amount.
@@ -15,6 +15,11 @@ Money = Annotated[
     Field(ge=Decimal("0"), le=Decimal("1000000000"), max_digits=14, decimal_places=2),
     PlainSerializer(lambda d: format(d, "f"), return_type=str, when_used="json"),
 ]
+
+#: ``Money`` as an ingress contract takes it, also in a strict model: a decimal string
+#: ("1280.50", the documented wire form) or a JSON number, never a boolean (pydantic refuses
+#: ``true``/``false`` for a Decimal even when lax) nor anything else.
+WireMoney = Annotated[Money, Strict(False)]
 
 #: A percentage (0–100, two decimals), serialised like ``Money`` as a JSON string ("12.50").
 Pct = Annotated[

@@ -8,17 +8,36 @@ channel's complaint id) and what ``POST /complaints`` takes; ``decode_submission
 Kafka value into it. It is strict on purpose: unknown fields, wrong types, ids that could be
 read as query operators, amounts beyond any real complaint and received times in the future
 are refused with an error naming the field, so nothing doubtful reaches the store.
+
+Strict means no coercion (pydantic strict mode): strings only from JSON strings, booleans only
+from JSON ``true``/``false`` (not ``"yes"``, ``"on"``, ``1``, ``"true"``), ``received_at`` only
+from an ISO 8601 string with offset (not a number, not a numeric string). The JSON wire form
+is what the models take, whether validated from bytes or from the decoded dict: enums from
+their string values, amounts as decimal strings or JSON numbers (never booleans). And no
+string field holds a control character (C0, DEL or C1; free text may keep tab, line feed and
+carriage return): ``_Ingress`` checks every string field once, before any stripping.
 """
 
 from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta
-from typing import Annotated
+from typing import Annotated, Any, ClassVar
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    Strict,
+    StringConstraints,
+    ValidationInfo,
+    field_validator,
+)
+from pydantic_core import PydanticCustomError
 
-from shared.contracts.common import Channel, Language, Money, Priority, Product
+from shared.contracts.common import Channel, Language, Money, Priority, Product, WireMoney
 from shared.contracts.envelope import Payload
 
 # ------------------------------------------------------------------ ingress: complaint.received
@@ -41,11 +60,58 @@ ShortText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=2
 _ID_NUMBER = re.compile(r"^(?:[1-9][0-9]{16}[0-9Xx]|[1-9][0-9]{14})$")
 _PHONE = re.compile(r"^\+?[0-9][0-9 \-]{4,22}$")
 
+#: Control characters no string field may hold: C0, DEL and C1.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+#: The same, but free text may keep tab, line feed and carriage return.
+_CONTROL_IN_FREE_TEXT = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+#: An ISO 8601 date-time: a date, ``T`` (or a space) and at least hours and minutes. The
+#: offset is required by ``AwareDatetime``; this check refuses numbers and numeric strings
+#: (pydantic would read ``"1700000000"`` as Unix time).
+_ISO_DATETIME = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}")
 
-class Customer(BaseModel):
+
+def _iso_datetime(value: Any) -> Any:
+    if isinstance(value, datetime) or (isinstance(value, str) and _ISO_DATETIME.match(value)):
+        return value
+    raise PydanticCustomError(
+        "iso_datetime", "must be an ISO 8601 date-time string with offset, e.g. 2026-11-29T09:12:00+08:00"
+    )
+
+
+#: A time as the wire carries it: an ISO 8601 string with offset (or a ``datetime`` from Python).
+IsoDatetime = Annotated[AwareDatetime, Strict(False), BeforeValidator(_iso_datetime)]
+#: Enums as the wire carries them: their string values (``Strict(False)`` lets Python callers
+#: pass the value too; anything that is not one of the values is still refused).
+WireChannel = Annotated[Channel, Strict(False)]
+WireProduct = Annotated[Product, Strict(False)]
+WireLanguage = Annotated[Language, Strict(False)]
+
+
+class _Ingress(BaseModel):
+    """Base of the ingress models: strict types, no unknown fields, no control characters."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+    #: Fields that are free text and may keep tab, line feed and carriage return.
+    free_text_fields: ClassVar[frozenset[str]] = frozenset()
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_control_characters(cls, value: Any, info: ValidationInfo) -> Any:
+        """Refuse a control character in any string field, naming it by code point only."""
+        if isinstance(value, str):
+            pattern = _CONTROL_IN_FREE_TEXT if info.field_name in cls.free_text_fields else _CONTROL
+            found = pattern.search(value)
+            if found:
+                raise PydanticCustomError(
+                    "control_character", "contains a control character ({char})",
+                    {"char": f"U+{ord(found.group()):04X}"},
+                )
+        return value
+
+
+class Customer(_Ingress):
     """The complainant. Name, phone and ID number are personal data: stored only in intake."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     customer_id: Identifier = Field(description="The institution's customer id.")
     name: Annotated[str, StringConstraints(strip_whitespace=True, max_length=100)] | None = None
@@ -68,30 +134,28 @@ class Customer(BaseModel):
         return value.upper() if value else value
 
 
-class Attachment(BaseModel):
+class Attachment(_Ingress):
     """A reference to a file the channel keeps (intake stores the reference, not the file)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     ref: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=512)]
     filename: ShortText | None = None
     content_type: Annotated[str, StringConstraints(max_length=100)] | None = None
 
 
-class ComplaintSubmission(BaseModel):
+class ComplaintSubmission(_Ingress):
     """One complaint as a channel submits it (Kafka ``complaint.received`` or ``POST /complaints``)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    free_text_fields: ClassVar[frozenset[str]] = frozenset({"text", "demand"})
 
     channel_complaint_id: Identifier = Field(description="The channel's id of this complaint; Kafka key.")
-    channel: Channel
-    received_at: AwareDatetime = Field(description="When the channel received it (timezone-aware).")
+    channel: WireChannel
+    received_at: IsoDatetime = Field(description="When the channel received it: ISO 8601 with offset.")
     customer: Customer
-    product: Product
+    product: WireProduct
     text: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_TEXT_CHARS)]
-    language: Language | None = Field(None, description="zh-CN or en; detected from the text if absent.")
-    amount_disputed: Money | None = Field(None, description="Amount in dispute, CNY (decimal).")
-    amount_demanded: Money | None = Field(None, description="Amount the customer asks for, CNY.")
+    language: WireLanguage | None = Field(None, description="zh-CN or en; detected from the text if absent.")
+    amount_disputed: WireMoney | None = Field(None, description="Amount in dispute, CNY (decimal).")
+    amount_demanded: WireMoney | None = Field(None, description="Amount the customer asks for, CNY.")
     demand: Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)] = ""
     attachments: list[Attachment] = Field(default_factory=list, max_length=50)
     matter_ref: Identifier | None = Field(
@@ -115,13 +179,6 @@ class ComplaintSubmission(BaseModel):
         # MongoDB keeps milliseconds: truncate here so stored and published times agree
         value = value.astimezone(UTC)
         return value.replace(microsecond=value.microsecond // 1000 * 1000)
-
-    @field_validator("text")
-    @classmethod
-    def _no_nul(cls, value: str) -> str:
-        if "\x00" in value:
-            raise ValueError("must not contain NUL characters")
-        return value
 
     def key(self) -> str:
         """The idempotency key of this complaint: ``<channel>:<channel_complaint_id>``."""
