@@ -122,18 +122,59 @@ def decode_json(raw: bytes | None) -> Any:
         raise InvalidMessage("value is JSON nested too deeply") from None
 
 
+def known_versions(topic: str) -> tuple[int, ...]:
+    """The ``schema_version`` values a consumer of ``topic`` (logical name) can read."""
+    entry = spec(topic)
+    if entry.payload is None:
+        raise KeyError(f"{topic} is not an enveloped topic")
+    return entry.payload.known_versions()
+
+
+def _refuse(field: str, problem: str) -> InvalidMessage:
+    return InvalidMessage(problem, errors=[{"field": field, "problem": problem}])
+
+
+def check_header(topic: str, data: dict[str, Any]) -> None:
+    """Refuse an envelope whose ``event_type`` is not ``topic``'s or whose ``schema_version``
+    the consumer does not know; raise ``InvalidMessage`` naming the field.
+
+    Checked before the payload is read: an event of an unknown major version may look like a
+    known one (same field names, other meanings), so it is never read as one.
+    """
+    entry = spec(topic)
+    assert entry.payload is not None
+    event_type = data.get("event_type")
+    if event_type != entry.name:
+        if "event_type" not in data:
+            raise _refuse("event_type", f"event_type is missing (must be {entry.name})")
+        if not isinstance(event_type, str):
+            raise _refuse("event_type", f"event_type must be the string {entry.name!r}")
+        raise _refuse("event_type", f"event_type {event_type[:64]!r} does not belong on {topic}")
+    known = entry.payload.known_versions()
+    known_text = ", ".join(str(v) for v in known)
+    version = data.get("schema_version")
+    if "schema_version" not in data:
+        raise _refuse("schema_version", f"schema_version is missing for {topic} (known: {known_text})")
+    if type(version) is not int:  # not bool, not "1", not 1.0
+        raise _refuse("schema_version", f"schema_version must be an integer for {topic} (known: {known_text})")
+    if version not in known:
+        shown = str(version) if abs(version) < 10**12 else "(a huge number)"
+        raise _refuse("schema_version", f"unsupported schema_version {shown} for {topic} (known: {known_text})")
+
+
 def decode(topic: str, raw: bytes | None) -> Envelope[Any]:
-    """Decode an enveloped event from ``topic`` (logical name), or raise ``InvalidMessage``."""
+    """Decode an enveloped event from ``topic`` (logical name), or raise ``InvalidMessage``.
+
+    The envelope must carry ``topic``'s ``event_type`` and a ``schema_version`` this consumer
+    knows (``check_header``); unknown fields, in the envelope or its payload, are ignored.
+    """
     entry = spec(topic)
     if entry.payload is None:
         raise InvalidMessage(f"{topic} is not an enveloped topic")
     data = decode_json(raw)
     if not isinstance(data, dict):
         raise InvalidMessage("value must be a JSON object")
-    if data.get("event_type") not in (None, entry.name):
-        raise InvalidMessage(
-            f"event_type {str(data.get('event_type'))[:64]!r} does not belong on {topic}"
-        )
+    check_header(topic, data)
     try:
         return Envelope[entry.payload].model_validate(data)  # type: ignore[name-defined]
     except ValidationError as exc:

@@ -2,8 +2,10 @@
 
 Rules (see docs/events.md): event types are past tense and never renamed; within a
 ``schema_version`` only optional fields are added; consumers ignore unknown fields; a
-breaking change is a new version with an upcaster. ``case_id`` is the Kafka key of every
-enveloped event, so one case's events stay in order on one partition.
+breaking change is a new version with an upcaster. A consumer refuses (dead-letters) an event
+whose ``schema_version`` is not one of its payload's ``known_versions()`` — it never reads a
+version it does not know as one it does. ``case_id`` is the Kafka key of every enveloped
+event, so one case's events stay in order on one partition.
 """
 
 from __future__ import annotations
@@ -22,6 +24,15 @@ class Payload(BaseModel):
 
     event_type: ClassVar[str] = ""
     schema_version: ClassVar[int] = 1
+
+    @classmethod
+    def known_versions(cls) -> tuple[int, ...]:
+        """The ``schema_version`` values a consumer of this payload can read.
+
+        The current version only: an older one may join only together with its upcaster (none
+        exist yet), and a newer one is unknown by definition.
+        """
+        return (cls.schema_version,)
 
 
 P = TypeVar("P", bound=Payload)
