@@ -4,7 +4,8 @@
 publishes it to ``complaint.received`` (key = channel complaint id), so every complaint is
 registered by one path, the worker. It then waits briefly (``api_register_wait_s``) for the
 registration and answers 202 with the case number, or 202 with a status URL when the worker
-has not finished yet. Bad input gets 422 with one entry per field; a body above
+has not finished yet. A body whose ``Content-Type`` is not ``application/json`` gets 415
+before it is read; bad input gets 422 with one entry per field; a body above
 ``max_body_bytes`` gets 413 before it is read whole.
 """
 
@@ -34,6 +35,7 @@ from services.intake.repository import Doc, IntakeRepository
 from services.intake.settings import Settings
 from shared.contracts.common import Channel
 from shared.errors import InvalidMessage, NotFound
+from shared.http import Problem, error_response
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +92,21 @@ def settings_of(request: Request) -> Settings:
     return request.app.state.settings
 
 
+def is_json(content_type: str | None) -> bool:
+    """Whether a ``Content-Type`` header says JSON: ``application/json``, with an optional
+    ``charset`` that must be UTF-8 (JSON's only encoding here)."""
+    if not content_type:
+        return False
+    media, *params = (part.strip().lower() for part in content_type.split(";"))
+    if media != "application/json":
+        return False
+    for param in params:
+        name, _, value = param.partition("=")
+        if name.strip() == "charset" and value.strip().strip('"') not in ("utf-8", "utf8"):
+            return False
+    return True
+
+
 async def read_body(request: Request, limit: int) -> bytes:
     """Read the body, refusing more than ``limit`` bytes without reading it all."""
     declared = request.headers.get("content-length")
@@ -108,11 +125,16 @@ async def read_body(request: Request, limit: int) -> bytes:
     "/complaints",
     status_code=202,
     response_model=Accepted,
-    responses={413: {"description": "body too large"}, 422: {"description": "invalid field(s)"}},
+    responses={413: {"description": "body too large"}, 415: {"description": "body is not application/json"},
+               422: {"description": "invalid field(s)"}},
 )
 async def submit_complaint(request: Request) -> JSONResponse:
     """Accept a complaint from a channel without Kafka; the worker registers it."""
     settings = settings_of(request)
+    if not is_json(request.headers.get("content-type")):
+        problem = "must be application/json (UTF-8)"
+        return error_response(415, "request body must be application/json", field="content-type",
+                              errors=[Problem(field="content-type", problem=problem)])
     try:
         raw = await read_body(request, settings.max_body_bytes)
     except BodyTooLarge:

@@ -18,6 +18,8 @@ from tests.support.processes import ServiceProcess
 
 pytestmark = pytest.mark.integration
 
+JSON = {"content-type": "application/json"}  # POST /complaints answers 415 to anything else
+
 
 async def test_post_registers_through_the_worker_and_cases_are_searchable(
     intake_settings: Settings, repo: IntakeRepository, processes: Callable[..., ServiceProcess]
@@ -30,7 +32,7 @@ async def test_post_registers_through_the_worker_and_cases_are_searchable(
         for i, product in enumerate(products):
             body = complaint(500 + i, customer_id="WEBCUST", product=product, channel="web",
                              received_at=datetime.now(UTC) - timedelta(days=i))
-            resp = await http.post("/complaints", content=json.dumps(body, ensure_ascii=False))
+            resp = await http.post("/complaints", content=json.dumps(body, ensure_ascii=False), headers=JSON)
             assert resp.status_code == 202, resp.text
             answers.append(resp.json())
         other = await http.post("/complaints", json=complaint(599, channel="regulator_transfer"))
@@ -92,10 +94,10 @@ async def test_bad_http_input_gets_field_level_errors_and_is_never_published(
             problems = " ".join(e["problem"] for e in body["errors"])
             assert expected in named or expected in problems, (name, body)
         five_mb = complaint(1, text="长" * (5 * 1024 * 1024 // 3))
-        resp = await http.post("/complaints", content=json.dumps(five_mb, ensure_ascii=False))
+        resp = await http.post("/complaints", content=json.dumps(five_mb, ensure_ascii=False), headers=JSON)
         assert resp.status_code == 422 and {e["field"] for e in resp.json()["errors"]} == {"text"}
         nine_mb = b'{"text": "' + b"x" * (9 * 1024 * 1024) + b'"}'
-        resp = await http.post("/complaints", content=nine_mb)
+        resp = await http.post("/complaints", content=nine_mb, headers=JSON)
         assert resp.status_code == 413
         ok = await http.post("/complaints", json=complaint(2))
         # no worker runs and the API waits 0 s: the complaint is received, not yet registered

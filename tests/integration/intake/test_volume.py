@@ -43,7 +43,8 @@ async def test_thousand_real_complaints_make_thousand_cases_and_a_replay_adds_no
     async def post_all() -> None:
         async with httpx.AsyncClient(base_url=api.url, timeout=60) as http:  # type: ignore[attr-defined]
             for body in over_http:
-                resp = await http.post("/complaints", content=encode(body))
+                resp = await http.post("/complaints", content=encode(body),
+                                       headers={"content-type": "application/json"})
                 assert resp.status_code == 202, resp.text
 
     await asyncio.gather(
