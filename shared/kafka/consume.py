@@ -275,10 +275,10 @@ async def settle(
                 return await run()
             except Exception as exc:  # noqa: BLE001 - nothing may be acknowledged unsettled
                 delay = min(max_backoff_s, backoff_s * 2 ** min(attempt - 1, 16))
-                log.error(
-                    "a batch of %d could not be settled (%s: %s; attempt %d); not acknowledged, "
-                    "retrying in %.1fs", len(events), type(exc).__name__, str(exc)[:300],
-                    attempt, delay, exc_info=not isinstance(exc, DeadLetterFailed),
+                log.error(  # the error's text may quote the record (a database's refusal): not logged
+                    "a batch of %d could not be settled (%s%s; attempt %d); not acknowledged, "
+                    "retrying in %.1fs", len(events), type(exc).__name__,
+                    f": {exc}" if isinstance(exc, DeadLetterFailed) else "", attempt, delay,
                 )
                 await sleep(delay)
     except BaseException:

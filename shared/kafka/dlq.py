@@ -307,8 +307,9 @@ class DeadLetter:
             "offset": offset,
             "key": key,
             "value": value,
-            "headers": [[name, data] for name, data in source_headers],
-            "dlq_headers": [[name, data] for name, data in headers],
+            # documents, not pairs: FerretDB v1 refuses arrays inside arrays
+            "headers": [{"name": name, "value": data} for name, data in source_headers],
+            "dlq_headers": [{"name": name, "value": data} for name, data in headers],
             "size": len(value or b""),
             "why": why,
             "consumer": self.consumer,

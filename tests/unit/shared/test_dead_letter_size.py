@@ -148,7 +148,7 @@ async def test_a_record_that_cannot_fit_is_stored_and_referenced_on_the_topic() 
     assert headers["dlq.original_bytes"] == str(len(value))
     assert "do not fit" in headers["dlq.stored_reason"]
     doc = store.docs["complaint.received:2:41"]
-    assert (doc["key"], doc["value"], doc["headers"]) == (b"C0000001", value, [["trace", b"abc"]])
+    assert (doc["key"], doc["value"], doc["headers"]) == (b"C0000001", value, [{"name": "trace", "value": b"abc"}])
 
 
 async def test_without_compression_a_large_compressible_record_is_stored() -> None:
