@@ -9,7 +9,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STACK  := $(PYTHON) deploy/local/stack.py
 
-.PHONY: setup demo test unit typecheck stop status logs clean lint bench
+.PHONY: setup demo test unit typecheck stop status logs clean lint bench faults
 
 $(VENV)/.installed: pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Parley needs Python 3.11 or newer; python3 is " + sys.version.split()[0])'
@@ -59,3 +59,9 @@ $(VENV)/.bench-installed: $(VENV)/.installed pyproject.toml
 
 bench: setup $(VENV)/.bench-installed
 	$(PY) -m bench.run $(BENCH_ARGS)
+
+# 10,000 real complaints through intake and investigation (2 workers each) while workers,
+# the broker and the database are killed; audits loss, duplicates and dead letters (bench/faults.py).
+# Its own servers on ports 18xxx and .parley/faults-stack; FAULTS_ARGS="--complaints 1000" for a short run
+faults: setup
+	$(PY) -m bench.faults $(FAULTS_ARGS)

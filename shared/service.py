@@ -199,6 +199,37 @@ async def prepare(spec: ServiceSpec[S, D], settings: S) -> None:
         await client.close()
 
 
+#: How long a starting worker waits for Kafka and the database before it gives up.
+STARTUP_WAIT_S = 300.0
+
+
+async def prepare_when_ready(spec: ServiceSpec[S, D], settings: S, *, wait_s: float = STARTUP_WAIT_S,
+                             sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
+    """``prepare``, retried while Kafka or the database does not answer yet.
+
+    A worker started while the broker or the database is down (a restart during an outage,
+    or the whole stack coming up at once) waits for them, saying so, instead of exiting; it
+    gives up after ``wait_s`` seconds, and then exits non-zero for its supervisor to see.
+    """
+    from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError
+    from pymongo.errors import ConnectionFailure, ServerSelectionTimeoutError
+
+    waited, delay = 0.0, 1.0
+    while True:
+        try:
+            await prepare(spec, settings)
+            return
+        except (KafkaConnectionError, KafkaTimeoutError, ConnectionFailure, ServerSelectionTimeoutError,
+                OSError) as exc:
+            if waited >= wait_s:
+                raise
+            log.warning("%s worker waiting for its servers (%s: %s); retrying in %.0f s",
+                        spec.name, type(exc).__name__, str(exc)[:200], delay)
+            await sleep(delay)
+            waited += delay
+            delay = min(delay * 2, 10.0)
+
+
 # ------------------------------------------------------------------ worker
 
 
@@ -388,7 +419,7 @@ def run(spec: ServiceSpec[Any, Any], argv: list[str] | None = None) -> int:
     if args.mode == "worker":
         import faust
 
-        asyncio.run(prepare(spec, settings))
+        asyncio.run(prepare_when_ready(spec, settings))
         faust.Worker(build_worker(spec, settings), loglevel=args.loglevel.upper()).execute_from_commandline()
         return 0
 
