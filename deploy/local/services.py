@@ -5,6 +5,12 @@ Each service runs as ``python -m services.<name> worker`` and, where it has an H
 ``PARLEY_RUN_DIR`` (default ``.parley/run``). Services are pointed at Kafka and MongoDB by
 the usual ``PARLEY_KAFKA_*`` / ``PARLEY_MONGO_*`` environment variables (defaults: the local
 stack). A service whose package has no ``__main__`` yet is skipped.
+
+``start --workers N`` (or ``PARLEY_WORKERS=N``; default 1) runs N worker processes per
+service in the service's one consumer group: ``intake-worker``, ``intake-worker-2``, ...,
+each with its own pid and log file and ``PARLEY_WORKER_INDEX`` (1..N; it gives each its own
+faust data directory). ``status --workers N`` expects N; ``stop`` stops every worker it
+finds, whatever N they were started with.
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -31,10 +37,15 @@ class Proc:
     service: str
     mode: str  # worker | api
     port: int | None = None
+    index: int = 1  # which of the service's workers (1..N)
 
     @property
     def name(self) -> str:
-        return f"{self.service}-{self.mode}"
+        return f"{self.service}-{self.mode}" + (f"-{self.index}" if self.index > 1 else "")
+
+    @property
+    def env(self) -> dict[str, str]:
+        return dict(os.environ, PARLEY_WORKER_INDEX=str(self.index))
 
     @property
     def args(self) -> list[str]:
@@ -64,6 +75,37 @@ PROCS = [
     Proc("supervision", "worker"),
     Proc("supervision", "api", int(os.environ.get("PARLEY_SUPERVISION_PORT", "8005"))),
 ]
+
+
+def default_workers() -> int:
+    """Worker processes per service unless told: ``PARLEY_WORKERS`` or 1."""
+    return int(os.environ.get("PARLEY_WORKERS") or 1)
+
+
+def procs(workers: int = 1) -> list[Proc]:
+    """Every process to run with ``workers`` workers per service (APIs once each)."""
+    out: list[Proc] = []
+    for proc in PROCS:
+        out.append(proc)
+        if proc.mode == "worker":
+            out.extend(replace(proc, index=i) for i in range(2, workers + 1))
+    return out
+
+
+def _found() -> list[Proc]:
+    """Workers with a pid file beyond those ``procs`` knows (started with a larger N)."""
+    known = {(p.service, p.mode) for p in PROCS}
+    extra = []
+    for pidfile in sorted(RUN_DIR.glob("*-worker-*.pid")):
+        service, _, index = pidfile.stem.rpartition("-worker-")
+        if (service, "worker") in known and index.isdigit() and int(index) > 1:
+            extra.append(Proc(service, "worker", index=int(index)))
+    return extra
+
+
+def _with_found(listed: list[Proc]) -> list[Proc]:
+    names = {p.name for p in listed}
+    return listed + [p for p in _found() if p.name not in names]
 
 
 def _pid(proc: Proc) -> int | None:
@@ -100,13 +142,13 @@ async def _ensure_topics() -> None:
     await ensure_topics(KafkaSettings())
 
 
-def start(timeout: float = 120) -> int:
+def start(timeout: float = 120, workers: int = 1) -> int:
     RUN_DIR.mkdir(parents=True, exist_ok=True)
     asyncio.run(_ensure_topics())
-    print("[services] topic catalogue ensured")
+    print("[services] topic catalogue ensured" + (f"; {workers} workers per service" if workers > 1 else ""))
     started = []
     children: dict[str, subprocess.Popen[bytes]] = {}
-    for proc in PROCS:
+    for proc in procs(workers):
         if not proc.available():
             continue
         if _pid(proc):
@@ -116,7 +158,7 @@ def start(timeout: float = 120) -> int:
             log.write(f"\n==== start {time.strftime('%Y-%m-%dT%H:%M:%S')} ====\n".encode())
             p = subprocess.Popen(
                 proc.args, cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL, start_new_session=True,
+                stdin=subprocess.DEVNULL, start_new_session=True, env=proc.env,
             )
         proc.pidfile.write_text(str(p.pid))
         children[proc.name] = p
@@ -141,26 +183,35 @@ def start(timeout: float = 120) -> int:
     return 0
 
 
-def stop() -> int:
-    for proc in reversed(PROCS):
+def stop(timeout: float = 30) -> int:
+    """SIGTERM every running process (all workers, however many), then SIGKILL after ``timeout``."""
+    running: dict[str, tuple[Proc, int]] = {}
+    for proc in reversed(_with_found(procs(1))):
         pid = _pid(proc)
         if pid is None:
+            proc.pidfile.unlink(missing_ok=True)
             continue
         os.kill(pid, signal.SIGTERM)
-        for _ in range(150):
+        running[proc.name] = (proc, pid)
+    deadline = time.monotonic() + timeout
+    while running:
+        for name, (proc, pid) in list(running.items()):
             if _pid(proc) is None:
-                break
-            time.sleep(0.2)
-        else:
-            os.kill(pid, signal.SIGKILL)
-        proc.pidfile.unlink(missing_ok=True)
-        print(f"[services] {proc.name} stopped")
+                proc.pidfile.unlink(missing_ok=True)
+                print(f"[services] {name} stopped")
+                del running[name]
+            elif time.monotonic() > deadline:
+                os.kill(pid, signal.SIGKILL)
+                proc.pidfile.unlink(missing_ok=True)
+                print(f"[services] {name} killed (no exit {timeout:.0f}s after SIGTERM)")
+                del running[name]
+        time.sleep(0.2)
     return 0
 
 
-def status() -> int:
+def status(workers: int = 1) -> int:
     ok = True
-    for proc in PROCS:
+    for proc in _with_found(procs(workers)):
         if not proc.available():
             print(f"{proc.name:22} not built yet")
             continue
@@ -175,8 +226,19 @@ def status() -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m deploy.local.services")
     parser.add_argument("command", choices=("start", "stop", "status"))
+    parser.add_argument(
+        "--workers", type=int, default=default_workers(), metavar="N",
+        help="worker processes per service, in one consumer group (default: $PARLEY_WORKERS or 1); "
+        "stop stops all of them whatever N",
+    )
     args = parser.parse_args(argv)
-    return {"start": start, "stop": stop, "status": status}[args.command]()
+    if args.workers < 1:
+        parser.error("--workers must be at least 1")
+    if args.command == "start":
+        return start(workers=args.workers)
+    if args.command == "status":
+        return status(workers=args.workers)
+    return stop()
 
 
 if __name__ == "__main__":
