@@ -88,7 +88,7 @@ async def on_dead_letters(deps: Deps, messages: list[Incoming]) -> list[Written]
 async def check_deadlines(deps: Deps) -> None:
     """Raise warnings and breaches for cases near or past their deadline."""
     raised = await handlers.check_deadlines(
-        now=utcnow(), warning_days=deps.settings.warning_days, repo=deps.repo
+        now=utcnow(), lead_days=deps.settings.warning_lead_days, repo=deps.repo
     )
     if raised:
         log.info("deadline sweep raised %d alerts", raised)

@@ -5,10 +5,12 @@ Plain functions over a repository protocol; no Kafka, faust or FastAPI here.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
+from shared.clock import REGULATORY_TIMEZONE, beijing_day, to_local
 from shared.contracts.envelope import Envelope
 from shared.contracts.supervision import SupervisionAlert
 
@@ -195,33 +197,73 @@ def _int(text: str | None) -> int:
         return -1
 
 
-async def check_deadlines(*, now: datetime, warning_days: float, repo: SupervisionRepository) -> int:
-    """Raise a warning before and a critical alert after each open case's deadline, once each.
+#: Default lead times of the deadline warnings, in days before the deadline.
+DEFAULT_WARNING_LEAD_DAYS: tuple[float, ...] = (3.0, 1.0)
+
+
+def lead_label(lead_days: float) -> str:
+    """How a lead time appears in alert ids: ``3d``, ``1d``, ``0.5d``."""
+    return f"{lead_days:g}d"
+
+
+def deadline_warning_alert_id(case_id: str, lead_days: float, deadline: datetime) -> str:
+    """The id of a case's warning at one lead time before one deadline (its Beijing day):
+    raised once; a deadline moved to another day (complex case, pause) is warned about again."""
+    return f"deadline_warning:{lead_label(lead_days)}:{case_id}:{beijing_day(deadline).isoformat()}"
+
+
+def deadline_breached_alert_id(case_id: str) -> str:
+    """The id of a case's breach alert: raised once per case."""
+    return f"deadline_breached:{case_id}"
+
+
+async def check_deadlines(
+    *, now: datetime, lead_days: Sequence[float] = DEFAULT_WARNING_LEAD_DAYS, repo: SupervisionRepository,
+) -> int:
+    """Warn at each lead time before an open case's deadline, and raise a critical alert once
+    it is past; return the number of alerts raised.
 
     The 15-day (complex: 30, at most 60) decision deadline comes from intake's
     ``complaint.registered`` (moved by investigation for complex cases and pauses); cases
     settled, escalated or closed, and cases paused for external appraisal, are not on the clock.
+
+    A case within ``lead_days`` of its deadline gets the warning of the shortest lead time it
+    has reached (within 3 days: the 3-day warning; within 1 day: the 1-day one), each once per
+    deadline (``deadline_warning_alert_id``; a case first seen 12 hours before its deadline gets
+    only the 1-day warning). A deadline is past once ``now`` is after it (for ``shared.clock``'s
+    deadlines: from 00:00 Beijing of the next day); then only ``deadline_breached`` is raised,
+    once per case. Already-raised alerts are not raised again (the alert id is unique).
     """
+    leads = sorted({float(days) for days in lead_days if days > 0})
     raised = 0
-    horizon = now + timedelta(days=warning_days)
+    horizon = now + timedelta(days=max(leads, default=0.0))
     for case in await repo.cases_due_before(horizon, FINISHED_FROM_RANK):
         deadline: datetime = case["deadline_at"]
         label = case.get("case_number") or case["_id"]
-        if deadline <= now:
-            kind, severity = "deadline_breached", "critical"
-            message = f"案件 {label} 已超过处理时限 / case {label} is past its decision deadline"
-        else:
-            kind, severity = "deadline_warning", "warning"
-            hours = int((deadline - now).total_seconds() // 3600)
+        local = to_local(deadline, REGULATORY_TIMEZONE)
+        if deadline < now:
+            if "deadline_breached" in case.get("alerts", []):
+                continue
+            alert_id, kind, severity = deadline_breached_alert_id(case["_id"]), "deadline_breached", "critical"
             message = (
-                f"案件 {label} 距处理时限还有 {hours} 小时 / case {label} is due in {hours} hours"
+                f"案件 {label} 已超过处理时限（北京时间 {local:%Y-%m-%d %H:%M}）/ case {label} is past "
+                f"its decision deadline ({local:%Y-%m-%d %H:%M} Beijing time)"
             )
-        if kind in case.get("alerts", []):
-            continue
+        else:
+            remaining = deadline - now
+            lead = next((days for days in leads if remaining <= timedelta(days=days)), None)
+            if lead is None:
+                continue
+            alert_id, kind, severity = deadline_warning_alert_id(case["_id"], lead, deadline), "deadline_warning", "warning"
+            hours = int(remaining.total_seconds() // 3600)
+            message = (
+                f"案件 {label} 距处理时限还有 {hours} 小时（北京时间 {local:%Y-%m-%d %H:%M}，提前 {lead:g} 天提醒）"
+                f" / case {label} is due in {hours} hours ({local:%Y-%m-%d %H:%M} Beijing time; "
+                f"{lead:g}-day warning)"
+            )
         alert = SupervisionAlert(kind=kind, severity=severity, message=message, due_at=deadline)
         if await repo.raise_alert(
-            f"{kind}:{case['_id']}",
-            Envelope.wrap(alert, case_id=case["_id"], producer=PRODUCER, occurred_at=now),
+            alert_id, Envelope.wrap(alert, case_id=case["_id"], producer=PRODUCER, occurred_at=now),
         ):
             raised += 1
     return raised

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from functools import lru_cache
+from typing import Annotated, Any
 
-from pydantic import Field
-from pydantic_settings import SettingsConfigDict
+from pydantic import AliasChoices, Field, field_validator
+from pydantic_settings import NoDecode, SettingsConfigDict
 
 from shared.settings import CommonSettings
 
@@ -15,12 +17,37 @@ class Settings(CommonSettings):
 
     model_config = SettingsConfigDict(env_prefix="PARLEY_SUPERVISION_", extra="ignore")
 
-    warning_days: float = Field(
-        3, gt=0, description="Warn this many days before a case's regulatory deadline."
+    warning_lead_days: Annotated[list[float], NoDecode] = Field(
+        default_factory=lambda: [3.0, 1.0],
+        validation_alias=AliasChoices(
+            "PARLEY_SUPERVISION_WARNING_LEAD_DAYS", "PARLEY_SUPERVISION_WARNING_DAYS", "warning_lead_days"
+        ),
+        description="Warn this many days before a case's regulatory deadline, once per lead time "
+        "(PARLEY_SUPERVISION_WARNING_LEAD_DAYS: '3,1' or '[3, 1]'; an empty value turns warnings "
+        "off). The older PARLEY_SUPERVISION_WARNING_DAYS (one number) still works.",
     )
     sweep_interval_s: float = Field(
         30, gt=0, description="How often deadlines are checked and outboxes relayed."
     )
+
+    @field_validator("warning_lead_days", mode="before")
+    @classmethod
+    def _read_lead_days(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [part.strip() for part in text.split(",") if part.strip()]
+        if isinstance(value, int | float):
+            return [value]
+        return value
+
+    @field_validator("warning_lead_days")
+    @classmethod
+    def _positive_lead_days(cls, value: list[float]) -> list[float]:
+        if any(days <= 0 for days in value):
+            raise ValueError("lead times must be more than 0 days")
+        return sorted(set(value), reverse=True)
 
 
 @lru_cache

@@ -5,6 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
+from pydantic import ValidationError
+
 from services.supervision import handlers
 from shared.contracts.envelope import Envelope
 from shared.contracts.followup import CaseClosed
@@ -73,14 +76,14 @@ async def test_warning_before_the_deadline_then_breach_after_it_each_once() -> N
     await handlers.record_event(registered("c1", received_at=NOW - timedelta(days=13)), repo=repo)
     await handlers.record_event(registered("c2", received_at=NOW), repo=repo)  # due in 15 days
 
-    assert await handlers.check_deadlines(now=NOW, warning_days=3, repo=repo) == 1
-    assert await handlers.check_deadlines(now=NOW, warning_days=3, repo=repo) == 0
+    assert await handlers.check_deadlines(now=NOW, lead_days=(3,), repo=repo) == 1
+    assert await handlers.check_deadlines(now=NOW, lead_days=(3,), repo=repo) == 0
     [warning] = repo.alerts.values()
     assert warning.payload.kind == "deadline_warning" and warning.case_id == "c1"
     assert "48 小时" in warning.payload.message and "48 hours" in warning.payload.message
 
     later = NOW + timedelta(days=2, hours=1)
-    assert await handlers.check_deadlines(now=later, warning_days=3, repo=repo) == 1
+    assert await handlers.check_deadlines(now=later, lead_days=(3,), repo=repo) == 1
     assert repo.alerts["deadline_breached:c1"].payload.severity == "critical"
 
 
@@ -93,7 +96,7 @@ async def test_closed_cases_are_off_the_clock() -> None:
         repo=repo,
     )
     assert repo.cases["c1"]["status"] == "closed"
-    assert await handlers.check_deadlines(now=NOW, warning_days=3, repo=repo) == 0
+    assert await handlers.check_deadlines(now=NOW, lead_days=(3,), repo=repo) == 0
 
 
 async def test_a_dead_letter_raises_one_alert_naming_consumer_and_reason() -> None:
@@ -171,8 +174,90 @@ async def test_no_deadline_alert_while_paused_for_appraisal_and_the_deadline_mov
         )
 
     await handlers.record_event(pause(False), repo=repo)
-    assert await handlers.check_deadlines(now=NOW, warning_days=3, repo=repo) == 0
+    assert await handlers.check_deadlines(now=NOW, lead_days=(3,), repo=repo) == 0
     await handlers.record_event(pause(True), repo=repo)
     assert repo.cases["c1"]["deadline_at"] == NOW + timedelta(days=11)
-    assert await handlers.check_deadlines(now=NOW, warning_days=3, repo=repo) == 0
-    assert await handlers.check_deadlines(now=NOW + timedelta(days=9), warning_days=3, repo=repo) == 1
+    assert await handlers.check_deadlines(now=NOW, lead_days=(3,), repo=repo) == 0
+    assert await handlers.check_deadlines(now=NOW + timedelta(days=9), lead_days=(3,), repo=repo) == 1
+
+
+async def test_warnings_at_each_lead_time_then_one_breach_each_raised_once() -> None:
+    from shared.clock import due
+
+    repo = MemoryRepo()
+    # received 30 Sep 2025 in Beijing: due at the end of 15 Oct 2025, Beijing time (shared.clock)
+    deadline = due(datetime(2025, 9, 30, 10, tzinfo=UTC), 15)
+    event = registered("c1", received_at=datetime(2025, 9, 30, 2, tzinfo=UTC))
+    await handlers.record_event(event, repo=repo)
+    repo.cases["c1"]["deadline_at"] = deadline.due_at
+    start = deadline.due_at - timedelta(days=5)
+
+    async def sweep(now: datetime) -> int:
+        return await handlers.check_deadlines(now=now, repo=repo)  # the default leads: 3 and 1 day
+
+    assert await sweep(start) == 0
+    three = deadline.due_at - timedelta(days=2, hours=12)
+    assert await sweep(three) == 1 and await sweep(three + timedelta(hours=1)) == 0
+    one = deadline.due_at - timedelta(hours=20)
+    assert await sweep(one) == 1 and await sweep(one + timedelta(hours=1)) == 0
+    assert await sweep(deadline.due_at) == 0  # 23:59:59.999999 Beijing on the last day: not past yet
+    next_day = datetime(2025, 10, 16, 0, 0, tzinfo=deadline.due_at.tzinfo)
+    assert await sweep(next_day) == 1 and await sweep(next_day + timedelta(days=1)) == 0
+    assert sorted(repo.alerts) == [
+        "deadline_breached:c1", "deadline_warning:1d:c1:2025-10-15", "deadline_warning:3d:c1:2025-10-15",
+    ]
+    warn3, warn1 = repo.alerts["deadline_warning:3d:c1:2025-10-15"], repo.alerts["deadline_warning:1d:c1:2025-10-15"]
+    assert warn3.payload.severity == warn1.payload.severity == "warning"
+    assert "3-day warning" in warn3.payload.message and "提前 3 天" in warn3.payload.message
+    assert "1-day warning" in warn1.payload.message and "2025-10-15 23:59 Beijing time" in warn1.payload.message
+    assert warn1.payload.due_at == deadline.due_at
+    assert repo.alerts["deadline_breached:c1"].payload.severity == "critical"
+
+
+async def test_a_case_first_seen_late_gets_only_the_nearest_warning() -> None:
+    repo = MemoryRepo()
+    await handlers.record_event(registered("c1", received_at=NOW - timedelta(days=14, hours=12)), repo=repo)
+    assert await handlers.check_deadlines(now=NOW, lead_days=(3, 1), repo=repo) == 1
+    [alert_id] = repo.alerts
+    assert alert_id.startswith("deadline_warning:1d:c1:")
+    # a case past its deadline when first swept gets the breach only, no warnings
+    await handlers.record_event(registered("c2", received_at=NOW - timedelta(days=16)), repo=repo)
+    assert await handlers.check_deadlines(now=NOW, lead_days=(3, 1), repo=repo) == 1
+    assert "deadline_breached:c2" in repo.alerts and not any(a.startswith("deadline_warning:3d:c2") for a in repo.alerts)
+
+
+async def test_a_deadline_moved_to_another_day_is_warned_about_again() -> None:
+    repo = MemoryRepo()
+    first = registered("c1", received_at=NOW - timedelta(days=13))  # due in 2 days
+    await handlers.record_event(first, repo=repo)
+    assert await handlers.check_deadlines(now=NOW, lead_days=(3, 1), repo=repo) == 1
+    # the clock restarts (new facts) with a later deadline: its warnings come again, once
+    await handlers.record_event(registered("c1", received_at=NOW - timedelta(days=13), deadline_days=17), repo=repo)
+    assert await handlers.check_deadlines(now=NOW + timedelta(days=2), lead_days=(3, 1), repo=repo) == 1
+    assert await handlers.check_deadlines(now=NOW + timedelta(days=2), lead_days=(3, 1), repo=repo) == 0
+    assert len([a for a in repo.alerts if a.startswith("deadline_warning:3d:c1:")]) == 2
+
+
+async def test_no_lead_times_means_breaches_only() -> None:
+    repo = MemoryRepo()
+    await handlers.record_event(registered("c1", received_at=NOW - timedelta(days=14)), repo=repo)
+    assert await handlers.check_deadlines(now=NOW, lead_days=(), repo=repo) == 0
+    assert await handlers.check_deadlines(now=NOW + timedelta(days=2), lead_days=(), repo=repo) == 1
+    assert list(repo.alerts) == ["deadline_breached:c1"]
+
+
+def test_lead_times_come_from_one_setting_with_the_old_one_still_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    from services.supervision.settings import Settings
+
+    for var in ("PARLEY_SUPERVISION_WARNING_LEAD_DAYS", "PARLEY_SUPERVISION_WARNING_DAYS"):
+        monkeypatch.delenv(var, raising=False)
+    assert Settings().warning_lead_days == [3.0, 1.0]
+    monkeypatch.setenv("PARLEY_SUPERVISION_WARNING_DAYS", "5")  # the older single lead time
+    assert Settings().warning_lead_days == [5.0]
+    monkeypatch.setenv("PARLEY_SUPERVISION_WARNING_LEAD_DAYS", "1, 7,2")
+    assert Settings().warning_lead_days == [7.0, 2.0, 1.0]
+    monkeypatch.setenv("PARLEY_SUPERVISION_WARNING_LEAD_DAYS", "[2, 0.5]")
+    assert Settings().warning_lead_days == [2.0, 0.5]
+    monkeypatch.setenv("PARLEY_SUPERVISION_WARNING_LEAD_DAYS", "3,0")
+    with pytest.raises(ValidationError, match="more than 0"):
+        Settings()
