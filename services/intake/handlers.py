@@ -7,9 +7,12 @@ the case-number allocator, the settings, the clock), so the wiring stays at the 
 per batch, not per complaint, and is idempotent on the channel complaint
 (``<channel>:<id>``), converging after a crash at any point:
 
-1. store the personal data originals with one ``insert_many``; a key refused as a duplicate
-   was seen by an earlier attempt, and only those keys are read back: a registered one
-   owes at most its outbox (returned, ``Written(..., None)``), the rest are recovered;
+1. store the personal data originals with one ``insert_many`` (with the submission's hashes,
+   ``rules.fingerprint``); a key refused as a duplicate was seen by an earlier attempt, and
+   only those keys are read back: a registered one owes at most its outbox (returned,
+   ``Written(..., None)``), the rest are recovered; one whose content differs from the first
+   version's is a conflicting duplicate (recorded, then ``ConflictingDuplicate`` is raised
+   once the rest of the batch is registered);
 2. index first-time customers with one ``insert_many`` (their complaints were placed in
    memory as new cases); a customer refused as a duplicate is known, and only known
    customers' indexes and recent cases are read (by ``_id``);
@@ -18,9 +21,14 @@ per batch, not per complaint, and is idempotent on the channel complaint
    or open a new case (a repeat of a closed case is a new case linked to the old one). A new
    case's id is derived from the complaint, and a complaint already found in a case (an
    interrupted attempt) keeps that case;
-4. add new case ids and placements to known customers' indexes (before the cases exist,
-   so a retry or a later complaint finds them), draw case numbers (``CaseNumbers``), insert
-   the new cases and link complaints to open cases (conditional, once per case);
+4. commit each customer's placement before its effects, with a per-customer compare-and-set
+   (a first-time customer's document insert; else a claim of the next ``version`` in
+   ``customer_claims`` and an update by ``_id`` conditional on the version), naming the
+   effects as ``pending``; a worker that loses reads again, and one that finds another
+   worker's pending effects not yet visible waits for them (``rules.pending_blocks``), so N
+   workers place one customer's complaints in turn. Then draw case numbers
+   (``CaseNumbers``), insert the new cases and link complaints to open cases (conditional,
+   once per case), before waiting on anything;
 5. insert the complaint records together with ``complaint.registered`` and
    ``customer.notified`` (``shared.outbox.outbox_document``) and return them as ``Written``;
    the runtime publishes them after the batch, then acknowledges it.
@@ -28,6 +36,7 @@ per batch, not per complaint, and is idempotent on the channel complaint
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
@@ -40,6 +49,7 @@ from services.intake.errors import RegistrationConflict
 from services.intake.models import Registration
 from services.intake.repository import (
     CaseNumbers,
+    Commit,
     Doc,
     IntakeRepository,
     KeyedLocks,
@@ -50,6 +60,7 @@ from shared.contracts.common import Language, Priority, Product
 from shared.contracts.envelope import Envelope
 from shared.contracts.followup import CaseClosed
 from shared.contracts.intake import ComplaintRegistered, ComplaintSubmission, CustomerNotified
+from shared.errors import InvalidMessage
 from shared.logging import log_context
 from shared.money import yuan_to_fen
 from shared.outbox import Written, outbox_document, publish_written
@@ -66,7 +77,7 @@ Clock = Callable[[], datetime]
 CustomerLocks = KeyedLocks
 
 __all__ = [
-    "CaseNumbers", "CustomerLocks", "acknowledgement", "case_id_for", "close_case",
+    "CaseNumbers", "ConflictingDuplicate", "CustomerLocks", "acknowledgement", "case_id_for", "close_case",
     "complaint_id_for", "register_batch", "register_complaint", "utcnow",
 ]
 
@@ -337,6 +348,39 @@ def _link(
 # ------------------------------------------------------------------ the batch
 
 
+class ConflictingDuplicate(InvalidMessage):
+    """Complaint ids seen before with different content (``rules.CONFLICTING_DUPLICATE``).
+
+    Raised by ``register_batch`` after it registered everything else in the batch. ``reason``
+    and ``errors`` name the complaint(s) and the fields that differ, never their values.
+    ``invalid`` maps positions in the batch to the error of each such record and ``result``
+    holds what the batch wrote, so a runtime that dead-letters single records of a batch can
+    publish the rest at once; today's ``consume_batch`` splits the batch instead (the records
+    registered here are then found registered and only their events are published).
+    """
+
+    def __init__(self, reason: str, *, errors: list[dict[str, str]],
+                 invalid: dict[int, InvalidMessage], result: list[Written]) -> None:
+        super().__init__(reason, errors=errors)
+        self.invalid = invalid
+        self.result = result
+
+
+@dataclass
+class _Conflict:
+    submission: ComplaintSubmission
+    fingerprint: rules.Fingerprint
+    registered_hash: str | None
+    fields: list[str]
+
+    def error(self) -> InvalidMessage:
+        return InvalidMessage(
+            rules.conflict_reason(self.submission.key(), self.fields),
+            errors=[{"field": f, "problem": "differs from the complaint registered under this id"}
+                    for f in self.fields],
+        )
+
+
 async def register_batch(
     submissions: list[ComplaintSubmission],
     *,
@@ -351,21 +395,71 @@ async def register_batch(
     Returns a ``Written`` per complaint record written (with its outbox), and
     ``Written(..., None)`` for an already registered complaint whose outbox is still
     pending. Publishing is the caller's (``shared.outbox.publish_written``). Raises when
-    the batch cannot be registered (the runtime then retries it, or splits it).
+    the batch cannot be registered (the runtime then retries it, or splits it), and
+    ``ConflictingDuplicate`` (an ``InvalidMessage``) when a complaint id came again with
+    different content, after registering the rest.
     """
+    fingerprints = {id(s): rules.fingerprint(s.model_dump()) for s in submissions}
     unique: dict[str, ComplaintSubmission] = {}
+    conflicts: list[_Conflict] = []
     for submission in submissions:
-        unique.setdefault(submission.key(), submission)  # a repeated key is a redelivery
-    if not unique:
-        return []
-    holder = locks if locks is not None else repo.customer_locks
-    async with holder.hold(s.customer.customer_id for s in unique.values()):
-        return await _register(list(unique.values()), repo=repo, settings=settings,
-                               numbers=numbers, clock=clock)
+        first = unique.setdefault(submission.key(), submission)
+        mine, theirs = fingerprints[id(submission)], fingerprints[id(first)]
+        if first is not submission and mine.content_hash != theirs.content_hash:
+            # the same id twice in one batch with different content: the first one counts
+            conflicts.append(_Conflict(submission, mine, theirs.content_hash,
+                                       rules.differing_fields(theirs.field_hashes, mine.field_hashes)))
+    written: list[Written] = []
+    if unique:
+        holder = locks if locks is not None else repo.customer_locks
+        async with holder.hold(s.customer.customer_id for s in unique.values()):
+            written = await _register(
+                list(unique.values()), {k: fingerprints[id(s)] for k, s in unique.items()},
+                conflicts, repo=repo, settings=settings, numbers=numbers, clock=clock,
+            )
+    if not conflicts:
+        return written
+    now = clock().astimezone(UTC)
+    await repo.record_conflicts([{
+        "_id": f"{c.submission.key()}#{c.fingerprint.content_hash}", "key": c.submission.key(),
+        "complaint_id": complaint_id_for(c.submission.key()), "channel": c.submission.channel.value,
+        "channel_complaint_id": c.submission.channel_complaint_id,
+        "customer_id": c.submission.customer.customer_id, "fields": c.fields,
+        "registered_hash": c.registered_hash, "content_hash": c.fingerprint.content_hash,
+        "seen_at": now,
+    } for c in conflicts])
+    invalid = {i: c.error() for c in conflicts for i, s in enumerate(submissions) if s is c.submission}
+    for c in conflicts:
+        log.warning("%s", rules.conflict_reason(c.submission.key(), c.fields))
+    errors = [e for c in conflicts for e in c.error().errors]
+    raise ConflictingDuplicate("; ".join(c.error().reason for c in conflicts)[:4000],
+                               errors=errors, invalid=invalid, result=written)
+
+
+@dataclass
+class _Round:
+    """One customer placed in a round: where its document stood, and where the batch put it."""
+
+    index: Doc
+    customer: _Customer
+    placed: list[_Placed]
+
+
+def _commit(cid: str, r: _Round, at: datetime) -> Commit:
+    """What a customer's document gains from a placement: new cases, links, and them as pending."""
+    new = [c for c in r.customer.cases if c.new]
+    links = [{"key": p.submission.key(), "case_id": p.case.doc["_id"]}
+             for p in r.placed if p.role is rules.Role.LINKED and not p.case.new]
+    pending = ([{"kind": "new", "key": c.doc["complaints"][0]["key"], "case_id": c.doc["_id"]} for c in new]
+               + [{"kind": "link", **link} for link in links])
+    legacy = bool(r.index) and "version" not in r.index
+    return Commit(version=int(r.index.get("version", 0)), case_ids=[c.doc["_id"] for c in new],
+                  placements=links, pending=pending, at=at, exists=bool(r.index), legacy=legacy)
 
 
 async def _register(
-    submissions: list[ComplaintSubmission], *, repo: RegistrationStore, settings: Settings,
+    submissions: list[ComplaintSubmission], fingerprints: dict[str, rules.Fingerprint],
+    conflicts: list[_Conflict], *, repo: RegistrationStore, settings: Settings,
     numbers: CaseNumbers, clock: Clock,
 ) -> list[Written]:
     now = clock().astimezone(UTC)
@@ -373,21 +467,42 @@ async def _register(
     written: list[Written] = []
 
     # 1. personal data first: the insert tells which keys an earlier attempt saw
-    seen = await repo.store_personal_data_batch({
-        s.key(): {
-            "customer_id": s.customer.customer_id, "name": s.customer.name,
-            "phone": s.customer.phone, "id_number": s.customer.id_number,
-            "text": s.text, "demand": s.demand,
-        }
-        for s in submissions
-    })
+    seen = await repo.store_personal_data_batch(
+        {
+            s.key(): {
+                "customer_id": s.customer.customer_id, "name": s.customer.name,
+                "phone": s.customer.phone, "id_number": s.customer.id_number,
+                "text": s.text, "demand": s.demand,
+            }
+            for s in submissions
+        },
+        {k: {"content_hash": f.content_hash, "field_hashes": f.field_hashes}
+         for k, f in fingerprints.items()},
+    )
     if seen:
         registered = await repo.find_complaints(seen)
+        # an exact redelivery is a no-op; the same id with other content is a conflict
+        suspects = {k for k, doc in registered.items()
+                    if not rules.same_content(doc.get("content_hash"), fingerprints[k])}
+        stored = await repo.personal_fingerprints((seen - registered.keys()) | suspects)
+        for s in submissions:
+            key = s.key()
+            if key not in seen:
+                continue
+            first = registered[key].get("content_hash") if key in registered else stored.get(key, {}).get("content_hash")
+            if rules.same_content(first, fingerprints[key]):
+                continue
+            fields = rules.differing_fields(stored.get(key, {}).get("field_hashes") or {},
+                                            fingerprints[key].field_hashes)
+            conflicts.append(_Conflict(s, fingerprints[key], first, fields))
+        refused = {c.submission.key() for c in conflicts}
         for key, found in registered.items():
+            if key in refused:
+                continue
             log.info("complaint %s already registered as %s", key, found["case_number"])
             if found.get("outbox_pending"):
                 written.append(Written(repo.complaints, key, None))
-        submissions = [s for s in submissions if s.key() not in registered]
+        submissions = [s for s in submissions if s.key() not in registered and s.key() not in refused]
     if not submissions:
         return written
 
@@ -395,73 +510,75 @@ async def _register(
     for s in submissions:
         by_customer.setdefault(s.customer.customer_id, []).append(s)
     recovering = {s.customer.customer_id for s in submissions if s.key() in seen}
-
-    # 2. first-time customers: place in memory as if they had no cases, then index them
     customers: dict[str, _Customer] = {}
     placed: dict[str, list[_Placed]] = {}
-    fresh_docs = []
+    committed: dict[str, _Round] = {}  # placed and committed, effects not applied yet
+
+    # 2. first-time customers: place in memory as if they had no cases; the document's insert
+    #    is their compare-and-set (refused: another writer knows the customer)
+    fresh: dict[str, _Round] = {}
     for cid, items in by_customer.items():
         if cid in recovering:
             continue
-        customer = customers[cid] = _Customer([])
-        placed[cid] = [_place(s, customer, settings=settings, now=now) for s in items]
-        fresh_docs.append({"_id": cid, "case_ids": [c.doc["_id"] for c in customer.cases],
-                           "placements": []})
+        customer = _Customer([])
+        fresh[cid] = _Round({}, customer, [_place(s, customer, settings=settings, now=now) for s in items])
+    at = clock().astimezone(UTC)
+    fresh_docs = []
+    for cid, r in fresh.items():
+        c = _commit(cid, r, at)
+        fresh_docs.append({"_id": cid, "version": 1, "case_ids": c.case_ids, "placements": [],
+                           "pending": c.pending, "pending_at": at})
     known = recovering | await repo.insert_customer_indexes(fresh_docs)
+    committed.update((cid, r) for cid, r in fresh.items() if cid not in known)
 
-    # 3. known customers: read their indexes and recent cases, then place
-    if known:
-        indexes = await repo.customer_indexes(known)
-        wanted: dict[str, list[str]] = {}
-        for cid in known:
-            index, keys = indexes[cid], [s.key() for s in by_customer[cid]]
-            ids = list(index.get("case_ids", []))[-RECENT_CASES:]
-            ids += [p["case_id"] for p in index.get("placements", []) if p.get("key") in keys]
-            ids += [case_id_for(k) for k in keys]
-            wanted[cid] = list(dict.fromkeys(ids))
-        loaded = await repo.cases_by_ids(i for ids in wanted.values() for i in ids)
-        additions: dict[str, tuple[list[str], list[Doc]]] = {}
-        for cid in known:
-            customer = customers[cid] = _Customer(
-                [_Case(loaded[i], new=False) for i in wanted[cid] if i in loaded]
+    # 3. known customers, in rounds: read the document and recent cases; wait while another
+    #    worker's placement for the customer is committed but not applied; place; claim the
+    #    next version; commit. A lost claim or commit is read and placed again next round.
+    #    Each round applies what it committed before it waits, so workers never wait on
+    #    each other in a circle.
+    stale = timedelta(seconds=settings.customer_claim_stale_s)
+    loop = asyncio.get_running_loop()
+    give_up = loop.time() + settings.customer_wait_s
+    delay = 0.02
+    todo = set(known)
+    while True:
+        if todo:
+            ready = await _read_and_place(todo, by_customer, repo=repo, settings=settings,
+                                          now=now, clock=clock, stale=stale)
+            at = clock().astimezone(UTC)
+            won = await repo.claim_customers(
+                {cid: int(r.index.get("version", 0)) for cid, r in ready.items() if r.index},
+                stale_after=stale,
             )
-            placed[cid] = [_place(s, customer, settings=settings, now=now) for s in by_customer[cid]]
-            new_ids = [c.doc["_id"] for c in customer.cases if c.new]
-            notes = [{"key": p.submission.key(), "case_id": p.case.doc["_id"]}
-                     for p in placed[cid] if p.role is rules.Role.LINKED and not p.case.new]
-            additions[cid] = (new_ids, notes)
-        # 4a. index first, so a retry (or the customer's next complaint) finds the cases
-        await repo.extend_customer_indexes(additions)
-
-    # 4b. case numbers for the new cases, then the cases and the links
-    new_cases = [c for cust in customers.values() for c in cust.cases if c.new]
-    if new_cases:
-        drawn = await numbers.take(settings.case_number_prefix,
-                                   rules.case_number_day(now, settings.zone), len(new_cases))
-        for case, number in zip(new_cases, drawn, strict=True):
-            case.doc["case_number"] = number
-    links: list[tuple[str, list[str], Doc]] = [
-        (c.doc["_id"], c.keys, {
-            "$push": {"complaints": {"$each": c.pushed}, "timeline": {"$each": c.timeline}},
-            "$addToSet": {"complaint_keys": {"$each": c.keys}, "channels": {"$each": c.channels}},
-            "$set": c.changed,
-        })
-        for cust in customers.values() for c in cust.cases if not c.new and c.pushed
-    ]
-    refused = await repo.insert_cases([c.doc for c in new_cases]) if new_cases else set()
-    unlinked = await repo.link_complaints(links) if links else []
-    if refused or unlinked:
-        # another writer got there first (a concurrent attempt, or a case closed meanwhile):
-        # everything written so far is found again by the retry, which places afresh
-        raise RegistrationConflict(
-            f"{len(refused)} case(s) existed and {len(unlinked)} case(s) changed while registering"
-        )
+            commits = {cid: _commit(cid, r, at) for cid, r in ready.items() if cid in won or not r.index}
+            failed = await repo.commit_customers(commits) if commits else set()
+            for cid in commits.keys() - failed:
+                committed[cid] = ready[cid]
+                todo.discard(cid)
+            lost = (ready.keys() - commits.keys()) | failed
+            if lost:
+                log.info("%d customer(s) changed by another worker meanwhile; reading again", len(lost))
+        # 4. apply what was committed: case numbers, new cases, links
+        await _apply(committed, repo=repo, settings=settings, numbers=numbers, now=now)
+        for cid, r in committed.items():
+            customers[cid], placed[cid] = r.customer, r.placed
+        committed = {}
+        if not todo:
+            break
+        if loop.time() > give_up:
+            raise RegistrationConflict(
+                f"{len(todo)} customer(s) were being placed by another worker for over "
+                f"{settings.customer_wait_s:g}s"
+            )
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 0.5)
 
     # 5. the complaint records with the events they owe, in one insert
     records: list[Doc] = []
     for cid in by_customer:
         for p in placed[cid]:
-            records.append(_record(p, settings=settings, now=now))
+            records.append(_record(p, settings=settings, now=now,
+                                   content_hash=fingerprints[p.submission.key()].content_hash))
     existed = await repo.insert_complaints(records)
     for record in records:
         key = record["_id"]
@@ -475,7 +592,68 @@ async def _register(
     return written
 
 
-def _record(p: _Placed, *, settings: Settings, now: datetime) -> Doc:
+async def _read_and_place(
+    todo: set[str], by_customer: dict[str, list[ComplaintSubmission]], *, repo: RegistrationStore,
+    settings: Settings, now: datetime, clock: Clock, stale: timedelta,
+) -> dict[str, _Round]:
+    """Read known customers' documents and recent cases; place those nobody else is placing."""
+    indexes = await repo.customer_indexes(todo)
+    wanted: dict[str, list[str]] = {}
+    for cid in todo:
+        index, keys = indexes[cid], [s.key() for s in by_customer[cid]]
+        ids = list(index.get("case_ids", []))[-RECENT_CASES:]
+        ids += [p["case_id"] for p in index.get("placements", []) if p.get("key") in keys]
+        ids += [p["case_id"] for p in index.get("pending", [])]
+        ids += [case_id_for(k) for k in keys]
+        wanted[cid] = list(dict.fromkeys(ids))
+    loaded = await repo.cases_by_ids(i for ids in wanted.values() for i in ids)
+    current = clock().astimezone(UTC)
+    ready: dict[str, _Round] = {}
+    for cid in sorted(todo):
+        index, mine = indexes[cid], {s.key() for s in by_customer[cid]}
+        pending_at = index.get("pending_at")
+        age = current - pending_at if isinstance(pending_at, datetime) else stale * 2
+        if any(rules.pending_blocks(e, loaded.get(e["case_id"]), ours=e.get("key") in mine,
+                                    age=age, stale_after=stale)
+               for e in index.get("pending", [])):
+            log.info("customer %s is being placed by another worker; waiting", cid)
+            continue
+        customer = _Customer([_Case(loaded[i], new=False) for i in wanted[cid] if i in loaded])
+        ready[cid] = _Round(index, customer,
+                            [_place(s, customer, settings=settings, now=now) for s in by_customer[cid]])
+    return ready
+
+
+async def _apply(
+    committed: dict[str, _Round], *, repo: RegistrationStore, settings: Settings,
+    numbers: CaseNumbers, now: datetime,
+) -> None:
+    """Draw case numbers, insert the new cases and link complaints to open cases."""
+    new_cases = [c for r in committed.values() for c in r.customer.cases if c.new]
+    if new_cases:
+        drawn = await numbers.take(settings.case_number_prefix,
+                                   rules.case_number_day(now, settings.zone), len(new_cases))
+        for case, number in zip(new_cases, drawn, strict=True):
+            case.doc["case_number"] = number
+    links: list[tuple[str, list[str], Doc]] = [
+        (c.doc["_id"], c.keys, {
+            "$push": {"complaints": {"$each": c.pushed}, "timeline": {"$each": c.timeline}},
+            "$addToSet": {"complaint_keys": {"$each": c.keys}, "channels": {"$each": c.channels}},
+            "$set": c.changed,
+        })
+        for r in committed.values() for c in r.customer.cases if not c.new and c.pushed
+    ]
+    refused = await repo.insert_cases([c.doc for c in new_cases]) if new_cases else set()
+    unlinked = await repo.link_complaints(links) if links else []
+    if refused or unlinked:
+        # another writer got there first (a concurrent attempt, or a case closed meanwhile):
+        # everything written so far is found again by the retry, which places afresh
+        raise RegistrationConflict(
+            f"{len(refused)} case(s) existed and {len(unlinked)} case(s) changed while registering"
+        )
+
+
+def _record(p: _Placed, *, settings: Settings, now: datetime, content_hash: str) -> Doc:
     """The complaint record of a placed complaint, with its two events in the outbox."""
     s, case = p.submission, p.case.doc
     key = s.key()
@@ -521,7 +699,7 @@ def _record(p: _Placed, *, settings: Settings, now: datetime) -> Doc:
         "amount_disputed": _amount(s.amount_disputed), "amount_disputed_fen": _fen(s.amount_disputed),
         "attachment_refs": [a.ref for a in s.attachments],
         "new_facts": p.new_facts, "clock_restarted": p.clock_restarted,
-        "deadline_at": deadline_at, "priority": priority.value,
+        "deadline_at": deadline_at, "priority": priority.value, "content_hash": content_hash,
         **outbox_document([registered_event, notified_event]),
     }
 

@@ -13,9 +13,19 @@ Collections:
   prefix, the highest sequence claimed so far (``seq``), a hint where the next block starts.
 - ``customers`` — per customer, the ids of their cases and, for complaints being linked to
   an open case, which case (``placements``). It exists so the hot path reads by ``_id`` only:
-  FerretDB v1 answers any other filter by scanning the whole collection.
+  FerretDB v1 answers any other filter by scanning the whole collection. It is also where
+  several worker processes agree on one customer: it carries a ``version`` moved by a
+  compare-and-set (``claim_customers`` then ``commit_customers``) and the effects of its
+  last placement still being applied (``pending``, ``pending_at``); see ``handlers``.
+- ``customer_claims`` — ``_id = "<customer id>#<version>"``: who may move a customer document
+  to that version (an insert into a unique ``_id`` is atomic on FerretDB v1, where a
+  conditional update is read-then-write and can let two writers through).
+- ``conflicts`` — a complaint id seen again with different content (``conflicting_duplicate``),
+  ``_id = "<complaint key>#<content hash>"``: which fields differ (never their values), for the
+  desk; the second version's bytes are on ``complaint.received.dlq``.
 - ``personal_data`` — the originals of personal data, behind ``store_personal_data`` /
-  ``load_personal_data`` only, so encryption at rest can be added in one place.
+  ``load_personal_data`` only, so encryption at rest can be added in one place; with them the
+  hashes of the submission as first received (``content_hash``, ``field_hashes``).
 
 Queries stay within what FerretDB v1 serves (no transactions, no ``$lookup``/``$facet``).
 
@@ -39,7 +49,8 @@ import os
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, TypeVar
 
 from pymongo import ASCENDING, DESCENDING
@@ -142,18 +153,42 @@ class NumberStore(Protocol):
     async def raise_number_hint(self, series: str, at_least: int) -> None: ...
 
 
+@dataclass(frozen=True)
+class Commit:
+    """Move a customer document from ``version`` to ``version + 1`` (after winning its claim).
+
+    ``version`` 0 with ``exists=False``: the document is created. ``legacy``: it was written
+    before documents had versions (no ``version`` field), which counts as 0.
+    """
+
+    version: int
+    case_ids: list[str]
+    placements: list[Doc]
+    pending: list[Doc]
+    at: datetime
+    exists: bool = True
+    legacy: bool = False
+
+
 class RegistrationStore(Protocol):
     """What ``handlers.register_batch`` needs of the store (``IntakeRepository``, or a fake)."""
 
     complaints: AsyncCollection[Doc]
     customer_locks: KeyedLocks
 
-    async def store_personal_data_batch(self, data: dict[str, Doc]) -> set[str]: ...
+    async def store_personal_data_batch(
+        self, data: dict[str, Doc], fingerprints: dict[str, Doc] | None = None
+    ) -> set[str]: ...
+    async def personal_fingerprints(self, keys: Iterable[str]) -> dict[str, Doc]: ...
+    async def record_conflicts(self, docs: list[Doc]) -> None: ...
     async def find_complaints(self, keys: Iterable[str]) -> dict[str, Doc]: ...
     async def insert_complaints(self, docs: list[Doc]) -> set[str]: ...
     async def insert_customer_indexes(self, docs: list[Doc]) -> set[str]: ...
     async def customer_indexes(self, customer_ids: Iterable[str]) -> dict[str, Doc]: ...
-    async def extend_customer_indexes(self, additions: dict[str, tuple[list[str], list[Doc]]]) -> None: ...
+    async def claim_customers(
+        self, versions: dict[str, int], *, stale_after: timedelta
+    ) -> set[str]: ...
+    async def commit_customers(self, commits: dict[str, Commit]) -> set[str]: ...
     async def cases_by_ids(self, case_ids: Iterable[str]) -> dict[str, Doc]: ...
     async def insert_cases(self, docs: list[Doc]) -> set[str]: ...
     async def link_complaints(self, links: list[tuple[str, list[str], Doc]]) -> list[str]: ...
@@ -170,6 +205,8 @@ class IntakeRepository:
         self.number_blocks: AsyncCollection[Doc] = db["case_number_blocks"]
         self.customers: AsyncCollection[Doc] = db["customers"]
         self._personal: AsyncCollection[Doc] = db["personal_data"]
+        self.customer_claims: AsyncCollection[Doc] = db["customer_claims"]
+        self.conflicts: AsyncCollection[Doc] = db["conflicts"]
         #: in this process, one batch at a time places a given customer's complaints
         self.customer_locks = KeyedLocks()
         self.case_numbers: CaseNumbers | None = None  # the process's allocator, made on first use
@@ -248,26 +285,72 @@ class IntakeRepository:
         """Insert the indexes of customers seen for the first time; return those that existed."""
         return await insert_new(self.customers, docs)
 
-    async def extend_customer_indexes(self, additions: dict[str, tuple[list[str], list[Doc]]]) -> None:
-        """Add case ids and placements (``{key, case_id}``) to customers' indexes (upserts).
+    async def claim_customers(self, versions: dict[str, int], *, stale_after: timedelta) -> set[str]:
+        """Claim the move of each customer document from ``versions[cid]`` to the next one.
 
-        One command per customer: many updates in one command can deadlock FerretDB v1.
+        Returns the customers won. One ``insert_many`` into ``customer_claims`` (a unique
+        ``_id`` per customer and version, atomic on FerretDB v1 and MongoDB alike); for a claim
+        refused, a claim older than ``stale_after`` whose document is still at that version was
+        left by a writer that died before its commit: it is removed and claimed afresh.
         """
+        if not versions:
+            return set()
+        now = datetime.now(UTC)
+        ids = {cid: f"{cid}#{v + 1}" for cid, v in versions.items()}
+        refused = await insert_new(self.customer_claims, [
+            {"_id": claim, "customer_id": cid, "at": now} for cid, claim in ids.items()
+        ])
+        lost = {cid for cid, claim in ids.items() if claim in refused}
 
-        async def extend(customer_id: str, case_ids: list[str], placements: list[Doc]) -> None:
-            add: Doc = {}
-            if case_ids:
-                add["case_ids"] = {"$each": case_ids}
-            if placements:
-                add["placements"] = {"$each": placements}
-            if not add:
-                return
+        async def retake(cid: str) -> bool:
+            claim = await self.customer_claims.find_one({"_id": ids[cid]})
+            if claim is None or claim["at"] >= datetime.now(UTC) - stale_after:
+                return False
+            current = await self.customers.find_one({"_id": cid}, {"version": 1})
+            if current is not None and int(current.get("version", 0)) != versions[cid]:
+                return False
+            await self.customer_claims.delete_one({"_id": ids[cid], "at": claim["at"]})
+            log.warning("customer %s: took over a claim left for %s", cid, claim["at"])
             try:
-                await self.customers.update_one({"_id": customer_id}, {"$addToSet": add}, upsert=True)
-            except DuplicateKeyError:  # two first upserts raced; the document exists now
-                await self.customers.update_one({"_id": customer_id}, {"$addToSet": add})
+                await self.customer_claims.insert_one(
+                    {"_id": ids[cid], "customer_id": cid, "at": datetime.now(UTC)})
+            except DuplicateKeyError:
+                return False
+            return True
 
-        await _bounded([functools.partial(extend, c, *a) for c, a in additions.items()])
+        ordered = sorted(lost)
+        retaken = await _bounded([functools.partial(retake, c) for c in ordered])
+        return (set(versions) - lost) | {c for c, ok in zip(ordered, retaken, strict=True) if ok}
+
+    async def commit_customers(self, commits: dict[str, Commit]) -> set[str]:
+        """Apply claimed moves (one conditional write per customer); return the customers not moved.
+
+        A customer without a document gets one (``insert_many``; refused: someone else made it);
+        the others are updated by ``_id`` on the condition that they are still at the claimed
+        version. One command per update: many updates in one command can deadlock FerretDB v1.
+        """
+        creates = [{"_id": cid, "version": 1, "case_ids": c.case_ids, "placements": c.placements,
+                    "pending": c.pending, "pending_at": c.at}
+                   for cid, c in commits.items() if not c.exists]
+        failed: set[str] = set(await insert_new(self.customers, creates)) if creates else set()
+
+        async def move(cid: str, c: Commit) -> bool:
+            query: Doc = {"_id": cid, "version": {"$exists": False} if c.legacy else c.version}
+            update: Doc = {"$set": {"version": c.version + 1, "pending": c.pending, "pending_at": c.at}}
+            add: Doc = {}
+            if c.case_ids:
+                add["case_ids"] = {"$each": c.case_ids}
+            if c.placements:
+                add["placements"] = {"$each": c.placements}
+            if add:
+                update["$addToSet"] = add
+            result = await self.customers.update_one(query, update)
+            return result.modified_count == 1
+
+        moves = [(cid, c) for cid, c in commits.items() if c.exists]
+        done = await _bounded([functools.partial(move, cid, c) for cid, c in moves])
+        failed.update(cid for (cid, _), ok in zip(moves, done, strict=True) if not ok)
+        return failed
 
     # ------------------------------------------------------------- cases
 
@@ -361,13 +444,34 @@ class IntakeRepository:
         """Keep the originals of a complaint's personal data (the one place to encrypt them)."""
         await self._personal.update_one({"_id": key}, {"$set": {"data": data}}, upsert=True)
 
-    async def store_personal_data_batch(self, data: dict[str, Doc]) -> set[str]:
+    async def store_personal_data_batch(
+        self, data: dict[str, Doc], fingerprints: dict[str, Doc] | None = None
+    ) -> set[str]:
         """Keep the originals of many complaints' personal data; return the keys already stored.
 
-        The insert is also the batch's existence check: a key stored before was seen by an
-        earlier attempt, so only those keys need reading back (redelivery, crash recovery).
+        ``fingerprints`` (key → ``content_hash``, ``field_hashes``) are kept beside them: what
+        a later message with the same key is compared with. The insert is also the batch's
+        existence check: a key stored before was seen by an earlier attempt, so only those
+        keys need reading back (redelivery, crash recovery).
         """
-        return await insert_new(self._personal, [{"_id": k, "data": d} for k, d in data.items()])
+        extra = fingerprints or {}
+        return await insert_new(
+            self._personal, [{"_id": k, "data": d, **extra.get(k, {})} for k, d in data.items()]
+        )
+
+    async def personal_fingerprints(self, keys: Iterable[str]) -> dict[str, Doc]:
+        """Return the hashes kept with these complaints' originals (by ``_id``, concurrently)."""
+        wanted = list(dict.fromkeys(keys))
+
+        async def one(key: str) -> Doc | None:
+            return await self._personal.find_one({"_id": key}, {"content_hash": 1, "field_hashes": 1})
+
+        docs = await _bounded([functools.partial(one, k) for k in wanted])
+        return {k: d for k, d in zip(wanted, docs, strict=True) if d is not None}
+
+    async def record_conflicts(self, docs: list[Doc]) -> None:
+        """Record conflicting duplicates for the desk (idempotent: one per key and content)."""
+        await insert_new(self.conflicts, docs)
 
     async def load_personal_data(self, key: str) -> Doc | None:
         """Return the originals stored for a complaint, or None."""

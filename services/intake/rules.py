@@ -7,6 +7,8 @@ milliseconds.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -297,3 +299,106 @@ def new_facts(
     if not earlier or max(similarity(new.text, f.text) for f in earlier) < threshold:
         reasons.append("different_account_of_events")
     return bool(reasons), reasons
+
+
+# ------------------------------------------------------------------ duplicates of a channel complaint
+
+#: The DLQ reason code of a complaint id seen before with different content.
+CONFLICTING_DUPLICATE = "conflicting_duplicate"
+
+_CENT = Decimal("0.01")
+
+
+@dataclass(frozen=True)
+class Fingerprint:
+    """Hashes of a validated submission: of the whole, and of each top-level field.
+
+    Equal content gives equal hashes however the channel spelled it (key order, a time zone,
+    ``"600"`` or ``600.00``, an absent optional field or its default). The hashes stand in for
+    the content when a second message with the same complaint id is compared with the first;
+    the field hashes only tell *which* fields differ, never what they hold.
+    """
+
+    content_hash: str
+    field_hashes: dict[str, str]
+
+
+def _canonical(value: object) -> object:
+    if isinstance(value, datetime):
+        utc = value.astimezone(ZoneInfo("UTC"))
+        return utc.isoformat(timespec="milliseconds")
+    if isinstance(value, Decimal):
+        return format(value.quantize(_CENT), "f")
+    if isinstance(value, StrEnum):
+        return value.value
+    if isinstance(value, dict):
+        return {str(k): _canonical(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_canonical(v) for v in value]
+    return value
+
+
+def _digest(value: object) -> str:
+    text = json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def fingerprint(fields: dict[str, object]) -> Fingerprint:
+    """Fingerprint a validated submission's fields (``ComplaintSubmission.model_dump()``)."""
+    canonical = {str(name): _canonical(value) for name, value in fields.items()}
+    return Fingerprint(
+        content_hash=_digest(canonical),
+        field_hashes={name: _digest([name, value]) for name, value in canonical.items()},
+    )
+
+
+def same_content(registered_hash: str | None, fingerprint_: Fingerprint) -> bool:
+    """Whether a redelivered complaint is the one registered (no hash kept: registered before
+    hashes were, so it counts as the same — a redelivery must never be dead-lettered)."""
+    return registered_hash is None or registered_hash == fingerprint_.content_hash
+
+
+def differing_fields(registered: dict[str, str], received: dict[str, str]) -> list[str]:
+    """The top-level fields whose hashes differ (a field only one side has counts), sorted."""
+    return sorted(name for name in registered.keys() | received.keys()
+                  if registered.get(name) != received.get(name))
+
+
+def conflict_reason(key: str, fields: list[str]) -> str:
+    """The DLQ reason of a conflicting duplicate: the code, the complaint, the fields (no values)."""
+    named = ", ".join(fields) if fields else "not known (the first version kept no field hashes)"
+    return (f"{CONFLICTING_DUPLICATE}: complaint {key} is already registered with different "
+            f"content; fields that differ: {named}")
+
+
+# ------------------------------------------------------------------ several workers, one customer
+
+
+def pending_blocks(
+    entry: dict[str, str],
+    case: dict[str, object] | None,
+    *,
+    ours: bool,
+    age: timedelta,
+    stale_after: timedelta,
+) -> bool:
+    """Whether another worker's committed but not yet applied placement must be waited for.
+
+    A customer document names the effects of its last placement (``pending``): a case to be
+    opened (``kind="new"``) or a complaint to be linked to an open case (``kind="link"``).
+    Placing more of that customer's complaints before those effects are visible could open
+    a second case for one matter or overwrite the linked case's deadline, so a reader waits
+    while one is outstanding — unless it is its own complaint (a retry redoes it), it is
+    applied (the case exists / holds the complaint), it can no longer apply (the case was
+    closed meanwhile; its worker places the complaint afresh), or it is older than
+    ``stale_after`` (its worker died; the complaint's redelivery places it afresh).
+    """
+    if ours or age > stale_after:
+        return False
+    if entry.get("kind") == "new":
+        return case is None
+    if case is None:
+        return False  # a link names an existing case; a missing one cannot be waited for
+    keys = case.get("complaint_keys") or []
+    held = isinstance(keys, list) and entry.get("key") in keys
+    return not held and case.get("status") == "open"

@@ -90,6 +90,18 @@ class Settings(CommonSettings):
         description="The sweep leaves outboxes younger than this to the registration that wrote "
         "them (which publishes at once), so a sweep does not publish the same event twice.",
     )
+    customer_wait_s: float = Field(
+        20.0, gt=0, le=300,
+        description="How long a batch waits while another worker process is placing complaints of "
+        "the same customer (its placement committed, its cases not yet written) before the batch "
+        "is retried.",
+    )
+    customer_claim_stale_s: float = Field(
+        30.0, gt=0, le=3600,
+        description="A customer's claim or committed placement not applied after this many "
+        "seconds was left by a worker that died; other workers go on without it (its "
+        "complaint's redelivery places it afresh).",
+    )
     api_register_wait_s: float = Field(
         2.0, ge=0, le=30,
         description="How long POST /complaints waits for the worker to register before answering "

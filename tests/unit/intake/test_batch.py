@@ -13,7 +13,7 @@ import pytest
 
 from services.intake.errors import RegistrationConflict
 from services.intake.handlers import case_id_for, register_batch
-from services.intake.repository import CaseNumbers, KeyedLocks
+from services.intake.repository import CaseNumbers, Commit, KeyedLocks
 from services.intake.settings import Settings
 from shared.contracts.intake import ComplaintSubmission
 
@@ -35,6 +35,8 @@ class FakeStore:
         self.complaints: Any = "complaints"  # what Written names as the collection
         self.customer_locks = KeyedLocks()
         self.fail_complaint_insert = False
+        self.claims: dict[str, Doc] = {}
+        self.conflicts: dict[str, Doc] = {}
 
     @staticmethod
     def _insert(into: dict[str, Doc], docs: Iterable[Doc], unique: str | None = None) -> set[Any]:
@@ -47,8 +49,16 @@ class FakeStore:
                 into[doc["_id"]] = copy.deepcopy(doc)
         return refused
 
-    async def store_personal_data_batch(self, data: dict[str, Doc]) -> set[str]:
-        return self._insert(self.personal, [{"_id": k, "data": d} for k, d in data.items()])
+    async def store_personal_data_batch(self, data: dict[str, Doc],
+                                        fingerprints: dict[str, Doc] | None = None) -> set[str]:
+        extra = fingerprints or {}
+        return self._insert(self.personal, [{"_id": k, "data": d, **extra.get(k, {})} for k, d in data.items()])
+
+    async def personal_fingerprints(self, keys: Iterable[str]) -> dict[str, Doc]:
+        return {k: copy.deepcopy(self.personal[k]) for k in keys if k in self.personal}
+
+    async def record_conflicts(self, docs: list[Doc]) -> None:
+        self._insert(self.conflicts, docs)
 
     async def find_complaints(self, keys: Iterable[str]) -> dict[str, Doc]:
         return {k: copy.deepcopy(self.complaint_docs[k]) for k in keys if k in self.complaint_docs}
@@ -65,11 +75,27 @@ class FakeStore:
     async def customer_indexes(self, ids: Iterable[str]) -> dict[str, Doc]:
         return {i: copy.deepcopy(self.customer_docs.get(i, {})) for i in ids}
 
-    async def extend_customer_indexes(self, additions: dict[str, tuple[list[str], list[Doc]]]) -> None:
-        for cid, (case_ids, placements) in additions.items():
-            doc = self.customer_docs.setdefault(cid, {"_id": cid, "case_ids": [], "placements": []})
-            doc["case_ids"] += [c for c in case_ids if c not in doc["case_ids"]]
-            doc["placements"] += [p for p in placements if p not in doc["placements"]]
+    async def claim_customers(self, versions: dict[str, int], *, stale_after: timedelta) -> set[str]:
+        return {cid for cid, v in versions.items()
+                if not self._insert(self.claims, [{"_id": f"{cid}#{v + 1}"}])}
+
+    async def commit_customers(self, commits: dict[str, Commit]) -> set[str]:
+        failed = set()
+        for cid, c in commits.items():
+            doc = self.customer_docs.get(cid)
+            if not c.exists:
+                if doc is not None:
+                    failed.add(cid)
+                    continue
+                doc = self.customer_docs[cid] = {"_id": cid, "version": 0, "case_ids": [], "placements": []}
+            elif doc is None or doc.get("version", 0) != c.version:
+                failed.add(cid)
+                continue
+            doc["version"] = c.version + 1
+            doc["pending"], doc["pending_at"] = copy.deepcopy(c.pending), c.at
+            doc["case_ids"] += [i for i in c.case_ids if i not in doc["case_ids"]]
+            doc["placements"] += [p for p in c.placements if p not in doc["placements"]]
+        return failed
 
     async def cases_by_ids(self, ids: Iterable[str]) -> dict[str, Doc]:
         return {i: copy.deepcopy(self.case_docs[i]) for i in ids if i in self.case_docs}
