@@ -187,7 +187,7 @@ class FaultSuite:
         self.run_id = uuid.uuid4().hex[:6]
         self.prefix = f"faults{self.run_id}."
         self.db_prefix = f"faults{self.run_id}_"
-        self.stack = Stack(REPO / ".parley" / "faults-stack", Ports(args.port_base), say=say)
+        self.stack = Stack(Path(args.stack_dir).resolve(), Ports(args.port_base), say=say)
         self.workers: list[Worker] = []
         self.chaos = Chaos()
         self.complaints = Complaints(self.run_id)
@@ -219,7 +219,7 @@ class FaultSuite:
         return env
 
     async def setup(self) -> None:
-        say(f"step 1: servers on ports {self.args.port_base}+ (stack dir {self.stack.dir.relative_to(REPO)})")
+        say(f"step 1: servers on ports {self.args.port_base}+ (stack dir {self.stack.dir})")
         await asyncio.to_thread(self.stack.start)
         from shared.kafka import ensure_topics
         from shared.settings import KafkaSettings
@@ -559,7 +559,7 @@ class FaultSuite:
         name = ("faults-" if self.args.complaints >= 10_000 else "faults-small-") + datetime.now(UTC).strftime("%Y-%m-%d")
         out = RESULTS / f"{name}.json"
         out.write_text(json.dumps(result, ensure_ascii=False, indent=2) + "\n")
-        say(f"results in {out.relative_to(REPO)}")
+        say(f"results in {out}")
         if failures:
             say("FAILED: " + "; ".join(failures))
             return 1
@@ -593,6 +593,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--kills", type=int, default=3, help="SIGKILLs per worker")
     p.add_argument("--cap-minutes", type=float, default=18)
     p.add_argument("--port-base", type=int, default=18000)
+    p.add_argument("--stack-dir", default=str(REPO / ".parley" / "faults-stack"))
     p.add_argument("--keep", action="store_true", help="leave the servers running at the end")
     args = p.parse_args(argv)
     suite = FaultSuite(args)
