@@ -166,6 +166,9 @@ async def record_dead_letter(
         "error_type": headers.get("dlq.error_type", "?"),
         "failed_at": headers.get("dlq.failed_at", ""),
         "seen_at": now,
+        # a record too large for its topic is kept in the consumer's database (shared.kafka.dlq)
+        "stored_in": headers.get("dlq.stored_in") or None,
+        "stored_id": headers.get("dlq.stored_id") or None,
     }
     if not await repo.add_dead_letter(record):
         return False

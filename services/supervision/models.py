@@ -43,6 +43,8 @@ class DeadLetterView(BaseModel):
     error_type: str
     failed_at: str
     seen_at: datetime
+    stored_in: str | None = Field(None, description="Where the original bytes are kept when too large for Kafka.")
+    stored_id: str | None = Field(None, description="Their id there.")
 
 
 class AlertView(BaseModel):

@@ -261,3 +261,19 @@ def test_lead_times_come_from_one_setting_with_the_old_one_still_read(monkeypatc
     monkeypatch.setenv("PARLEY_SUPERVISION_WARNING_LEAD_DAYS", "3,0")
     with pytest.raises(ValidationError, match="more than 0"):
         Settings()
+
+
+async def test_a_dead_letter_kept_in_the_database_is_recorded_with_where_it_is() -> None:
+    recorded: list[dict[str, Any]] = []
+
+    class Recording(MemoryRepo):
+        async def add_dead_letter(self, record: dict[str, Any]) -> bool:
+            recorded.append(record)
+            return await super().add_dead_letter(record)
+
+    headers = {"dlq.consumer": "intake", "dlq.reason": "text: too long", "dlq.stored_in": "intake.dead_letter_bodies",
+               "dlq.stored_id": "complaint.received:0:17"}
+    await handlers.record_dead_letter(source_topic="complaint.received", partition=0, offset=3, headers=headers,
+                                      key="big-1", now=NOW, repo=Recording())
+    assert recorded[0]["stored_in"] == "intake.dead_letter_bodies"
+    assert recorded[0]["stored_id"] == "complaint.received:0:17"
