@@ -1,7 +1,8 @@
-"""Settings shared by every service: where Kafka and MongoDB are, and how names are prefixed.
+"""Settings shared by every service: where Kafka and MongoDB are, how names are prefixed,
+and how bearer tokens are checked.
 
 Each group reads its own environment variables (``PARLEY_KAFKA_*``, ``PARLEY_MONGO_*``,
-``PARLEY_*``); a service's own ``settings.py`` composes them with its own fields. Nothing
+``PARLEY_AUTH_*``, ``PARLEY_*``); a service's own ``settings.py`` composes them with its own fields. Nothing
 is read at import time: call the service's cached ``get_settings()``.
 
 The local zone is one setting for every service, ``PARLEY_TIMEZONE`` (``timezone``, with
@@ -11,10 +12,11 @@ The local zone is one setting for every service, ``PARLEY_TIMEZONE`` (``timezone
 
 from __future__ import annotations
 
-from typing import Any
+from pathlib import Path
+from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.clock import DEFAULT_TIMEZONE
@@ -74,8 +76,69 @@ class MongoSettings(BaseSettings):
         return f"{self.db_prefix}{service}"
 
 
+#: The development secret of bearer tokens: fine on a laptop, refused in production.
+DEV_AUTH_SECRET = "parley-development-secret-not-for-production"
+#: The shortest HS256 secret production accepts (RFC 7518 3.2: at least the hash size).
+MIN_SECRET_BYTES = 32
+
+
+class AuthSettings(BaseSettings):
+    """How every API checks bearer tokens (``shared.auth``): one issuer, one audience.
+
+    HS256 with ``secret`` by default (development tokens from ``python -m shared.auth
+    token``); RS256 with ``jwks_url`` or ``public_key`` for a real identity provider.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="PARLEY_AUTH_", extra="ignore")
+
+    algorithm: Literal["HS256", "RS256"] = Field(
+        "HS256", description="HS256 (shared secret) or RS256 (an identity provider's key pair)."
+    )
+    secret: SecretStr = Field(
+        SecretStr(DEV_AUTH_SECRET),
+        description=f"HS256 secret; production refuses the default and any secret under "
+        f"{MIN_SECRET_BYTES} bytes.",
+    )
+    public_key: str | None = Field(
+        None, description="RS256: the identity provider's public key, PEM text or a PEM file's path."
+    )
+    jwks_url: str | None = Field(
+        None, description="RS256: the identity provider's JWKS URL (keys picked by the token's kid)."
+    )
+    issuer: str = Field("parley", min_length=1, description="Required iss of every token.")
+    audience: str = Field("parley", min_length=1, description="Required aud of every token.")
+    leeway_s: float = Field(
+        0.0, ge=0, le=300, description="Clock skew allowed on exp/nbf/iat, seconds."
+    )
+
+    @model_validator(mode="after")
+    def _rs256_has_a_key(self) -> AuthSettings:
+        if self.algorithm == "RS256" and not (self.public_key or self.jwks_url):
+            raise ValueError("RS256 needs PARLEY_AUTH_JWKS_URL or PARLEY_AUTH_PUBLIC_KEY")
+        return self
+
+    def public_key_pem(self) -> str | None:
+        """The RS256 public key as PEM text (read from the file when a path was given)."""
+        if not self.public_key:
+            return None
+        if self.public_key.lstrip().startswith("-----BEGIN"):
+            return self.public_key
+        return Path(self.public_key).read_text(encoding="ascii")
+
+    def unsafe_for(self, environment: str) -> list[str]:
+        """Why these settings may not serve ``environment`` (empty when they may)."""
+        if environment != "production" or self.algorithm != "HS256":
+            return []
+        secret = self.secret.get_secret_value()
+        if secret == DEV_AUTH_SECRET:
+            return ["PARLEY_AUTH_SECRET is the development default"]
+        if len(secret.encode()) < MIN_SECRET_BYTES:
+            return [f"PARLEY_AUTH_SECRET is shorter than {MIN_SECRET_BYTES} bytes"]
+        return []
+
+
 class CommonSettings(BaseSettings):
-    """What every service has: its environment, logging, Kafka and MongoDB."""
+    """What every service has: its environment, logging, Kafka, MongoDB and token checks."""
 
     # The common fields keep their PARLEY_* names in every service's subclass (whose own
     # fields use its PARLEY_<SERVICE>_ prefix); they can also be passed by field name.
@@ -102,6 +165,7 @@ class CommonSettings(BaseSettings):
     )
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     mongo: MongoSettings = Field(default_factory=MongoSettings)
+    auth: AuthSettings = Field(default_factory=AuthSettings)
 
     @field_validator("environment")
     @classmethod

@@ -1,36 +1,24 @@
 """Run negotiation: ``python -m services.negotiation worker | api --port 8003 | token ...``.
 
 ``token`` mints a development bearer token, e.g.
-``python -m services.negotiation token --role agent --sub a1 --team t1``.
+``python -m services.negotiation token --role agent --sub a1 --team t1`` (an alias of
+``python -m shared.auth token``: one token works on every API).
 """
 
 from __future__ import annotations
 
-import argparse
 import sys
-from datetime import timedelta
 
 
 def token_command(argv: list[str]) -> int:
-    """Mint a development bearer token and print it."""
-    from services.negotiation.auth import ROLES, mint
+    """Mint a development bearer token and print it (``python -m shared.auth token`` with
+    negotiation's settings, which may still name an older PARLEY_NEGOTIATION_JWT_SECRET)."""
     from services.negotiation.settings import get_settings
+    from shared.auth.cli import token_command as mint_command
 
-    parser = argparse.ArgumentParser(prog="python -m services.negotiation token")
-    parser.add_argument("--role", required=True, choices=ROLES)
-    parser.add_argument("--sub", required=True, help="the caller's id")
-    parser.add_argument("--team", help="team (agents and team leads)")
-    parser.add_argument("--customer-id", help="customer id (customers)")
-    parser.add_argument("--hours", type=float, default=8, help="validity in hours")
-    args = parser.parse_args(argv)
-    if args.role == "customer" and not args.customer_id:
-        parser.error("--customer-id is required for a customer token")
-    if args.role in ("agent", "team_lead") and not args.team:
-        parser.error(f"--team is required for a {args.role} token")
-    token = mint(get_settings(), sub=args.sub, role=args.role, team=args.team,
-                 customer_id=args.customer_id, ttl=timedelta(hours=args.hours))
-    sys.stdout.write(token + "\n")
-    return 0
+    settings = get_settings()
+    return mint_command(argv, auth=settings.auth, environment=settings.environment,
+                        prog="python -m services.negotiation token")
 
 
 def main(argv: list[str] | None = None) -> int:

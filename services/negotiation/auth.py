@@ -1,43 +1,33 @@
-"""Bearer tokens (JWT, HS256): who is calling, in which role, for which team or customer.
+"""Negotiation's view of the shared bearer tokens (``shared.auth``): the same ``Principal``,
+roles and checks as every API, with the settings negotiation reads.
 
-Claims: ``sub`` (the caller's id), ``role`` (customer | agent | team_lead | manager |
-committee | auditor), ``team`` for staff of a team, ``customer_id`` for customers, ``exp``,
-``iss`` and ``aud``. Scope: customers see their own cases; agents and team leads their
-team's; managers, the committee and auditors every case (auditors read only).
+Scope in negotiation: customers see their own cases; agents and team leads their team's;
+managers, the committee and auditors every case (auditors read only); the other roles
+(channels, investigators, operations) have no business here and are refused at each
+route's role gate (``docs/security.md``).
+
+``mint(settings, ...)`` and ``verify(settings, token)`` take negotiation's ``Settings``,
+whose ``auth`` is the shared ``PARLEY_AUTH_*`` settings with the older
+``PARLEY_NEGOTIATION_JWT_*`` variables overriding them when set.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from datetime import datetime, timedelta
 
-import jwt
+from shared.auth import ROLES, TEAM_SCOPED, Principal
+from shared.auth import mint as _mint
+from shared.auth import verify as _verify
+from shared.settings import CommonSettings
 
-from services.negotiation.errors import Unauthenticated
-from services.negotiation.settings import Settings
+__all__ = ["ALL_CASES", "ROLES", "TEAM_SCOPED", "Principal", "mint", "verify"]
 
-ROLES = ("customer", "agent", "team_lead", "manager", "committee", "auditor")
-TEAM_SCOPED = frozenset({"agent", "team_lead"})
+#: staff who see every negotiation case (agents and team leads see their team's)
 ALL_CASES = frozenset({"manager", "committee", "auditor"})
 
 
-@dataclass(frozen=True)
-class Principal:
-    """The authenticated caller."""
-
-    sub: str
-    role: str
-    team: str | None = None
-    customer_id: str | None = None
-
-    @property
-    def is_staff(self) -> bool:
-        return self.role != "customer"
-
-
 def mint(
-    settings: Settings,
+    settings: CommonSettings,
     *,
     sub: str,
     role: str,
@@ -46,44 +36,10 @@ def mint(
     ttl: timedelta = timedelta(hours=8),
     now: datetime | None = None,
 ) -> str:
-    """Return a signed token for the given identity."""
-    if role not in ROLES:
-        raise ValueError(f"role must be one of {', '.join(ROLES)}")
-    now = now or datetime.now(UTC)
-    claims: dict[str, Any] = {
-        "sub": sub, "role": role, "iat": now, "exp": now + ttl,
-        "iss": settings.jwt_issuer, "aud": settings.jwt_audience,
-    }
-    if team:
-        claims["team"] = team
-    if customer_id:
-        claims["customer_id"] = customer_id
-    return jwt.encode(claims, settings.jwt_secret, algorithm="HS256")
+    """Return a signed token for the given identity (``shared.auth.mint`` on ``settings.auth``)."""
+    return _mint(settings.auth, sub=sub, role=role, team=team, customer_id=customer_id, ttl=ttl, now=now)
 
 
-def verify(settings: Settings, token: str) -> Principal:
+def verify(settings: CommonSettings, token: str) -> Principal:
     """Return the principal of a valid token, or raise ``Unauthenticated`` saying why."""
-    try:
-        claims = jwt.decode(
-            token,
-            settings.jwt_secret,
-            algorithms=["HS256"],
-            audience=settings.jwt_audience,
-            issuer=settings.jwt_issuer,
-            options={"require": ["sub", "exp", "role"]},
-        )
-    except jwt.ExpiredSignatureError:
-        raise Unauthenticated("bearer token has expired") from None
-    except jwt.InvalidTokenError as exc:
-        raise Unauthenticated(f"bearer token is invalid: {exc}") from None
-    role = claims.get("role")
-    if role not in ROLES:
-        raise Unauthenticated("bearer token has an unknown role")
-    if role == "customer" and not claims.get("customer_id"):
-        raise Unauthenticated("a customer token must carry customer_id")
-    if role in TEAM_SCOPED and not claims.get("team"):
-        raise Unauthenticated(f"a {role} token must carry team")
-    return Principal(
-        sub=str(claims["sub"]), role=role, team=claims.get("team"),
-        customer_id=claims.get("customer_id"),
-    )
+    return _verify(settings.auth, token)

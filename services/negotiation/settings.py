@@ -5,12 +5,13 @@ from __future__ import annotations
 from decimal import Decimal
 from functools import lru_cache
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
-from shared.settings import CommonSettings
+from shared.settings import DEV_AUTH_SECRET, MIN_SECRET_BYTES, CommonSettings
 
-PLACEHOLDER_SECRET = "change-me-negotiation-dev-secret-0000000000"
+#: the development secret (the shared one: one token works on every API)
+PLACEHOLDER_SECRET = DEV_AUTH_SECRET
 
 
 class RoleLimit(BaseModel):
@@ -57,11 +58,15 @@ class Settings(CommonSettings):
         validation_alias="PARLEY_ENVIRONMENT",
         description="development, test or production (PARLEY_ENVIRONMENT).",
     )
+    # Older names of the shared token settings (PARLEY_AUTH_SECRET, _ISSUER, _AUDIENCE): when
+    # set they override them for negotiation; otherwise they show the shared values.
     jwt_secret: str = Field(
-        PLACEHOLDER_SECRET, description="HS256 secret of bearer tokens; must be set in production."
+        PLACEHOLDER_SECRET,
+        description="HS256 secret of bearer tokens (PARLEY_AUTH_SECRET for every API; this "
+        "older variable overrides it here); must be set in production.",
     )
-    jwt_issuer: str = Field("parley", description="Issuer (iss) put in and required of tokens.")
-    jwt_audience: str = Field("parley-negotiation", description="Audience (aud) of tokens.")
+    jwt_issuer: str = Field("parley", description="Issuer (iss); PARLEY_AUTH_ISSUER for every API.")
+    jwt_audience: str = Field("parley", description="Audience (aud); PARLEY_AUTH_AUDIENCE for every API.")
     default_team: str = Field("unassigned", description="Team of a case no agent could take.")
     default_negotiation_days: int = Field(
         15, ge=1, description="Deadline when no regulatory deadline came with the case (days)."
@@ -92,12 +97,25 @@ class Settings(CommonSettings):
     )
 
     @model_validator(mode="after")
+    def _one_token_setting(self) -> Settings:
+        """Fold the older PARLEY_NEGOTIATION_JWT_* variables into ``auth``, and mirror it."""
+        older = {"jwt_secret": "secret", "jwt_issuer": "issuer", "jwt_audience": "audience"}
+        update = {new: getattr(self, old) for old, new in older.items() if old in self.model_fields_set}
+        if update:
+            if "secret" in update:
+                update["secret"] = SecretStr(update["secret"])
+            self.auth = self.auth.model_copy(update=update)
+        self.jwt_secret = self.auth.secret.get_secret_value()
+        self.jwt_issuer, self.jwt_audience = self.auth.issuer, self.auth.audience
+        return self
+
+    @model_validator(mode="after")
     def _refuse_placeholder_secret(self) -> Settings:
-        if self.environment not in {"development", "test"}:
-            if self.jwt_secret == PLACEHOLDER_SECRET or len(self.jwt_secret) < 32:
+        if self.environment not in {"development", "test"} and self.auth.algorithm == "HS256":
+            if self.jwt_secret == PLACEHOLDER_SECRET or len(self.jwt_secret.encode()) < MIN_SECRET_BYTES:
                 raise ValueError(
-                    "PARLEY_NEGOTIATION_JWT_SECRET must be set (32+ characters) outside "
-                    "development and test"
+                    "PARLEY_AUTH_SECRET (or PARLEY_NEGOTIATION_JWT_SECRET) must be set "
+                    f"({MIN_SECRET_BYTES}+ bytes) outside development and test"
                 )
         missing = {"agent", "team_lead", "manager", "committee"} - set(self.authority)
         if missing:

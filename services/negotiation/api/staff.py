@@ -7,22 +7,28 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Depends, Query, Response
 from fastapi.responses import HTMLResponse
 
 from services.negotiation import handlers
 from services.negotiation.api.deps import (
     READ_ERRORS,
     WRITE_ERRORS,
-    Caller,
+    AuditReader,
     D,
     Deps,
     IfMatch,
+    Lead,
+    PlanUser,
+    ReadCase,
+    StaffActor,
+    StaffReader,
+    act_case,
     errors,
     expected_version,
+    lead_case,
     publish_owed,
     repo_of,
-    staff_only,
 )
 from services.negotiation.api.schemas import (
     ApprovalRequest,
@@ -49,6 +55,7 @@ from services.negotiation.authority import rank
 from services.negotiation.errors import Forbidden, NotFound, Unprocessable
 from services.negotiation.models import AgentProfile, Agreement, Dossier, Workspace
 from services.negotiation.plan import PlanError, compute_plan
+from services.negotiation.repository import Repository
 from shared.contracts.terms import ScheduleRow
 
 
@@ -64,39 +71,47 @@ directory = APIRouter()
 
 @router.get("/cases", response_model=list[CaseSummary], responses=READ_ERRORS)
 async def list_cases(
-    p: Caller, d: D,
+    p: StaffReader, d: D,
     status: Annotated[Literal["open", "agreed", "escalated"] | None, Query()] = None,
     mine: Annotated[bool, Query(description="Only cases assigned to me.")] = False,
 ) -> list[CaseSummary]:
-    """List the cases in the caller's scope (agents and team leads: their team)."""
-    staff_only(p)
+    """List the cases in the caller's scope (agents and team leads: their team), without the
+    cases the caller is recused from."""
     team = p.team if p.role in ("agent", "team_lead") else None
-    found = await repo_of(d).list_cases(status=status, team=team, assigned_agent=p.sub if mine else None)
-    return [summary_of(w) for w in found]
+    repo = repo_of(d)
+    found = await repo.list_cases(status=status, team=team, assigned_agent=p.sub if mine else None)
+    return [summary_of(w) for w in await _not_recused_from(found, p, repo)]
+
+
+async def _not_recused_from(cases: list[Workspace], p: Principal, repo: Repository) -> list[Workspace]:
+    """The cases the caller is neither recused from nor conflicted with (one profile read)."""
+    profile = await repo.get_agent(p.sub)
+    conflicts = set(profile.conflicted_customer_ids) if profile else set()
+    return [w for w in cases if not w.recused(p.sub) and not (w.customer_id and w.customer_id in conflicts)]
 
 
 @router.get("/cases/{case_id}", response_model=CaseView, responses=READ_ERRORS)
-async def get_case(case_id: str, p: Caller, d: D, response: Response) -> CaseView:
+async def get_case(case_id: str, ws: ReadCase, p: StaffReader, d: D, response: Response) -> CaseView:
     """The workspace: complaint, findings, evidence, communications, offers, timeline, history."""
-    staff_only(p)
     repo = repo_of(d)
-    ws = await handlers.load_case(case_id, p, repo=repo)
     others = await repo.customer_cases(ws.customer_id, exclude=case_id) if ws.customer_id else []
-    history = [summary_of(o) for o in others if handlers.in_scope(o, p)]
+    history = [summary_of(o) for o in await _not_recused_from(others, p, repo) if handlers.in_scope(o, p)]
     response.headers["ETag"] = f'"{ws.version}"'
     return CaseView(**ws.model_dump(), customer_history=history)
 
 
-@router.post("/cases/{case_id}/assign", response_model=CaseResult, responses=WRITE_ERRORS)
-async def assign(case_id: str, body: AssignRequest, p: Caller, d: D, if_match: IfMatch = None) -> CaseResult:
+@router.post("/cases/{case_id}/assign", response_model=CaseResult, responses=WRITE_ERRORS,
+             dependencies=[Depends(lead_case)])
+async def assign(case_id: str, body: AssignRequest, p: Lead, d: D, if_match: IfMatch = None) -> CaseResult:
     """Assign the case (team leads and up); without agent_id, by skill and load."""
     ws = await handlers.assign(case_id, body.agent_id, p=p, expected_version=expected_version(if_match, body),
                                repo=repo_of(d), now=d.clock())
     return CaseResult(version=ws.version, status=ws.status)
 
 
-@router.post("/cases/{case_id}/recusals", response_model=CaseResult, responses=WRITE_ERRORS)
-async def recuse(case_id: str, body: RecusalRequest, p: Caller, d: D, if_match: IfMatch = None) -> CaseResult:
+@router.post("/cases/{case_id}/recusals", response_model=CaseResult, responses=WRITE_ERRORS,
+             dependencies=[Depends(act_case)])
+async def recuse(case_id: str, body: RecusalRequest, p: StaffActor, d: D, if_match: IfMatch = None) -> CaseResult:
     """Record a recusal (回避): the agent can no longer be assigned or act on the case."""
     ws = await handlers.recuse(case_id, body.agent_id, body.reason, p=p,
                                expected_version=expected_version(if_match, body), repo=repo_of(d), now=d.clock())
@@ -104,28 +119,29 @@ async def recuse(case_id: str, body: RecusalRequest, p: Caller, d: D, if_match: 
 
 
 @router.post("/cases/{case_id}/messages", response_model=CaseResult, status_code=201,
-             responses=WRITE_ERRORS)
-async def add_message(case_id: str, body: MessageRequest, p: Caller, d: D, if_match: IfMatch = None) -> CaseResult:
+             responses=WRITE_ERRORS,
+             dependencies=[Depends(act_case)])
+async def add_message(case_id: str, body: MessageRequest, p: StaffActor, d: D, if_match: IfMatch = None) -> CaseResult:
     """Log a message to or from the customer, a call note or a meeting note."""
-    staff_only(p)
     ws = await handlers.log_message(case_id, body=body.body, direction=body.direction, channel=body.channel,
                                     p=p, expected_version=expected_version(if_match, body), repo=repo_of(d), now=d.clock())
     return CaseResult(version=ws.version, status=ws.status)
 
 
 @router.post("/cases/{case_id}/offers/preview", response_model=PreviewResponse,
-             responses=WRITE_ERRORS)
-async def preview(case_id: str, body: PreviewRequest, p: Caller, d: D) -> PreviewResponse:
+             responses=WRITE_ERRORS,
+             dependencies=[Depends(act_case)])
+async def preview(case_id: str, body: PreviewRequest, p: StaffActor, d: D) -> PreviewResponse:
     """Compute an offer's schedule, fairness comparison and authority without saving it."""
-    staff_only(p)
     terms, concession, fairness, check = await handlers.preview_offer(
         case_id, list(body.terms), p=p, repo=repo_of(d), settings=d.settings)
     return PreviewResponse(terms=terms, concession=concession, fairness=fairness, authority=check)
 
 
 @router.post("/cases/{case_id}/offers", response_model=OfferResult, status_code=201,
-             responses=WRITE_ERRORS)
-async def make_offer(case_id: str, body: OfferRequest, p: Caller, d: D, if_match: IfMatch = None) -> OfferResult:
+             responses=WRITE_ERRORS,
+             dependencies=[Depends(act_case)])
+async def make_offer(case_id: str, body: OfferRequest, p: StaffActor, d: D, if_match: IfMatch = None) -> OfferResult:
     """Propose an offer; above the proposer's authority it waits for approval."""
     ws, offer = await handlers.make_offer(
         case_id, terms=list(body.terms), reason=body.reason, justification=body.justification,
@@ -136,8 +152,8 @@ async def make_offer(case_id: str, body: OfferRequest, p: Caller, d: D, if_match
 
 
 @router.post("/cases/{case_id}/offers/{offer_id}/approval", response_model=OfferResult,
-             responses=WRITE_ERRORS)
-async def decide(case_id: str, offer_id: str, body: ApprovalRequest, p: Caller, d: D,
+             responses=WRITE_ERRORS, dependencies=[Depends(lead_case)])
+async def decide(case_id: str, offer_id: str, body: ApprovalRequest, p: Lead, d: D,
                  if_match: IfMatch = None) -> OfferResult:
     """Approve, or reject with a reason, an offer waiting for approval."""
     ws, offer = await handlers.decide_approval(
@@ -148,8 +164,9 @@ async def decide(case_id: str, offer_id: str, body: ApprovalRequest, p: Caller, 
 
 
 @router.post("/cases/{case_id}/offers/{offer_id}/withdraw", response_model=CaseResult,
-             responses=WRITE_ERRORS)
-async def withdraw(case_id: str, offer_id: str, body: WithdrawRequest, p: Caller, d: D,
+             responses=WRITE_ERRORS,
+             dependencies=[Depends(act_case)])
+async def withdraw(case_id: str, offer_id: str, body: WithdrawRequest, p: StaffActor, d: D,
                    if_match: IfMatch = None) -> CaseResult:
     """Withdraw an offer the customer has not answered."""
     ws = await handlers.withdraw_offer(case_id, offer_id, reason=body.reason, p=p,
@@ -158,8 +175,9 @@ async def withdraw(case_id: str, offer_id: str, body: WithdrawRequest, p: Caller
 
 
 @router.post("/cases/{case_id}/offers/{offer_id}/record-acceptance", response_model=CaseResult,
-             responses=WRITE_ERRORS)
-async def record_acceptance(case_id: str, offer_id: str, body: RecordAcceptanceRequest, p: Caller, d: D,
+             responses=WRITE_ERRORS,
+             dependencies=[Depends(act_case)])
+async def record_acceptance(case_id: str, offer_id: str, body: RecordAcceptanceRequest, p: StaffActor, d: D,
                             if_match: IfMatch = None) -> CaseResult:
     """Record an acceptance the customer gave by phone, letter or in person."""
     ws = await handlers.record_acceptance(case_id, offer_id, channel=body.channel, note=body.note, p=p,
@@ -168,19 +186,19 @@ async def record_acceptance(case_id: str, offer_id: str, body: RecordAcceptanceR
     return CaseResult(version=ws.version, status=ws.status)
 
 
-@router.post("/cases/{case_id}/hardship", response_model=CaseResult, responses=WRITE_ERRORS)
-async def hardship(case_id: str, body: HardshipRequest, p: Caller, d: D, if_match: IfMatch = None) -> CaseResult:
+@router.post("/cases/{case_id}/hardship", response_model=CaseResult, responses=WRITE_ERRORS,
+             dependencies=[Depends(act_case)])
+async def hardship(case_id: str, body: HardshipRequest, p: StaffActor, d: D, if_match: IfMatch = None) -> CaseResult:
     """Record the customer's hardship; offers are then compared with hardship cases."""
-    staff_only(p)
     ws = await handlers.set_hardship(case_id, hardship=body.hardship, reason=body.reason, p=p,
                                      expected_version=expected_version(if_match, body), repo=repo_of(d), now=d.clock())
     return CaseResult(version=ws.version, status=ws.status)
 
 
-@router.post("/cases/{case_id}/escalate", response_model=CaseResult, responses=WRITE_ERRORS)
-async def escalate(case_id: str, body: EscalateRequest, p: Caller, d: D, if_match: IfMatch = None) -> CaseResult:
+@router.post("/cases/{case_id}/escalate", response_model=CaseResult, responses=WRITE_ERRORS,
+             dependencies=[Depends(act_case)])
+async def escalate(case_id: str, body: EscalateRequest, p: StaffActor, d: D, if_match: IfMatch = None) -> CaseResult:
     """End negotiation: mediation or litigation, with a dossier."""
-    staff_only(p)
     ws = await handlers.escalate(case_id, target=body.target, reason=body.reason, p=p,
                                  expected_version=expected_version(if_match, body), repo=repo_of(d),
                                  settings=d.settings, now=d.clock())
@@ -189,18 +207,14 @@ async def escalate(case_id: str, body: EscalateRequest, p: Caller, d: D, if_matc
 
 
 @router.get("/cases/{case_id}/agreement", response_model=Agreement, responses=READ_ERRORS)
-async def agreement(case_id: str, p: Caller, d: D) -> Agreement:
+async def agreement(case_id: str, ws: ReadCase) -> Agreement:
     """The settlement agreement (zh-CN and English) with the recorded acceptance."""
-    staff_only(p)
-    ws = await handlers.load_case(case_id, p, repo=repo_of(d))
     if ws.agreement is None:
         raise NotFound(f"case {case_id} has no agreement")
     return ws.agreement
 
 
-async def _dossier(case_id: str, p: Principal, d: Deps) -> dict[str, Any]:
-    staff_only(p)
-    ws = await handlers.load_case(case_id, p, repo=repo_of(d))
+async def _dossier(case_id: str, ws: Workspace, d: Deps) -> dict[str, Any]:
     stored = await repo_of(d).get_dossier(ws.escalation.dossier_id) if ws.escalation else None
     if stored is None:
         raise NotFound(f"case {case_id} has no dossier (it was not escalated)")
@@ -208,9 +222,9 @@ async def _dossier(case_id: str, p: Principal, d: Deps) -> dict[str, Any]:
 
 
 @router.get("/cases/{case_id}/dossier", response_model=Dossier, responses=READ_ERRORS)
-async def dossier(case_id: str, p: Caller, d: D) -> Dossier:
+async def dossier(case_id: str, ws: ReadCase, d: D) -> Dossier:
     """The escalation dossier as JSON."""
-    return Dossier.model_validate((await _dossier(case_id, p, d))["json"])
+    return Dossier.model_validate((await _dossier(case_id, ws, d))["json"])
 
 
 _JSON_ERRORS_FOR_HTML: dict[int | str, dict[str, Any]] = {
@@ -224,20 +238,19 @@ _JSON_ERRORS_FOR_HTML: dict[int | str, dict[str, Any]] = {
 
 @router.get("/cases/{case_id}/dossier.html", response_class=HTMLResponse,
             responses=_JSON_ERRORS_FOR_HTML)
-async def dossier_page(case_id: str, p: Caller, d: D) -> HTMLResponse:
+async def dossier_page(case_id: str, ws: ReadCase, d: D) -> HTMLResponse:
     """The escalation dossier as a readable page (zh-CN first, English second)."""
-    return HTMLResponse((await _dossier(case_id, p, d))["html"])
+    return HTMLResponse((await _dossier(case_id, ws, d))["html"])
 
 
 @directory.get("/agents", response_model=list[AgentProfile], responses=READ_ERRORS, tags=["directory"])
-async def list_agents(p: Caller, d: D) -> list[AgentProfile]:
+async def list_agents(p: StaffReader, d: D) -> list[AgentProfile]:
     """The agent directory (team leads: their team)."""
-    staff_only(p)
     return await repo_of(d).list_agents(p.team if p.role in ("agent", "team_lead") else None)
 
 
 @directory.put("/agents/{agent_id}", response_model=AgentProfile, responses=WRITE_ERRORS, tags=["directory"])
-async def put_agent(agent_id: str, body: AgentProfile, p: Caller, d: D) -> AgentProfile:
+async def put_agent(agent_id: str, body: AgentProfile, p: Lead, d: D) -> AgentProfile:
     """Create or update an agent's skills, capacity and conflicts (team leads: own team)."""
     if rank(p.role) < rank("team_lead"):
         raise Forbidden("only a team lead, manager or the committee may edit the directory")
@@ -251,8 +264,8 @@ async def put_agent(agent_id: str, body: AgentProfile, p: Caller, d: D) -> Agent
     return body
 
 
-@directory.post("/plans/instalment", response_model=PlanResponse, responses=errors(401, 422), tags=["tools"])
-async def plan(body: PlanRequest, p: Caller) -> PlanResponse:
+@directory.post("/plans/instalment", response_model=PlanResponse, responses=errors(401, 403, 422), tags=["tools"])
+async def plan(body: PlanRequest, p: PlanUser) -> PlanResponse:
     """Compute an instalment schedule (exact decimals, due dates clamped to month ends)."""
     try:
         computed = compute_plan(body.amount, body.months, body.first_due_date,
@@ -267,7 +280,7 @@ async def plan(body: PlanRequest, p: Caller) -> PlanResponse:
 
 @directory.get("/audit", response_model=list[AuditEntry], responses=errors(401, 403, 422), tags=["audit"])
 async def audit(
-    p: Caller, d: D, case_id: Annotated[str | None, Query()] = None,
+    p: AuditReader, d: D, case_id: Annotated[str | None, Query()] = None,
     outcome: Annotated[Literal["allowed", "refused", "rejected"] | None, Query()] = None,
 ) -> list[dict[str, Any]]:
     """Read the audit trail (auditors, managers, the committee)."""
