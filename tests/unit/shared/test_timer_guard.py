@@ -1,0 +1,62 @@
+"""A timer's failure is logged and the timer runs again; it never stops the worker."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+
+from shared import service
+
+
+class FakeApp:
+    def __init__(self) -> None:
+        self.timers: dict[str, Callable[[], Awaitable[None]]] = {}
+
+    def timer(self, *, interval: float, name: str) -> Callable[[Any], Any]:
+        def register(fn: Callable[[], Awaitable[None]]) -> Callable[[], Awaitable[None]]:
+            self.timers[name] = fn
+            return fn
+
+        return register
+
+
+async def test_a_failing_timer_is_logged_and_runs_again(caplog: pytest.LogCaptureFixture) -> None:
+    app, runs, published = FakeApp(), [], []
+
+    async def run() -> str:
+        runs.append(1)
+        if len(runs) == 1:
+            raise RuntimeError("database hiccup")
+        return "written"
+
+    async def publish(result: Any) -> None:
+        published.append(result)
+
+    service._declare_timer(app, "deadlines", 30.0, run, publish)  # noqa: SLF001
+    with caplog.at_level(logging.ERROR, logger="shared.service"):
+        await app.timers["deadlines"]()  # raises inside: must not escape
+    assert "timer deadlines failed" in caplog.text
+    await app.timers["deadlines"]()
+    assert len(runs) == 2 and published == ["written"]
+
+
+@pytest.mark.parametrize("name", ["followup", "supervision", "negotiation", "investigation", "intake"])
+def test_every_timer_of_every_service_is_declared_guarded(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib
+
+    spec = importlib.import_module(f"services.{name}.app").SPEC
+    declared: list[str] = []
+    real = service._declare_timer  # noqa: SLF001
+
+    def spy(app: Any, timer_name: str, *args: Any) -> None:
+        declared.append(timer_name)
+        real(app, timer_name, *args)
+
+    monkeypatch.setattr(service, "_declare_timer", spy)
+    service.build_worker(spec, spec.settings())
+    assert set(declared) >= {t.name for t in spec.timers}
+    if spec.outboxes:
+        assert "outbox-sweep" in declared
