@@ -18,6 +18,13 @@ gets a reference: an empty value with the usual ``dlq.*`` headers plus ``dlq.sto
 (``<database>/<collection>``), ``dlq.stored_id``, ``dlq.stored_reason`` and
 ``dlq.original_bytes``. ``read_stored_body`` gives the bytes back.
 
+A dead letter's body is the raw complaint, personal data and all, so the store seals it
+(``shared.crypto``): ``value`` (or each part's ``data``) is an ``enc:v1:<kid>:...`` token
+bound to its field and document ``_id``, and each document records its key id in ``kid``.
+``read_stored_body`` opens it, and records who read it and why (``shared.originals``,
+``original_reads`` in the same database). ``python -m shared.crypto rotate --db <service db>
+--collection dead_letter_bodies --fields value,data`` re-encrypts under a new key.
+
 If the record can be put in neither place, ``DeadLetter`` raises (``DeadLetterFailed``, or
 the send's or the store's own error after its retries): the consume step must then not
 acknowledge the batch (see ``shared.kafka.consume.settle``).
@@ -33,6 +40,9 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
+
+from shared.crypto import KeyRing, default_keyring, is_sealed
+from shared.originals import record_read
 
 log = logging.getLogger(__name__)
 
@@ -167,6 +177,10 @@ class DeadLetterStore(Protocol):
         ...
 
 
+#: The sealed fields of a stored dead letter: the main document's ``value``, a part's ``data``.
+SEALED_FIELDS = ("value", "data")
+
+
 @dataclass
 class MongoDeadLetterStore:
     """A ``DeadLetterStore`` on a collection of the service's own database.
@@ -176,36 +190,60 @@ class MongoDeadLetterStore:
     ``STORE_CHUNK_BYTES`` is split into ``<_id>#<n>`` part documents, written before the
     main document, so the main document's presence means the body is complete. Inserts
     are idempotent: a document already there (the same record dead-lettered again after a
-    redelivery) is left as it is.
+    redelivery) is left as it is. Bodies are sealed with ``keyring`` (default: the
+    process's, ``shared.crypto.default_keyring``), each part on its own.
     """
 
     collection: Callable[[], Any]
+    keyring: KeyRing | None = None
 
     async def put(self, doc_id: str, document: dict[str, Any]) -> str:
         from pymongo.errors import DuplicateKeyError
 
+        ring = self.keyring or default_keyring()
         coll = self.collection()
         value: bytes = document.get("value") or b""
         main = dict(document)
         if len(value) > STORE_CHUNK_BYTES:
             parts = [value[i:i + STORE_CHUNK_BYTES] for i in range(0, len(value), STORE_CHUNK_BYTES)]
             for n, part in enumerate(parts):
+                part_id = f"{doc_id}#{n}"
                 try:
-                    await coll.insert_one({"_id": f"{doc_id}#{n}", "of": doc_id, "n": n, "data": part})
+                    await coll.insert_one({"_id": part_id, "of": doc_id, "n": n, "kid": ring.active,
+                                           "data": ring.seal(part, field="data", doc_id=part_id)})
                 except DuplicateKeyError:
                     pass
             main["value"] = None
             main["value_parts"] = len(parts)
+        elif document.get("value") is not None:
+            main["value"] = ring.seal(value, field="value", doc_id=doc_id)
         try:
-            await coll.insert_one({"_id": doc_id, **main})
+            await coll.insert_one({"_id": doc_id, **main, "kid": ring.active})
         except DuplicateKeyError:
             pass
         return f"{coll.database.name}/{coll.name}"
 
 
-async def read_stored_body(collection: Any, doc_id: str) -> dict[str, Any] | None:
-    """The stored document of a dead letter with its whole ``value`` (parts joined), or None."""
+def _opened(ring: KeyRing, doc: dict[str, Any], name: str) -> bytes:
+    value = doc[name]
+    if is_sealed(value):
+        return ring.open(value, field=name, doc_id=doc["_id"])
+    return bytes(value)  # stored before bodies were sealed
+
+
+async def read_stored_body(
+    collection: Any, doc_id: str, *, reader: str, purpose: str, keyring: KeyRing | None = None
+) -> dict[str, Any] | None:
+    """The stored document of a dead letter with its whole ``value`` (opened, parts joined), or None.
+
+    The read is recorded first (``shared.originals.record_read``: ``reader``, ``purpose``,
+    in ``original_reads`` of the same database); a read that cannot be recorded fails.
+    """
+    ring = keyring or default_keyring()
     doc: dict[str, Any] | None = await collection.find_one({"_id": doc_id})
+    await record_read(collection.database, reader=reader, purpose=purpose,
+                      collection=collection.name, record_id=doc_id, fields=["key", "value", "headers"],
+                      found=doc is not None)
     if doc is None:
         return None
     parts = doc.get("value_parts")
@@ -215,10 +253,10 @@ async def read_stored_body(collection: Any, doc_id: str) -> dict[str, Any] | Non
             part = await collection.find_one({"_id": f"{doc_id}#{n}"})
             if part is None:
                 raise LookupError(f"part {n} of the stored dead letter {doc_id} is missing")
-            chunks.append(bytes(part["data"]))
+            chunks.append(_opened(ring, part, "data"))
         doc["value"] = b"".join(chunks)
     elif doc.get("value") is not None:
-        doc["value"] = bytes(doc["value"])
+        doc["value"] = _opened(ring, doc, "value")
     if doc.get("key") is not None:
         doc["key"] = bytes(doc["key"])
     return doc

@@ -28,6 +28,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from services.intake.repository import IntakeRepository
+from shared.crypto import is_sealed
 from shared.kafka import ensure_topics
 from shared.kafka.dlq import DEAD_LETTER_COLLECTION, read_headers, read_stored_body
 from shared.mongo import service_database
@@ -115,9 +116,13 @@ async def test_an_oversized_dead_letter_is_on_the_dlq_or_stored_and_the_worker_g
             f"complaint.received:0:{headers['dlq.source_offset']}"
         )
         assert headers["dlq.original_bytes"] == str(len(original))
-        doc = await read_stored_body(store, headers["dlq.stored_id"])
+        doc = await read_stored_body(store, headers["dlq.stored_id"], reader="test", purpose="check the body")
         assert doc is not None, headers
         assert doc["value"] == original and doc["key"] == key  # byte for byte
+        kept = await store.find_one({"_id": headers["dlq.stored_id"]})  # at rest: sealed (shared.crypto)
+        assert kept["kid"] and (kept["value"] is None or is_sealed(kept["value"])), kept["_id"]
+        for n in range(int(kept.get("value_parts") or 0)):
+            assert is_sealed((await store.find_one({"_id": f"{kept['_id']}#{n}"}))["data"])
         paths[key] = headers["dlq.stored_reason"]
     assert paths[b"C0000001"] == "whole"  # compressed, the complaint fits whole
     assert "MessageSizeTooLarge" in paths[b"C0000002"] or "TooLarge" in paths[b"C0000002"], paths

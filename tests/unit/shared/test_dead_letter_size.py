@@ -206,11 +206,19 @@ async def test_a_reference_that_cannot_be_sent_raises() -> None:
 # ------------------------------------------------------------------ the Mongo store
 
 
+class FakeDatabase(dict[str, Any]):
+    name = "t_intake"
+
+    def __missing__(self, name: str) -> Any:
+        self[name] = FakeCollection(name, self)
+        return self[name]
+
+
 class FakeCollection:
-    def __init__(self) -> None:
+    def __init__(self, name: str = "dead_letter_bodies", database: FakeDatabase | None = None) -> None:
         self.docs: dict[str, dict[str, Any]] = {}
-        self.name = "dead_letter_bodies"
-        self.database = SimpleNamespace(name="t_intake")
+        self.name = name
+        self.database = database if database is not None else FakeDatabase({name: self})
 
     async def insert_one(self, doc: dict[str, Any]) -> None:
         if doc["_id"] in self.docs:
@@ -230,13 +238,42 @@ async def test_the_mongo_store_splits_a_large_body_and_reads_it_back_whole() -> 
     assert await store.put("t:0:1", {"key": b"k", "value": value}) == "t_intake/dead_letter_bodies"
     assert sorted(coll.docs) == ["t:0:1", "t:0:1#0", "t:0:1#1", "t:0:1#2"]
     assert coll.docs["t:0:1"]["value"] is None
-    doc = await read_stored_body(coll, "t:0:1")
+    doc = await read_stored_body(coll, "t:0:1", reader="ops-1", purpose="replay")
     assert doc is not None and doc["value"] == value and doc["key"] == b"k"
     small = {"key": None, "value": b"abc"}
     await store.put("t:0:2", small)
-    got = await read_stored_body(coll, "t:0:2")
+    got = await read_stored_body(coll, "t:0:2", reader="ops-1", purpose="replay")
     assert got is not None and got["value"] == b"abc"
-    assert await read_stored_body(coll, "t:0:3") is None
+    assert await read_stored_body(coll, "t:0:3", reader="ops-1", purpose="replay") is None
+
+
+async def test_the_mongo_store_seals_bodies_and_records_who_read_them() -> None:
+    from shared.crypto import is_sealed
+    from shared.originals import ORIGINAL_READS
+
+    coll = FakeCollection()
+    store = MongoDeadLetterStore(lambda: coll)
+    secret = "张小明 13912345678 110101199003071234".encode()
+    await store.put("t:0:7", {"key": b"k", "value": secret})
+    large = _noise(STORE_CHUNK_BYTES + 10) + secret
+    await store.put("t:0:8", {"key": b"k", "value": large})
+    for doc in coll.docs.values():  # nothing of the body in clear, in any document
+        assert "13912345678" not in repr(doc) and secret not in repr(doc).encode()
+        assert doc["kid"] == "dev"
+    assert is_sealed(coll.docs["t:0:7"]["value"]) and is_sealed(coll.docs["t:0:8#1"]["data"])
+    # a sealed part moved to another record does not open
+    coll.docs["t:0:8#0"]["data"], coll.docs["t:0:8#1"]["data"] = (coll.docs["t:0:8#1"]["data"],
+                                                                  coll.docs["t:0:8#0"]["data"])
+    with pytest.raises(Exception, match="another field or record"):
+        await read_stored_body(coll, "t:0:8", reader="ops-1", purpose="replay")
+    got = await read_stored_body(coll, "t:0:7", reader="ops-2", purpose="看是哪条投诉")
+    assert got is not None and got["value"] == secret
+    reads = list(coll.database[ORIGINAL_READS].docs.values())
+    assert [(r["reader"], r["record_id"], r["found"]) for r in reads] == [
+        ("ops-1", "t:0:8", True), ("ops-2", "t:0:7", True)]
+    assert reads[1]["purpose"] == "看是哪条投诉" and reads[1]["collection"] == "dead_letter_bodies"
+    with pytest.raises(ValueError, match="purpose"):
+        await read_stored_body(coll, "t:0:7", reader="ops-2", purpose=" ")
 
 
 # ------------------------------------------------------------------ never acknowledged while nowhere
