@@ -25,7 +25,13 @@ from shared.contracts.envelope import Envelope
 log = logging.getLogger(__name__)
 
 #: How long a periodic sweep leaves a fresh outbox to the writer that is relaying it now.
-SWEEP_GRACE = timedelta(seconds=10)
+#: A sweep that takes over a live writer's outbox publishes its events a second time (same
+#: event ids; consumers dedupe, but the work is done twice downstream). Under load a batch
+#: of 500 takes several seconds from its write to its clear, and with 10 s the fault suite
+#: saw one republish per complaint (two workers' sweeps racing the writers); a writer that
+#: crashed is redelivered its batch and relays it itself, so the sweep is only the last
+#: resort and may wait a minute.
+SWEEP_GRACE = timedelta(seconds=60)
 
 #: Publish (logical topic, key, value bytes) and return once acknowledged.
 SendFn = Callable[[str, bytes, bytes], Awaitable[object]]
