@@ -9,6 +9,9 @@ built from this spec by ``shared.service``, the same way for every service.
   recognised as repeats.
 - outbox collection ``complaints``: registration events are published after each batch,
   and a sweep publishes what a crashed worker left behind.
+- timers: ``retention`` (``handlers.erase_expired_originals``: originals of cases closed more
+  than ``PARLEY_INTAKE_RETENTION_DAYS`` ago are erased) and ``rotation`` (originals still
+  under an old key are re-encrypted under ``PARLEY_CRYPTO_ACTIVE_KEY``).
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from shared.contracts.followup import CaseClosed
 from shared.errors import InvalidMessage
 from shared.kafka.consume import Incoming
 from shared.outbox import Written
-from shared.service import Runtime, ServiceSpec, Subscription
+from shared.service import Runtime, ServiceSpec, Subscription, Timer
 
 SERVICE = "intake"
 
@@ -40,8 +43,12 @@ class Deps:
 
 
 def build_deps(rt: Runtime[Settings]) -> Deps:
-    """Make intake's dependencies from the runtime (one case-number allocator per process)."""
-    repo = IntakeRepository(rt.db)
+    """Make intake's dependencies from the runtime (one case-number allocator per process).
+
+    The key ring comes from the settings; production refuses the development ring here, so
+    neither the worker nor the API starts without real keys.
+    """
+    repo = IntakeRepository(rt.db, keyring=rt.settings.crypto.keyring(rt.settings.environment))
     return Deps(repo, rt.settings, CaseNumbers(repo))
 
 
@@ -54,6 +61,16 @@ async def on_received(deps: Deps, submissions: list[ComplaintSubmission]) -> lis
     return await handlers.register_batch(
         submissions, repo=deps.repo, settings=deps.settings, numbers=deps.numbers
     )
+
+
+async def erase_expired(deps: Deps) -> None:
+    """Timer: erase the originals whose retention period after closing has ended."""
+    await handlers.erase_expired_originals(repo=deps.repo, settings=deps.settings)
+
+
+async def rotate_keys(deps: Deps) -> None:
+    """Timer: re-encrypt originals still under an old key, in small batches."""
+    await deps.repo.rotate_personal_data()
 
 
 async def on_closed(deps: Deps, events: list[Envelope[CaseClosed]]) -> None:
@@ -74,6 +91,10 @@ SPEC: ServiceSpec[Settings, Deps] = ServiceSpec(
                      decode=_decode_submission, batch_size=lambda s: s.register_batch_size,
                      within_s=0.05),
         Subscription("case-closed", ("case.closed",), on_closed, batch_size=100),
+    ],
+    timers=[
+        Timer("retention", lambda s: s.retention_sweep_interval_s, erase_expired),
+        Timer("rotation", lambda s: s.rotation_interval_s, rotate_keys),
     ],
     outboxes=["complaints"],
     sweep_interval_s=lambda s: s.relay_interval_s,

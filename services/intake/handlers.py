@@ -78,7 +78,8 @@ CustomerLocks = KeyedLocks
 
 __all__ = [
     "CaseNumbers", "ConflictingDuplicate", "CustomerLocks", "acknowledgement", "case_id_for", "close_case",
-    "complaint_id_for", "register_batch", "register_complaint", "utcnow",
+    "complaint_id_for", "erase_expired_originals", "read_originals", "register_batch",
+    "register_complaint", "utcnow",
 ]
 
 #: How many of a customer's most recent cases placement looks at.
@@ -204,7 +205,7 @@ def _place(
 ) -> _Placed:
     """Place one complaint among the customer's cases (in memory)."""
     key = submission.key()
-    text_masked = pii.mask_text(submission.text)
+    text_masked = pii.mask_text(submission.text, names=[submission.customer.name])
     language = submission.language or rules.detect_language(submission.text)
     held = customer.holding(key)
     if held is not None:
@@ -670,7 +671,7 @@ def _record(p: _Placed, *, settings: Settings, now: datetime, content_hash: str)
         customer_name_masked=pii.mask_name(s.customer.name),
         customer_phone_masked=pii.mask_phone(s.customer.phone),
         customer_id_number_masked=pii.mask_id_number(s.customer.id_number),
-        text=p.text_masked, demand=pii.mask_text(s.demand),
+        text=p.text_masked, demand=pii.mask_text(s.demand, names=[s.customer.name]),
         amount_disputed=s.amount_disputed, amount_demanded=s.amount_demanded,
         linked_case_ids=p.snapshot["linked_case_ids"],
         is_repeat=p.role is rules.Role.REPEAT, role=p.role.value,
@@ -819,12 +820,59 @@ def acknowledgement(
 
 
 async def close_case(event: Envelope[CaseClosed], *, repo: IntakeRepository) -> bool:
-    """Mark a case closed when follow-up closes it; False when it was closed already."""
+    """Mark a case closed when follow-up closes it; False when it was closed already.
+
+    The closed case is also put on the retention list (idempotent, also on a redelivery, so a
+    crash between the two writes converges): its originals are erased once the retention
+    period after closing has passed (``erase_expired_originals``).
+    """
     closed = await repo.close_case(
         event.case_id, closed_at=event.occurred_at.astimezone(UTC),
         outcome=event.payload.outcome, event_id=str(event.event_id),
     )
+    await repo.schedule_erasure(event.case_id)
     if closed:
         log.info("case %s closed (%s)", event.payload.case_number, event.payload.outcome)
     return closed
+
+
+# ------------------------------------------------------------------ originals: reads and retention
+
+
+async def read_originals(key: str, *, repo: IntakeRepository, reader: str, purpose: str) -> Doc | None:
+    """Return a complaint's personal data originals for ``reader``, who needs them for ``purpose``.
+
+    Every read is recorded (``original_reads``: who, why, when, which complaint) before the
+    originals are handed out; None when the complaint has none (unknown, or erased).
+    """
+    return await repo.read_personal_data(key, reader=reader, purpose=purpose)
+
+
+async def erase_expired_originals(
+    *, repo: IntakeRepository, settings: Settings, clock: Clock = utcnow, batch: int = 100
+) -> int:
+    """Erase the originals of cases closed more than ``settings.retention_days`` ago.
+
+    The retention list (``retention``, one entry per closed case, by ``closed_at``) is read
+    in batches; each case's complaints (``complaint_keys``, final once the case is closed: a
+    complaint links only to an open case) lose their originals by ``_id``, the case records
+    ``originals_erased_at`` and keeps its masked fields. Returns how many cases were done.
+    A periodic sweep, not a hot path; safe to interrupt and run again.
+    """
+    now = clock().astimezone(UTC)
+    cutoff = now - timedelta(days=settings.retention_days)
+    done = 0
+    while True:
+        due = await repo.erasures_due(cutoff, limit=batch)
+        if not due:
+            return done
+        for entry in due:
+            case = await repo.find_case(entry["_id"])
+            keys = list(case.get("complaint_keys", [])) if case else []
+            erased = await repo.erase_personal_data(keys, at=now)
+            await repo.originals_erased(entry["_id"], at=now)
+            with log_context(case_id=entry["_id"]):
+                log.info("retention: originals of %d complaint(s) of case %s erased (closed %s)",
+                         erased, case.get("case_number") if case else entry["_id"], entry["closed_at"])
+            done += 1
 

@@ -5,11 +5,22 @@ mobiles become ``138****5678``, resident ID numbers ``1101**********1234``, card
 keep their last four digits, names keep their first character. ``mask_text`` finds such
 numbers (and e-mail addresses) inside free text. ``shared.logging.redact`` stays as the
 last line of defence in log lines; it is not relied upon here.
+
+It also decides which originals are sealed at rest (``SEALED_FIELDS``, encrypted field by
+field in ``personal_data`` by ``repository.IntakeRepository``; ``shared.crypto``).
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
+
+#: The originals kept in ``personal_data`` that are encrypted at rest: the customer's name,
+#: phone and ID number, and the complaint's free text and demand — people write their card,
+#: phone and ID numbers and other people's names into them (``mask_text`` exists for that),
+#: so their originals are personal data as much as the named fields. ``customer_id`` (the
+#: institution's own reference, in every case and event already) stays in clear.
+SEALED_FIELDS: tuple[str, ...] = ("name", "phone", "id_number", "text", "demand")
 
 _MOBILE_DIGITS = re.compile(r"^(?:\+?86)?(1[3-9][0-9])([0-9]{4})([0-9]{4})$")
 
@@ -63,8 +74,15 @@ def mask_name(name: str | None) -> str:
     return name[0] + "*" * max(len(name) - 1, 1)
 
 
-def mask_text(text: str) -> str:
-    """Mask ID numbers, card numbers, mobiles and e-mail addresses found in free text."""
+def mask_text(text: str, *, names: Iterable[str | None] = ()) -> str:
+    """Mask ID numbers, card numbers, mobiles and e-mail addresses found in free text.
+
+    ``names`` are people's names known to belong to the complaint (the customer's): where one
+    appears in the text it is masked as ``mask_name`` masks it (names of two characters or
+    more; other names in free text cannot be told from other words).
+    """
+    for name in sorted({n.strip() for n in names if n and len(n.strip()) >= 2}, key=len, reverse=True):
+        text = text.replace(name, mask_name(name))
     text = _TEXT_ID.sub(lambda m: m.group(0)[:4] + "*" * (len(m.group(0)) - 8) + m.group(0)[-4:], text)
     text = _TEXT_MOBILE.sub(lambda m: f"{m.group(1)}****{m.group(3)}", text)
     text = _TEXT_CARD.sub(lambda m: _mask_card_in_text(m.group(0)), text)

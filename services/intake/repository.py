@@ -23,9 +23,19 @@ Collections:
 - ``conflicts`` — a complaint id seen again with different content (``conflicting_duplicate``),
   ``_id = "<complaint key>#<content hash>"``: which fields differ (never their values), for the
   desk; the second version's bytes are on ``complaint.received.dlq``.
-- ``personal_data`` — the originals of personal data, behind ``store_personal_data`` /
-  ``load_personal_data`` only, so encryption at rest can be added in one place; with them the
-  hashes of the submission as first received (``content_hash``, ``field_hashes``).
+- ``personal_data`` — the originals of personal data (``_id`` = complaint key), sealed field by
+  field (``shared.crypto``; which fields: ``pii.SEALED_FIELDS``, each at ``data.<field>``, bound
+  to its path and the document's ``_id``; ``kid`` = the key they are under), with the hashes of
+  the submission as first received (``content_hash`` in clear; ``field_hashes`` sealed too,
+  since an unsalted hash of a phone number can be reversed by trying them all). Written by
+  ``store_personal_data_batch``; originals are read only by ``read_personal_data``, which
+  records each read (``original_reads``, ``shared.originals``); ``erase_personal_data`` removes
+  them when retention ends (``erased_at``, ``kid`` = ``NO_KEY``); ``rotate_personal_data``
+  re-encrypts under the active key.
+- ``retention`` — ``_id`` = case id, ``closed_at`` (indexed): closed cases whose originals are
+  still kept, written when intake learns of the closing; the retention sweep reads those closed
+  before the cut-off, erases their complaints' originals and removes the entry.
+- ``original_reads`` — one appended record per read of originals (who, why, when, which).
 
 Queries stay within what FerretDB v1 serves (no transactions, no ``$lookup``/``$facet``).
 
@@ -58,10 +68,12 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
-from services.intake import rules
+from services.intake import pii, rules
 from services.intake.errors import RegistrationConflict
 from shared import outbox
 from shared.contracts.envelope import Envelope
+from shared.crypto import NO_KEY, KeyRing, RotationReport, default_keyring, is_sealed, rotate
+from shared.originals import record_read
 
 log = logging.getLogger(__name__)
 
@@ -197,8 +209,11 @@ class RegistrationStore(Protocol):
 class IntakeRepository:
     """Intake's store."""
 
-    def __init__(self, db: AsyncDatabase[Doc]) -> None:
+    def __init__(self, db: AsyncDatabase[Doc], *, keyring: KeyRing | None = None) -> None:
         self.db = db
+        #: seals the originals in ``personal_data`` (default: the process's, from the environment)
+        self.keyring = keyring or default_keyring()
+        self.retention: AsyncCollection[Doc] = db["retention"]
         self.cases: AsyncCollection[Doc] = db["cases"]
         self.complaints: AsyncCollection[Doc] = db["complaints"]
         self.counters: AsyncCollection[Doc] = db["counters"]
@@ -225,6 +240,7 @@ class IntakeRepository:
         )
         await self.cases.create_index([("received_at", DESCENDING)], name="by_received")
         await self.cases.create_index([("status", ASCENDING)], name="by_status")
+        await self.retention.create_index([("closed_at", ASCENDING)], name="by_closed_at")
 
     # ------------------------------------------------------------- complaints
 
@@ -440,14 +456,28 @@ class IntakeRepository:
 
     # ------------------------------------------------------------- personal data
 
+    def _sealed_document(self, key: str, data: Doc, extra: Doc | None = None) -> Doc:
+        """The ``personal_data`` document of a complaint: ``pii.SEALED_FIELDS`` sealed, the rest clear."""
+        ring = self.keyring
+        sealed = {name: (ring.seal(value, field=f"data.{name}", doc_id=key)
+                         if name in pii.SEALED_FIELDS and value is not None else value)
+                  for name, value in data.items()}
+        doc: Doc = {"_id": key, "kid": ring.active, "data": sealed}
+        for name, value in (extra or {}).items():
+            doc[name] = (ring.seal(value, field=name, doc_id=key)
+                         if name == "field_hashes" and value is not None else value)
+        return doc
+
     async def store_personal_data(self, key: str, data: Doc) -> None:
-        """Keep the originals of a complaint's personal data (the one place to encrypt them)."""
-        await self._personal.update_one({"_id": key}, {"$set": {"data": data}}, upsert=True)
+        """Keep (or replace) the originals of one complaint's personal data, sealed."""
+        doc = self._sealed_document(key, data)
+        await self._personal.update_one({"_id": key}, {"$set": {"data": doc["data"], "kid": doc["kid"]}},
+                                        upsert=True)
 
     async def store_personal_data_batch(
         self, data: dict[str, Doc], fingerprints: dict[str, Doc] | None = None
     ) -> set[str]:
-        """Keep the originals of many complaints' personal data; return the keys already stored.
+        """Keep the originals of many complaints' personal data (sealed); return the keys already stored.
 
         ``fingerprints`` (key → ``content_hash``, ``field_hashes``) are kept beside them: what
         a later message with the same key is compared with. The insert is also the batch's
@@ -456,7 +486,7 @@ class IntakeRepository:
         """
         extra = fingerprints or {}
         return await insert_new(
-            self._personal, [{"_id": k, "data": d, **extra.get(k, {})} for k, d in data.items()]
+            self._personal, [self._sealed_document(k, d, extra.get(k)) for k, d in data.items()]
         )
 
     async def personal_fingerprints(self, keys: Iterable[str]) -> dict[str, Doc]:
@@ -464,7 +494,11 @@ class IntakeRepository:
         wanted = list(dict.fromkeys(keys))
 
         async def one(key: str) -> Doc | None:
-            return await self._personal.find_one({"_id": key}, {"content_hash": 1, "field_hashes": 1})
+            doc = await self._personal.find_one({"_id": key}, {"content_hash": 1, "field_hashes": 1})
+            if doc is not None and is_sealed(doc.get("field_hashes")):
+                doc["field_hashes"] = self.keyring.open_json(doc["field_hashes"], field="field_hashes",
+                                                             doc_id=key)
+            return doc
 
         docs = await _bounded([functools.partial(one, k) for k in wanted])
         return {k: d for k, d in zip(wanted, docs, strict=True) if d is not None}
@@ -473,10 +507,68 @@ class IntakeRepository:
         """Record conflicting duplicates for the desk (idempotent: one per key and content)."""
         await insert_new(self.conflicts, docs)
 
-    async def load_personal_data(self, key: str) -> Doc | None:
-        """Return the originals stored for a complaint, or None."""
-        doc = await self._personal.find_one({"_id": key})
-        return None if doc is None else doc["data"]
+    async def read_personal_data(self, key: str, *, reader: str, purpose: str) -> Doc | None:
+        """Return the originals of a complaint (opened), recording who read them and why.
+
+        The one way to the originals: the read is recorded in ``original_reads`` before they
+        are handed out (``shared.originals.record_read``; a read that cannot be recorded
+        fails). None when the complaint has none (unknown, or erased by retention).
+        """
+        doc = await self._personal.find_one({"_id": key}, {"data": 1, "kid": 1})
+        data: Doc | None = None if doc is None else doc.get("data")
+        await record_read(self.db, reader=reader, purpose=purpose, collection=self._personal.name,
+                          record_id=key, fields=sorted(data) if data else [], found=data is not None)
+        if data is None:
+            return None
+        return {name: (self.keyring.open_text(value, field=f"data.{name}", doc_id=key)
+                       if is_sealed(value) else value)
+                for name, value in data.items()}
+
+    async def erase_personal_data(self, keys: Iterable[str], *, at: datetime) -> int:
+        """Erase the originals (and field hashes) of these complaints; return how many held any.
+
+        The document stays with its ``content_hash`` and ``erased_at`` (a redelivery of the
+        complaint is still recognised); ``kid`` becomes ``NO_KEY``. By ``_id``, one at a time.
+        """
+
+        async def erase(key: str) -> bool:
+            result = await self._personal.update_one(
+                {"_id": key, "erased_at": {"$exists": False}},
+                {"$unset": {"data": "", "field_hashes": ""}, "$set": {"kid": NO_KEY, "erased_at": at}},
+            )
+            return result.modified_count == 1
+
+        done = await _bounded([functools.partial(erase, k) for k in dict.fromkeys(keys)])
+        return sum(done)
+
+    async def rotate_personal_data(self, *, batch_size: int = 100, pause_s: float = 0.05) -> RotationReport:
+        """Re-encrypt originals still under an old key (``shared.crypto.rotate``)."""
+        fields = [f"data.{name}" for name in pii.SEALED_FIELDS] + ["field_hashes"]
+        return await rotate(self._personal, keyring=self.keyring, fields=fields,
+                            batch_size=batch_size, pause_s=pause_s)
+
+    # ------------------------------------------------------------- retention
+
+    async def schedule_erasure(self, case_id: str) -> bool:
+        """Note a closed case for the retention sweep (idempotent); False if it is not closed."""
+        case = await self.cases.find_one({"_id": case_id}, {"status": 1, "closed_at": 1})
+        if case is None or case.get("status") != "closed" or case.get("closed_at") is None:
+            return False
+        try:
+            await self.retention.insert_one({"_id": case_id, "closed_at": case["closed_at"]})
+        except DuplicateKeyError:
+            pass
+        return True
+
+    async def erasures_due(self, closed_before: datetime, *, limit: int) -> list[Doc]:
+        """Closed cases whose originals are still kept and that closed before ``closed_before``."""
+        cursor = self.retention.find({"closed_at": {"$lt": closed_before}}).limit(limit)
+        return [d async for d in cursor]
+
+    async def originals_erased(self, case_id: str, *, at: datetime) -> None:
+        """Record on the case that its originals are gone, and drop it from the retention list."""
+        await self.cases.update_one({"_id": case_id}, {"$set": {"originals_erased_at": at}})
+        await self.retention.delete_one({"_id": case_id})
 
 
 class CaseNumbers:

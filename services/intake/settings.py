@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import SettingsConfigDict
 
+from shared.crypto import CryptoSettings
 from shared.settings import CommonSettings, timezone_field
 
 
@@ -115,6 +116,25 @@ class Settings(CommonSettings):
         "var/faust/intake", description="faust's data directory for the worker (created if missing)."
     )
     page_size_max: int = Field(100, ge=1, le=1000, description="Largest page of GET /cases.")
+    retention_days: int = Field(
+        1096, ge=1, le=36500,
+        description="Days after a case is closed that the originals of its personal data are kept "
+        "(then erased; the case keeps its masks). Default 3 years and a leap day: records are kept "
+        "at least 3 years after closure (PBoC consumer-protection rules).",
+    )
+    retention_sweep_interval_s: float = Field(
+        3600.0, gt=0, description="Seconds between sweeps erasing originals whose retention ended."
+    )
+    rotation_interval_s: float = Field(
+        86400.0, gt=0,
+        description="Seconds between sweeps re-encrypting originals still under an old key "
+        "(PARLEY_CRYPTO_ACTIVE_KEY changed); one read of personal_data's _id and kid per sweep.",
+    )
+    crypto: CryptoSettings = Field(
+        default_factory=CryptoSettings,
+        description="The key ring sealing personal data originals (PARLEY_CRYPTO_KEYS, "
+        "PARLEY_CRYPTO_ACTIVE_KEY; shared.crypto).",
+    )
 
     @field_validator("timezone")
     @classmethod

@@ -50,7 +50,7 @@ async def test_worker_registers_complaints_and_publishes_events(
     english = [json.loads(a.value)["payload"] for a in acks if json.loads(a.value)["payload"]["language"] == "en"]
     assert len(english) == 1 and "has been registered as case" in english[0]["body"]
     assert all("投诉受理回执" in json.loads(a.value)["payload"]["subject"] for a in acks)
-    personal = await repo.load_personal_data("app:C0000000")
+    personal = await repo.read_personal_data("app:C0000000", reader="test", purpose="check the originals")
     assert personal is not None and personal["name"] == "张小明"
     assert await repo.complaints.count_documents({"outbox_pending": True}) == 0
 

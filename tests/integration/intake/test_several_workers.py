@@ -130,7 +130,8 @@ async def test_two_workers_keep_each_customer_in_one_case_and_tell_duplicates_ap
 
     # both versions are kept: the first stays registered, the conflict is recorded for the desk
     key = f"hotline:{original['channel_complaint_id']}"
-    assert (await repo.load_personal_data(key) or {}).get("text") == original["text"]
+    assert (await repo.read_personal_data(key, reader="test", purpose="check the originals") or {}).get(
+        "text") == original["text"]
     conflicts = [c async for c in repo.db["conflicts"].find({})]
     assert len(conflicts) == 1 and conflicts[0]["key"] == key
     assert sorted(conflicts[0]["fields"]) == ["demand", "text"]

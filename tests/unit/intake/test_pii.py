@@ -36,3 +36,11 @@ def test_free_text_numbers_are_masked_and_others_kept() -> None:
 
 def test_english_text_with_phone() -> None:
     assert pii.mask_text("call me at +86 13912345678 please") == "call me at 139****5678 please"
+
+
+def test_mask_text_masks_the_customers_own_name_where_the_text_names_them() -> None:
+    text = "我是欧阳二峰，我丈夫张三替我还款。John Smith called John Smith's manager."
+    masked = pii.mask_text(text, names=["欧阳二峰", "John Smith", None, "张"])
+    assert "欧阳二峰" not in masked and "欧***" in masked
+    assert "John Smith" not in masked and "J*** S****'s" in masked
+    assert "张三" in masked  # a one-character "name" is not searched for; other names are not known
