@@ -7,7 +7,7 @@ service's ``dead_letter_bodies``) is stored as a *token*, one per field::
 
 - ``v1`` is the format; ``<kid>`` names the key of the ring that sealed it
   (``[A-Za-z0-9_.-]{1,32}``), so a reader picks the key without guessing and a rotation
-  sweep sees what is still under an old key.
+  sweep finds what is still under an old key.
 - AES-256-GCM (``cryptography``'s ``AESGCM``), a fresh random 96-bit nonce per value
   (safe far beyond the ~2**32 values per key at which random nonces start to matter; keys
   are rotated long before).
@@ -20,9 +20,10 @@ service's ``dead_letter_bodies``) is stored as a *token*, one per field::
   which of its fields is which.
 
 A document with sealed fields also carries ``kid`` at its top level: the key all its sealed
-fields are under (``NO_KEY`` when it holds none, e.g. erased). ``rotate`` uses it to find,
-with a projection of ``_id`` and ``kid`` only, what still needs re-encrypting, and then reads
-and rewrites those documents one by one by ``_id`` (see ``rotate`` for its cost on FerretDB).
+fields are under (``NO_KEY`` when it holds none, e.g. erased). ``rotate`` finds what still
+needs re-encrypting by an equality filter on that (indexed) field, with a projection of
+``_id`` and ``kid`` only, then reads and rewrites those documents one by one by ``_id`` (see
+``rotate`` for its cost on FerretDB).
 
 Keys come from settings (``CryptoSettings``): ``PARLEY_CRYPTO_KEYS`` (JSON ``{"kid":
 "<base64 key>"}`` or ``kid:<base64 key>,kid2:<base64 key>``) and ``PARLEY_CRYPTO_ACTIVE_KEY``
@@ -286,7 +287,7 @@ def new_key() -> str:
 class RotationReport:
     """What one rotation sweep saw and did."""
 
-    scanned: int = 0  # documents whose (_id, kid) the sweep read
+    scanned: int = 0  # documents found under an old key (or without one) and looked at
     rotated: int = 0  # documents rewritten under the active key
     sealed_legacy: int = 0  # of those, documents that held plaintext (no kid) until now
     skipped: int = 0  # changed meanwhile (another writer, erased): left for the next sweep
@@ -309,81 +310,103 @@ async def rotate(
     fields: Sequence[str],
     batch_size: int = 100,
     pause_s: float = 0.05,
+    plaintext: bool = False,
 ) -> RotationReport:
-    """Re-encrypt every document of ``collection`` not under the active key, in small batches.
+    """Re-encrypt every document of ``collection`` under an old key of the ring, in small batches.
 
-    ``fields`` are the dotted paths of the sealed values (absent ones are skipped). A document
-    whose ``kid`` is missing holds plaintext written before sealing: its ``str``/``bytes``
-    values are sealed as they are, others as JSON (how the readers of the field expect them).
+    ``fields`` are the dotted paths of the sealed values (absent ones are skipped). With
+    ``plaintext``, documents without ``kid`` (written before sealing) are sealed too: their
+    ``str``/``bytes`` values as they are, others as JSON (how the field's readers expect them).
 
-    The sweep reads ``_id`` and ``kid`` only, through **one** cursor over the collection with
-    the filter ``kid ∉ {active, NO_KEY}``, unsorted: FerretDB v1 pushes neither that filter
-    nor a sort down to PostgreSQL, so a paged ``find({_id: {$gt: last}}).sort(_id)`` would
-    read the whole collection once *per page*; one cursor reads it once per sweep (the
-    documents come from PostgreSQL whole and FerretDB projects them, so the cost is about
-    one read of the collection, streamed in cursor batches of ``batch_size``). Each document
-    to change is then read and rewritten by ``_id`` — the fast path on both servers — with
-    the write conditional on the ``kid`` it was read under, so a concurrent erasure or
-    another sweep is not overwritten (on FerretDB v1 a conditional update is read-then-write:
-    a race within one update remains possible; re-running the sweep is always safe). A
-    ``pause_s`` between batches leaves room for the hot path. Documents written meanwhile
-    are sealed under the active key already, so the sweep converges.
+    Finding the work: for each key id of the ring other than the active one, one cursor over
+    ``find({"kid": <old kid>}, {"_id": 1, "kid": 1})``, unsorted, streamed in cursor batches of
+    ``batch_size``; the collection gets an index on ``kid`` (``by_kid``, created here if
+    missing), so on MongoDB and on this stack's FerretDB (which serves an equality filter on an
+    indexed field from the GIN companion of the index) the sweep reads only the documents it
+    has to rewrite, and a sweep with nothing to do costs one index probe per old key. Paging
+    with ``find({_id: {$gt: last}}).sort(_id)`` is avoided on purpose: FerretDB v1 pushes
+    neither the range nor the sort down, so each page would read the whole collection. The
+    ``plaintext`` pass (``kid`` missing: ``$exists`` is not pushed down) reads every document
+    once: a one-off migration, not for a timer. Each document to change is read and
+    rewritten by ``_id`` (the fast path on both servers), the write conditional on the
+    ``kid`` it was read under, so a concurrent erasure or another sweep is not overwritten
+    (on FerretDB v1 a conditional update is read-then-write: a race within one update
+    remains possible; running the sweep again is always safe). ``pause_s`` between batches
+    leaves room for the hot path. New documents are sealed under the active key already, so
+    the sweep converges. Measured figures: docs/security.md.
     """
     report = RotationReport()
-    active = keyring.active
-    cursor = collection.find({"kid": {"$nin": [active, NO_KEY]}}, {"_id": 1, "kid": 1}, batch_size=batch_size)
-    batch: list[Any] = []
-    async for head in cursor:
-        report.scanned += 1
-        batch.append(head["_id"])
-        if len(batch) >= batch_size:
+    await collection.create_index([("kid", 1)], name="by_kid")
+    queries: list[dict[str, Any]] = [{"kid": kid} for kid in sorted(keyring.keys) if kid != keyring.active]
+    if plaintext:
+        queries.append({"kid": {"$exists": False}})
+    for query in queries:
+        batch: list[Any] = []
+        async for head in collection.find(query, {"_id": 1, "kid": 1}, batch_size=batch_size):
+            report.scanned += 1
+            batch.append(head["_id"])
+            if len(batch) >= batch_size:
+                await _rotate_batch(collection, batch, keyring=keyring, fields=fields, report=report)
+                batch = []
+                if pause_s:
+                    await asyncio.sleep(pause_s)
+        if batch:
             await _rotate_batch(collection, batch, keyring=keyring, fields=fields, report=report)
-            batch = []
-            if pause_s:
-                await asyncio.sleep(pause_s)
-    if batch:
-        await _rotate_batch(collection, batch, keyring=keyring, fields=fields, report=report)
-    log.info("rotation of %s: %d scanned, %d rotated (%d were plaintext), %d skipped, %d failed",
+    log.info("rotation of %s: %d found, %d rotated (%d were plaintext), %d skipped, %d failed",
              getattr(collection, "name", "?"), report.scanned, report.rotated, report.sealed_legacy,
              report.skipped, len(report.failed))
     return report
 
 
+#: Documents of a batch rewritten at once (each a read and a write by ``_id``).
+ROTATION_PARALLEL = 4
+
+
 async def _rotate_batch(collection: Any, ids: list[Any], *, keyring: KeyRing, fields: Sequence[str],
                         report: RotationReport) -> None:
-    for doc_id in ids:
-        doc = await collection.find_one({"_id": doc_id})
-        if doc is None:
-            report.skipped += 1
-            continue
-        kid = doc.get("kid")
-        if kid in (keyring.active, NO_KEY):
-            report.skipped += 1
-            continue
-        changes: dict[str, Any] = {}
-        try:
-            for path in fields:
-                value = _get(doc, path)
-                if value is None:
-                    continue
-                if is_sealed(value):
-                    new = keyring.reseal(value, field=path, doc_id=doc_id)
-                else:  # plaintext from before sealing
-                    new = keyring.seal(value, field=path, doc_id=doc_id)
-                if new != value:
-                    changes[path] = new
-        except CryptoError as exc:
-            log.error("rotation: %s %s: %s", getattr(collection, "name", "?"), doc_id, type(exc).__name__)
-            report.failed.append(str(doc_id))
-            continue
-        condition: dict[str, Any] = {"_id": doc_id, "kid": kid} if "kid" in doc else {
-            "_id": doc_id, "kid": {"$exists": False}}
-        result = await collection.update_one(condition, {"$set": {**changes, "kid": keyring.active}})
-        if result.modified_count == 1:
-            report.rotated += 1
-            report.sealed_legacy += "kid" not in doc
-        else:
-            report.skipped += 1
+    gate = asyncio.Semaphore(ROTATION_PARALLEL)
+
+    async def one(doc_id: Any) -> None:
+        async with gate:
+            await _rotate_one(collection, doc_id, keyring=keyring, fields=fields, report=report)
+
+    await asyncio.gather(*(one(doc_id) for doc_id in ids))
+
+
+async def _rotate_one(collection: Any, doc_id: Any, *, keyring: KeyRing, fields: Sequence[str],
+                      report: RotationReport) -> None:
+    doc = await collection.find_one({"_id": doc_id})
+    if doc is None:
+        report.skipped += 1
+        return
+    kid = doc.get("kid")
+    if kid in (keyring.active, NO_KEY):
+        report.skipped += 1
+        return
+    changes: dict[str, Any] = {}
+    try:
+        for path in fields:
+            value = _get(doc, path)
+            if value is None:
+                continue
+            if is_sealed(value):
+                new = keyring.reseal(value, field=path, doc_id=doc_id)
+            else:  # plaintext from before sealing
+                new = keyring.seal(value, field=path, doc_id=doc_id)
+            if new != value:
+                changes[path] = new
+    except CryptoError as exc:
+        log.error("rotation: %s %s: %s", getattr(collection, "name", "?"), doc_id, type(exc).__name__)
+        report.failed.append(str(doc_id))
+        return
+    condition: dict[str, Any] = {"_id": doc_id, "kid": kid} if "kid" in doc else {
+        "_id": doc_id, "kid": {"$exists": False}}
+    result = await collection.update_one(condition, {"$set": {**changes, "kid": keyring.active}})
+    if result.modified_count == 1:
+        report.rotated += 1
+        report.sealed_legacy += "kid" not in doc
+    else:
+        report.skipped += 1
 
 
 # ------------------------------------------------------------------ command line
@@ -399,6 +422,8 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--fields", required=True, help="comma-separated dotted paths of the sealed fields")
     r.add_argument("--batch", type=int, default=100)
     r.add_argument("--pause", type=float, default=0.05, help="seconds between batches")
+    r.add_argument("--plaintext", action="store_true",
+                   help="also seal documents written before sealing (no kid): reads the whole collection")
     g = sub.add_parser("genkey", help="print a new key as kid:<base64> for PARLEY_CRYPTO_KEYS")
     g.add_argument("--kid", required=True)
     args = parser.parse_args(argv)
@@ -419,7 +444,7 @@ async def _rotate_command(args: argparse.Namespace) -> int:
     client = make_client(MongoSettings())
     try:
         report = await rotate(client[args.db][args.collection], keyring=keyring, fields=fields,
-                              batch_size=args.batch, pause_s=args.pause)
+                              batch_size=args.batch, pause_s=args.pause, plaintext=args.plaintext)
     finally:
         await client.close()
     print(json.dumps({"active": keyring.active, **report.__dict__}))  # noqa: T201

@@ -241,6 +241,7 @@ class IntakeRepository:
         await self.cases.create_index([("received_at", DESCENDING)], name="by_received")
         await self.cases.create_index([("status", ASCENDING)], name="by_status")
         await self.retention.create_index([("closed_at", ASCENDING)], name="by_closed_at")
+        await self._personal.create_index([("kid", ASCENDING)], name="by_kid")  # rotation sweeps
 
     # ------------------------------------------------------------- complaints
 
@@ -541,11 +542,14 @@ class IntakeRepository:
         done = await _bounded([functools.partial(erase, k) for k in dict.fromkeys(keys)])
         return sum(done)
 
-    async def rotate_personal_data(self, *, batch_size: int = 100, pause_s: float = 0.05) -> RotationReport:
-        """Re-encrypt originals still under an old key (``shared.crypto.rotate``)."""
+    async def rotate_personal_data(
+        self, *, batch_size: int = 100, pause_s: float = 0.05, plaintext: bool = False
+    ) -> RotationReport:
+        """Re-encrypt originals still under an old key (``shared.crypto.rotate``); with
+        ``plaintext``, also seal documents stored before sealing (reads the whole collection)."""
         fields = [f"data.{name}" for name in pii.SEALED_FIELDS] + ["field_hashes"]
         return await rotate(self._personal, keyring=self.keyring, fields=fields,
-                            batch_size=batch_size, pause_s=pause_s)
+                            batch_size=batch_size, pause_s=pause_s, plaintext=plaintext)
 
     # ------------------------------------------------------------- retention
 

@@ -169,6 +169,9 @@ class FakeCollection:
         self.docs = {d["_id"]: d for d in docs}
         self.finds: list[tuple[dict[str, Any], dict[str, Any]]] = []
 
+    async def create_index(self, keys: list[tuple[str, int]], name: str) -> str:
+        return name
+
     def find(self, query: dict[str, Any], projection: dict[str, Any], batch_size: int = 0) -> FakeCursor:
         self.finds.append((query, projection))
         return FakeCursor([{k: d[k] for k in projection if k in d}
@@ -205,9 +208,12 @@ async def test_rotation_reencrypts_under_the_new_key_and_old_tokens_open_until_t
     assert new.open_text(coll.docs["app:C3"]["data"]["name"], field="data.name", doc_id="app:C3") == "name 3"
 
     report = await rotate(coll, keyring=new, fields=["data.name", "data.phone"], batch_size=3, pause_s=0)
-
-    assert (report.scanned, report.rotated, report.sealed_legacy, report.skipped, report.failed) == (8, 8, 1, 0, [])
-    assert coll.finds[0] == ({"kid": {"$nin": ["k2", NO_KEY]}}, {"_id": 1, "kid": 1})
+    assert (report.scanned, report.rotated, report.sealed_legacy, report.skipped, report.failed) == (7, 7, 0, 0, [])
+    assert coll.finds == [({"kid": "k1"}, {"_id": 1, "kid": 1})]  # by the indexed kid: no full read
+    assert coll.docs["app:legacy"]["data"]["name"] == "明文"  # plaintext is a separate, one-off pass
+    report = await rotate(coll, keyring=new, fields=["data.name", "data.phone"], pause_s=0, plaintext=True)
+    assert (report.scanned, report.rotated, report.sealed_legacy) == (1, 1, 1)
+    assert coll.finds[-1] == ({"kid": {"$exists": False}}, {"_id": 1, "kid": 1})
     for i in range(7):
         doc = coll.docs[f"app:C{i}"]
         assert doc["kid"] == "k2" and key_id(doc["data"]["name"]) == "k2"
@@ -221,14 +227,14 @@ async def test_rotation_reencrypts_under_the_new_key_and_old_tokens_open_until_t
     # the old key can go now: the new-only ring opens everything
     only_new = KeyRing({"k2": K2}, "k2")
     assert only_new.open_text(coll.docs["app:C0"]["data"]["phone"], field="data.phone", doc_id="app:C0") == "139"
-    again = await rotate(coll, keyring=new, fields=["data.name", "data.phone"], pause_s=0)
+    again = await rotate(coll, keyring=new, fields=["data.name", "data.phone"], pause_s=0, plaintext=True)
     assert (again.scanned, again.rotated) == (0, 0)
 
 
 async def test_rotation_leaves_values_that_do_not_open_and_reports_them() -> None:
     stranger = KeyRing({"zz": K1}, "zz").seal("x", field="data.name", doc_id="app:C1")
     coll = FakeCollection([{"_id": "app:C1", "kid": "zz", "data": {"name": stranger}}])
-    report = await rotate(coll, keyring=ring("k2"), fields=["data.name"], pause_s=0)
+    report = await rotate(coll, keyring=KeyRing({"zz": K2, "k2": K2}, "k2"), fields=["data.name"], pause_s=0)
     assert report.failed == ["app:C1"] and report.rotated == 0
     assert coll.docs["app:C1"]["data"]["name"] == stranger
 
