@@ -3,7 +3,9 @@
 Run by ``make demo`` after the stack and the services are up. Submits a handful of real
 complaints (Chinese 黑猫投诉 and English CFPB narratives from ``../shared/data``) through the
 intake API, then follows each case through the stages that are running and prints what a
-person on the complaint desk would see.
+person on the complaint desk would see. Every call carries a development token of the role
+docs/security.md gives it, minted in-process with ``shared.auth`` from the same
+``PARLEY_AUTH_*`` settings the services read.
 """
 
 from __future__ import annotations
@@ -30,6 +32,14 @@ FOLLOWUP = f"http://127.0.0.1:{os.environ.get('PARLEY_FOLLOWUP_PORT', '8004')}"
 CATEGORIES = ["collection_conduct", "other", "contract_terms", "pricing_fees", "customer_service", "marketing"]
 PRODUCTS = ["credit_card", "consumer_loan", "instalment", "payments", "consumer_loan"]
 CHANNELS = ["app", "hotline", "web", "regulator_transfer", "social_media"]
+
+
+def token(role: str, sub: str, **identity: str) -> str:
+    """A development bearer token (as ``python -m shared.auth token`` mints it)."""
+    from shared.auth import mint
+    from shared.settings import CommonSettings
+
+    return mint(CommonSettings().auth, sub=sub, role=role, **identity)
 
 
 def _call(method: str, url: str, body: Any = None, token: str | None = None) -> tuple[int, Any]:
@@ -91,10 +101,7 @@ def _wait(fetch: Any, ok: Any, timeout: float = 60) -> Any:
 
 def directory() -> None:
     """Put one demo agent, who takes every category in both languages, in the directory."""
-    from services.negotiation.auth import mint
-    from services.negotiation.settings import get_settings
-
-    lead = mint(get_settings(), sub="lead-demo", role="team_lead", team="demo")
+    lead = token("team_lead", "lead-demo", team="demo")
     status, answer = _call("PUT", f"{NEGOTIATION}/agents/agent-demo", {
         "agent_id": "agent-demo", "team": "demo", "role": "agent", "categories": CATEGORIES,
         "languages": ["zh-CN", "en"], "max_load": 500,
@@ -105,11 +112,8 @@ def directory() -> None:
 
 def story(cases: list[tuple[dict[str, Any], dict[str, Any]]]) -> None:
     """Investigation's findings for every case, then one case negotiated, settled and closed."""
-    from services.negotiation.auth import mint
-    from services.negotiation.settings import get_settings
-
-    ns = get_settings()
-    lead = mint(ns, sub="manager-demo", role="manager", team="demo")
+    lead = token("manager", "manager-demo", team="demo")
+    ops = token("ops", "ops-demo")
 
     print("\n== 3. 初步调查与核实 investigation (as the negotiation workspace shows it)")
     opened = []
@@ -131,8 +135,7 @@ def story(cases: list[tuple[dict[str, Any], dict[str, Any]]]) -> None:
         return
     body, ws = opened[0]
     case_id = ws["case_id"]
-    customer = mint(ns, sub=body["customer"]["customer_id"], role="customer",
-                    customer_id=body["customer"]["customer_id"])
+    customer = token("customer", body["customer"]["customer_id"], customer_id=body["customer"]["customer_id"])
     print(f"\n== 4. 协商与方案 negotiation of {ws['case_number']}")
     offer = {
         "terms": [
@@ -142,7 +145,7 @@ def story(cases: list[tuple[dict[str, Any], dict[str, Any]]]) -> None:
         "reason": "演示：部分减免并致歉", "justification": "演示数据：按政策手册部分减免",
         "expected_version": ws["version"],
     }
-    actor = mint(ns, sub=ws["assigned_agent"], role="agent", team=ws["team"]) if ws.get("assigned_agent") else lead
+    actor = token("agent", ws["assigned_agent"], team=ws["team"]) if ws.get("assigned_agent") else lead
     status, made = _call("POST", f"{NEGOTIATION}/cases/{case_id}/offers", offer, token=actor)
     if status != 201:
         print(f"   offer refused: HTTP {status} {made}")
@@ -159,18 +162,19 @@ def story(cases: list[tuple[dict[str, Any], dict[str, Any]]]) -> None:
     print(f"   customer accepted → HTTP {status}; settlement.agreed published")
 
     print(f"\n== 5. 施行与回访 follow-up of {ws['case_number']}")
-    got = _wait(lambda: _call("GET", f"{FOLLOWUP}/executions/{case_id}"), lambda r: r[0] == 200)
+    got = _wait(lambda: _call("GET", f"{FOLLOWUP}/executions/{case_id}", token=ops), lambda r: r[0] == 200)
     if not got:
         print("   no execution plan yet")
         return
     for step in got[1]["steps"]:
         if step["owner"] == "institution":
             status, ex = _call("POST", f"{FOLLOWUP}/executions/{case_id}/steps/{step['step_id']}/complete",
-                               {"by": "ops-demo", "evidence_ref": f"DEMO-{step['step_id']}"})
-            print(f"   done: {step['title_zh']} / {step['title_en']} → {ex.get('status')}")
+                               {"evidence_ref": f"DEMO-{step['step_id']}"}, token=ops)
+            print(f"   done by ops-demo (the token's subject): {step['title_zh']} / {step['title_en']} "
+                  f"→ {ex.get('status')}")
     status, ex = _call("POST", f"{FOLLOWUP}/executions/{case_id}/callback",
-                       {"satisfied": True, "score": 5, "by": "cs-demo", "comment": "满意"})
-    print(f"   callback: satisfied 5/5 → case {ex.get('status')}")
+                       {"satisfied": True, "score": 5, "comment": "满意"}, token=token("agent", "cs-demo", team="demo"))
+    print(f"   callback by cs-demo: satisfied 5/5 → case {ex.get('status')}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -180,11 +184,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     run = datetime.now(UTC).strftime("%H%M%S")
 
+    channel, desk, ops = token("channel", "demo-channel"), token("agent", "desk-demo", team="demo"), token("ops", "ops-demo")
     directory()
-    print("== 1. 投诉受理 intake: submitting real complaints through POST /complaints")
+    print("== 1. 投诉受理 intake: submitting real complaints through POST /complaints (a channel's token)")
+    status, answer = _call("GET", f"{INTAKE}/cases")
+    print(f"   without a token every API but /health answers HTTP {status}: {answer.get('detail')}")
     cases = []
     for body in complaints(args.zh, args.en, run):
-        status, answer = _call("POST", f"{INTAKE}/complaints", body)
+        status, answer = _call("POST", f"{INTAKE}/complaints", body, token=channel)
         if status != 202:
             print(f"   ! {body['channel_complaint_id']}: HTTP {status} {answer}")
             continue
@@ -194,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{answer['status']:<10} {body['text'][:40].replace(chr(10), ' ')}…"
         )
     print("\n   A hostile submission is refused with the field named:")
-    status, answer = _call("POST", f"{INTAKE}/complaints", {"channel": "app", "text": {"$where": "1"}})
+    status, answer = _call("POST", f"{INTAKE}/complaints", {"channel": "app", "text": {"$where": "1"}}, token=channel)
     print(f"   HTTP {status}: {json.dumps(answer.get('errors', answer), ensure_ascii=False)[:300]}")
 
     print("\n== 2. What the complaint desk sees (intake case view, personal data masked)")
@@ -202,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
         ref = answer.get("case_id")
         if not ref:
             for _ in range(50):
-                s, reg = _call("GET", f"{INTAKE}{answer['status_url']}")
+                s, reg = _call("GET", f"{INTAKE}{answer['status_url']}", token=channel)
                 if s == 200:
                     ref = reg["case_id"]
                     break
@@ -210,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
         if not ref:
             print(f"   {body['channel_complaint_id']}: not registered yet")
             continue
-        s, case = _call("GET", f"{INTAKE}/cases/{ref}")
+        s, case = _call("GET", f"{INTAKE}/cases/{ref}", token=desk)
         if s == 200:
             print(
                 f"   {case['case_number']}  priority={case['priority']:<7} deadline={case['deadline_at'][:10]}  "
@@ -222,15 +229,16 @@ def main(argv: list[str] | None = None) -> int:
 
     print("\n== 6. Supervision: every stream and deadline")
     time.sleep(2)
-    s, overview = _call("GET", f"{SUPERVISION}/overview")
+    s, overview = _call("GET", f"{SUPERVISION}/overview", token=ops)
     print(f"   {json.dumps(overview, ensure_ascii=False)}" if s == 200 else f"   supervision not answering ({s})")
     if cases and cases[0][1].get("case_id"):
-        s, watch = _call("GET", f"{SUPERVISION}/cases/{cases[0][1]['case_id']}")
+        s, watch = _call("GET", f"{SUPERVISION}/cases/{cases[0][1]['case_id']}", token=ops)
         if s == 200:
             print(f"   {watch.get('case_number')}: status={watch['status']} timeline="
                   f"{[e['event_type'] for e in watch['timeline']]}")
     print("\nServices keep running: `make status`, `make stop`. APIs (OpenAPI at /docs): "
-          f"{INTAKE} {NEGOTIATION} {FOLLOWUP} {SUPERVISION}")
+          f"{INTAKE} {NEGOTIATION} {FOLLOWUP} {SUPERVISION}; tokens: python -m shared.auth token "
+          "--role ROLE --sub SUB [--team T] [--customer-id C] (roles per route: docs/security.md)")
     return 0
 
 

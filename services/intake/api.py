@@ -7,6 +7,12 @@ registration and answers 202 with the case number, or 202 with a status URL when
 has not finished yet. A body whose ``Content-Type`` is not ``application/json`` gets 415
 before it is read; bad input gets 422 with one entry per field; a body above
 ``max_body_bytes`` gets 413 before it is read whole.
+
+Every route needs a bearer token (``shared.auth``, ``docs/security.md``): submitting takes a
+``channel`` or a staff role that acts (auditors only read); the status of a submission is for
+the channel that polls it and staff; the case reads are staff-only (they show masked
+personal data, and a customer follows their case in negotiation's customer API). No or a bad
+token is 401, another role 403, both before the body is read.
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ from services.intake.models import (
 )
 from services.intake.repository import Doc, IntakeRepository
 from services.intake.settings import Settings
+from shared.auth import READ_ONLY, STAFF, Principal, Role, install_auth, require
 from shared.contracts.common import Channel
 from shared.errors import InvalidMessage, NotFound
 from shared.http import Problem, error_response
@@ -51,7 +58,9 @@ def _problem(status: int, errors: list[dict[str, str]], message: str) -> JSONRes
 
 
 def install_api(app: FastAPI, settings: Settings) -> None:
-    """Add intake's OpenAPI body schema for ``POST /complaints`` to the spec-built app."""
+    """Check the token settings (production refuses unsafe ones) and add intake's OpenAPI body
+    schema for ``POST /complaints`` to the spec-built app."""
+    install_auth(app, settings)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
 
 
@@ -79,6 +88,15 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
 
 
 router = APIRouter()
+
+#: who may submit a complaint: the channels, and staff who take one in (not read-only staff)
+SUBMITTERS: tuple[Role, ...] = ("channel", *sorted(STAFF - READ_ONLY))
+#: who may read a submission's status: the channel polling it, and staff
+STATUS_READERS: tuple[Role, ...] = ("channel", *sorted(STAFF))
+
+Submitter = Annotated[Principal, Depends(require(*SUBMITTERS))]
+StatusReader = Annotated[Principal, Depends(require(*STATUS_READERS))]
+Staff = Annotated[Principal, Depends(require(*sorted(STAFF)))]
 
 
 def repo_of(request: Request) -> IntakeRepository:
@@ -128,7 +146,7 @@ async def read_body(request: Request, limit: int) -> bytes:
     responses={413: {"description": "body too large"}, 415: {"description": "body is not application/json"},
                422: {"description": "invalid field(s)"}},
 )
-async def submit_complaint(request: Request) -> JSONResponse:
+async def submit_complaint(request: Request, p: Submitter) -> JSONResponse:
     """Accept a complaint from a channel without Kafka; the worker registers it."""
     settings = settings_of(request)
     if not is_json(request.headers.get("content-type")):
@@ -187,7 +205,8 @@ def _registration_of(doc: Doc) -> Registration:
 
 @router.get("/complaints/{channel}/{channel_complaint_id}", response_model=Registration)
 async def complaint_status(
-    channel: Channel, channel_complaint_id: str, repo: Annotated[IntakeRepository, Depends(repo_of)]
+    channel: Channel, channel_complaint_id: str, p: StatusReader,
+    repo: Annotated[IntakeRepository, Depends(repo_of)],
 ) -> Registration:
     """Return how a channel complaint was registered (404 while not yet registered)."""
     doc = await repo.find_complaint(f"{channel.value}:{channel_complaint_id}")
@@ -216,7 +235,7 @@ def case_view(doc: Doc) -> CaseView:
 
 
 @router.get("/cases/{case_ref}", response_model=CaseView)
-async def get_case(case_ref: str, repo: Annotated[IntakeRepository, Depends(repo_of)]) -> CaseView:
+async def get_case(case_ref: str, p: Staff, repo: Annotated[IntakeRepository, Depends(repo_of)]) -> CaseView:
     """Return a case by id (or by case number, ``TS-…``)."""
     if len(case_ref) > 64:
         raise NotFound("no such case")
@@ -229,6 +248,7 @@ async def get_case(case_ref: str, repo: Annotated[IntakeRepository, Depends(repo
 @router.get("/cases", response_model=CasePage)
 async def search_cases(
     request: Request,
+    p: Staff,
     repo: Annotated[IntakeRepository, Depends(repo_of)],
     customer_id: Annotated[str | None, Query(max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:\-]*$")] = None,
     status: Annotated[str | None, Query(pattern=r"^(open|closed)$")] = None,

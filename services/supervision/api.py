@@ -1,16 +1,30 @@
-"""Supervision's HTTP face for operations and compliance: cases, alerts, dead letters."""
+"""Supervision's HTTP face for operations and compliance: cases, alerts, dead letters.
+
+Every route is for ``ops`` and ``auditor`` only (``shared.auth``, ``docs/security.md``): the
+router's one dependency answers 401 without a valid token and 403 for any other role.
+"""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, FastAPI, Query, Request
 
 from services.supervision.models import AlertView, CaseWatch, DeadLetterView
 from services.supervision.repository import Repository
+from services.supervision.settings import Settings
+from shared.auth import Role, install_auth, require
 from shared.errors import NotFound
 
-router = APIRouter()
+#: who may watch: operations and the auditors (the console reads the same API)
+WATCHERS: tuple[Role, ...] = ("ops", "auditor")
+
+router = APIRouter(dependencies=[Depends(require(*WATCHERS))])
+
+
+def install_api(app: FastAPI, settings: Settings) -> None:
+    """Check the token settings (production refuses unsafe ones)."""
+    install_auth(app, settings)
 
 
 def _repo(request: Request) -> Repository:

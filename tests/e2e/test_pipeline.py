@@ -5,7 +5,8 @@ A customer complains through the intake API → intake registers and acknowledge
 investigation categorises, gathers evidence and finds → negotiation opens a workspace, an
 agent offers, the customer accepts → follow-up carries the settlement out and calls back →
 the case is closed; supervision saw every step in order. No personal number of the
-complaint appears on any topic.
+complaint appears on any topic. Every call carries a token of the role docs/security.md
+gives it (one secret, ``PARLEY_AUTH_SECRET``, for every API).
 """
 
 from __future__ import annotations
@@ -18,11 +19,11 @@ from pathlib import Path
 
 import httpx
 import pytest
+from pydantic import SecretStr
 
-from services.negotiation.auth import mint
-from services.negotiation.settings import Settings as NegotiationSettings
+from shared.auth import mint
 from shared.kafka import ensure_topics
-from shared.settings import CommonSettings
+from shared.settings import AuthSettings, CommonSettings
 from shared.topics import CATALOGUE
 from tests.support.eventually import eventually
 from tests.support.kafka import read_all
@@ -47,7 +48,7 @@ def pipeline(settings: CommonSettings, logs: Path) -> Iterator[dict[str, str]]:
     """Start every service (workers and APIs) against this test's servers."""
     env = service_env(
         settings,
-        PARLEY_NEGOTIATION_JWT_SECRET=SECRET,
+        PARLEY_AUTH_SECRET=SECRET,
         PARLEY_NEGOTIATION_SWEEP_INTERVAL_S="1",
         PARLEY_SUPERVISION_SWEEP_INTERVAL_S="1",
         PARLEY_FOLLOWUP_SWEEP_INTERVAL_S="1",
@@ -73,11 +74,13 @@ def pipeline(settings: CommonSettings, logs: Path) -> Iterator[dict[str, str]]:
 
 async def test_a_complaint_goes_from_intake_to_closure(settings: CommonSettings, tmp_path: Path) -> None:
     await ensure_topics(settings.kafka)
-    ns = NegotiationSettings(environment="test", jwt_secret=SECRET, kafka=settings.kafka, mongo=settings.mongo)
+    tokens = AuthSettings(secret=SecretStr(SECRET))
 
     def auth(**identity: str) -> dict[str, str]:
-        return {"Authorization": f"Bearer {mint(ns, **identity)}"}  # type: ignore[arg-type]
+        return {"Authorization": f"Bearer {mint(tokens, **identity)}"}  # type: ignore[arg-type]
 
+    channel = auth(sub="app", role="channel")
+    ops = auth(sub="ops1", role="ops")
     lead = auth(sub="lead1", role="team_lead", team="t1")
     agent = auth(sub="a1", role="agent", team="t1")
     customer_id = "CUST-E2E-1"
@@ -110,11 +113,11 @@ async def test_a_complaint_goes_from_intake_to_closure(settings: CommonSettings,
             assert resp.status_code == 200, resp.text
 
             # 1. intake
-            resp = await http.post(f"{base['intake']}/complaints", json=submission)
+            resp = await http.post(f"{base['intake']}/complaints", json=submission, headers=channel)
             assert resp.status_code == 202, resp.text
             status_url = base["intake"] + resp.json()["status_url"]
             registration = (await eventually(
-                lambda: http.get(status_url),
+                lambda: http.get(status_url, headers=channel),
                 until=lambda r: r.status_code == 200,
                 what="registration", timeout=90, interval=0.5,
             )).json()
@@ -148,7 +151,7 @@ async def test_a_complaint_goes_from_intake_to_closure(settings: CommonSettings,
 
             # 5. follow-up carries it out and calls back
             execution = (await eventually(
-                lambda: http.get(f"{base['followup']}/executions/{case_id}"),
+                lambda: http.get(f"{base['followup']}/executions/{case_id}", headers=ops),
                 until=lambda r: r.status_code == 200,
                 what="execution plan", timeout=90, interval=0.5,
             )).json()
@@ -156,19 +159,21 @@ async def test_a_complaint_goes_from_intake_to_closure(settings: CommonSettings,
                 if step["owner"] == "institution":
                     resp = await http.post(
                         f"{base['followup']}/executions/{case_id}/steps/{step['step_id']}/complete",
-                        json={"by": "ops1", "evidence_ref": f"BOOK-{step['step_id']}"},
+                        json={"evidence_ref": f"BOOK-{step['step_id']}"}, headers=ops,
                     )
                     assert resp.status_code == 200, resp.text
             assert resp.json()["status"] == "executed"
+            assert {s["done_by"] for s in resp.json()["steps"] if s["owner"] == "institution"} == {"ops1"}
             resp = await http.post(
                 f"{base['followup']}/executions/{case_id}/callback",
-                json={"satisfied": True, "score": 5, "by": "cs1", "comment": "满意"},
+                json={"satisfied": True, "score": 5, "comment": "满意"}, headers=auth(sub="cs1", role="agent", team="t1"),
             )
             assert resp.status_code == 200 and resp.json()["status"] == "closed", resp.text
+            assert resp.json()["callback"]["by"] == "cs1"
 
             # 6. supervision saw the whole story, in order, and the case is off the clock
             watch = (await eventually(
-                lambda: http.get(f"{base['supervision']}/cases/{case_id}"),
+                lambda: http.get(f"{base['supervision']}/cases/{case_id}", headers=ops),
                 until=lambda r: r.status_code == 200 and r.json()["status"] == "closed",
                 what="supervision closing the case", timeout=90, interval=0.5,
             )).json()
@@ -185,7 +190,7 @@ async def test_a_complaint_goes_from_intake_to_closure(settings: CommonSettings,
 
             # 7. intake's read side (what the desk and the customer's channel show) is closed too
             case = (await eventually(
-                lambda: http.get(f"{base['intake']}/cases/{case_id}"),
+                lambda: http.get(f"{base['intake']}/cases/{case_id}", headers=ops),
                 until=lambda r: r.status_code == 200 and r.json()["status"] == "closed",
                 what="intake closing the case", timeout=90, interval=0.5,
             )).json()

@@ -1,6 +1,7 @@
 """HTTP face of negotiation: the staff API and the customer API (``/customer/...``).
 
-Every endpoint but ``/health`` needs a bearer token. Errors are the shared error body
+Every endpoint but ``/health`` needs a bearer token (``shared.auth``; each route's roles
+are in ``docs/security.md``). Errors are the shared error body
 ``{"detail", "field", "errors"}`` (``shared.http``) with a 4xx status: 401 no/invalid token,
 403 a known case but the action is beyond the caller's role, authority or recusal, 404
 unknown or outside the caller's scope, 409 a stale version or a state that does not allow
@@ -30,6 +31,7 @@ from services.negotiation.api.customer import customer
 from services.negotiation.api.deps import Deps
 from services.negotiation.api.staff import directory, router
 from services.negotiation.settings import Settings
+from shared.auth import install_auth
 from shared.http import install_error_handlers
 
 __all__ = ["Deps", "customer", "directory", "install", "install_api", "router", "routers"]
@@ -54,7 +56,10 @@ def routers(settings: Settings | None = None) -> Sequence[APIRouter]:
 
 
 def install_api(app: FastAPI, settings: Settings | None = None) -> None:
-    """Add what the routers need beyond the shared runtime: the audit middleware."""
+    """Add what the routers need beyond the shared runtime: the token check (refusing
+    unsafe settings in production) and the audit middleware."""
+    if settings is not None:
+        install_auth(app, settings)
     install_audit(app)
 
 

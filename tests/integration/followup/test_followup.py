@@ -16,6 +16,7 @@ from tests.support.events import agreed
 from tests.support.eventually import eventually
 from tests.support.kafka import read_all
 from tests.support.processes import WORKER_READY, running_service, service_env
+from tests.support.tokens import bearer
 
 pytestmark = pytest.mark.integration
 
@@ -26,8 +27,11 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-async def _call(method: str, url: str, body: Any = None) -> tuple[int, Any]:
-    async with httpx.AsyncClient(timeout=10) as http:
+OPS = bearer("ops", sub="ops1")
+
+
+async def _call(method: str, url: str, body: Any = None, headers: dict[str, str] = OPS) -> tuple[int, Any]:
+    async with httpx.AsyncClient(timeout=10, headers=headers) as http:
         resp = await http.request(method, url, json=body)
     return resp.status_code, resp.json()
 
@@ -54,17 +58,24 @@ async def test_agreed_settlement_is_executed_followed_up_and_closed(settings: Co
         assert execution["steps"][1]["amount"] == "35.50"
 
         # a stale version is refused, a wrong step is 404, the callback must wait for execution
-        assert (await _call("POST", f"{base}/executions/case-f1/steps/s1/complete", {"by": "ops1", "expected_version": 9}))[0] == 409
-        assert (await _call("POST", f"{base}/executions/case-f1/steps/s7/complete", {"by": "ops1"}))[0] == 404
-        assert (await _call("POST", f"{base}/executions/case-f1/callback", {"satisfied": True, "score": 5, "by": "cs"}))[0] == 409
-        assert (await _call("POST", f"{base}/executions/case-f1/steps/s1/complete", {"by": "ops1", "score": 1}))[0] == 422
+        assert (await _call("POST", f"{base}/executions/case-f1/steps/s1/complete", {"expected_version": 9}))[0] == 409
+        assert (await _call("POST", f"{base}/executions/case-f1/steps/s7/complete", {}))[0] == 404
+        assert (await _call("POST", f"{base}/executions/case-f1/callback", {"satisfied": True, "score": 5}))[0] == 409
+        assert (await _call("POST", f"{base}/executions/case-f1/steps/s1/complete", {"score": 1}))[0] == 422
+        # who did it is the token's subject: nobody writes in another's name, and nobody without a token
+        assert (await _call("POST", f"{base}/executions/case-f1/steps/s1/complete", {"by": "the-ceo"}))[0] == 422
+        assert (await _call("POST", f"{base}/executions/case-f1/steps/s1/complete", {}, headers={}))[0] == 401
+        assert (await _call("POST", f"{base}/executions/case-f1/steps/s1/complete", {},
+                            headers=bearer("auditor")))[0] == 403
 
-        status, after = await _call("POST", f"{base}/executions/case-f1/steps/s1/complete", {"by": "ops1", "evidence_ref": "WV-88"})
+        status, after = await _call("POST", f"{base}/executions/case-f1/steps/s1/complete", {"evidence_ref": "WV-88"})
         assert status == 200 and after["status"] == "executing"
-        status, after = await _call("POST", f"{base}/executions/case-f1/steps/s2/complete", {"by": "ops1", "evidence_ref": "RF-12"})
+        assert after["steps"][0]["done_by"] == "ops1"
+        status, after = await _call("POST", f"{base}/executions/case-f1/steps/s2/complete", {"evidence_ref": "RF-12"})
         assert status == 200 and after["status"] == "executed"
-        status, after = await _call("POST", f"{base}/executions/case-f1/callback", {"satisfied": True, "score": 4, "by": "cs7"})
-        assert status == 200 and after["status"] == "closed"
+        status, after = await _call("POST", f"{base}/executions/case-f1/callback", {"satisfied": True, "score": 4},
+                                    headers=bearer("agent", sub="cs7"))
+        assert status == 200 and after["status"] == "closed" and after["callback"]["by"] == "cs7"
 
     for topic in ("settlement.executed", "followup.completed", "case.closed", "customer.notified"):
         [record] = await read_all(settings, topic, expected=1)

@@ -15,6 +15,7 @@ from tests.integration.intake.support import complaint, hostile_kinds
 from tests.support.eventually import eventually
 from tests.support.kafka import read_all
 from tests.support.processes import ServiceProcess
+from tests.support.tokens import bearer
 
 pytestmark = pytest.mark.integration
 
@@ -27,7 +28,10 @@ async def test_post_registers_through_the_worker_and_cases_are_searchable(
     processes("worker")
     api = processes("api")
     products = ["credit_card", "consumer_loan", "instalment", "payments", "insurance"]
-    async with httpx.AsyncClient(base_url=api.url, timeout=30) as http:  # type: ignore[attr-defined]
+    # staff who take complaints in may submit and read; a channel submits but may not read cases
+    async with httpx.AsyncClient(base_url=api.url, timeout=30, headers=bearer("ops")) as http, \
+            httpx.AsyncClient(base_url=api.url, timeout=30, headers=bearer("channel")) as channel, \
+            httpx.AsyncClient(base_url=api.url, timeout=30) as anonymous:  # type: ignore[attr-defined]
         answers = []
         for i, product in enumerate(products):
             body = complaint(500 + i, customer_id="WEBCUST", product=product, channel="web",
@@ -35,16 +39,22 @@ async def test_post_registers_through_the_worker_and_cases_are_searchable(
             resp = await http.post("/complaints", content=json.dumps(body, ensure_ascii=False), headers=JSON)
             assert resp.status_code == 202, resp.text
             answers.append(resp.json())
-        other = await http.post("/complaints", json=complaint(599, channel="regulator_transfer"))
+        other = await channel.post("/complaints", json=complaint(599, channel="regulator_transfer"))
         assert other.status_code == 202
+        assert (await anonymous.post("/complaints", json=complaint(598))).status_code == 401
 
         async def all_registered() -> bool:
             return await repo.complaints.count_documents({}) == 6
 
         await eventually(all_registered, timeout=60, what="6 registrations")
-        status = await http.get(answers[0]["status_url"])
+        status = await channel.get(answers[0]["status_url"])
         assert status.status_code == 200 and status.json()["case_number"].startswith("TS-")
         case_id = status.json()["case_id"]
+        # the case reads are staff-only: no token 401, a channel or a customer 403
+        for path in (f"/cases/{case_id}", "/cases"):
+            assert (await anonymous.get(path)).status_code == 401
+            assert (await channel.get(path)).status_code == 403
+            assert (await anonymous.get(path, headers=bearer("customer"))).status_code == 403
 
         case = (await http.get(f"/cases/{case_id}")).json()
         assert case["customer_phone_masked"].startswith("139****")
@@ -82,7 +92,8 @@ async def test_bad_http_input_gets_field_level_errors_and_is_never_published(
     intake_settings: Settings, repo: IntakeRepository, processes: Callable[..., ServiceProcess]
 ) -> None:
     api = processes("api", PARLEY_INTAKE_API_REGISTER_WAIT_S="0")
-    async with httpx.AsyncClient(base_url=api.url, timeout=60) as http:  # type: ignore[attr-defined]
+    async with httpx.AsyncClient(base_url=api.url, timeout=60,  # type: ignore[attr-defined]
+                                 headers=bearer("channel")) as http:
         for name, raw, expected in hostile_kinds():
             resp = await http.post("/complaints", content=raw or b"",
                                    headers={"content-type": "application/json"})

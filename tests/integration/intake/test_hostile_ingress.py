@@ -20,6 +20,7 @@ from tests.integration.intake.support import complaint, encode, produce
 from tests.support.eventually import eventually
 from tests.support.kafka import read_all
 from tests.support.processes import ServiceProcess
+from tests.support.tokens import bearer
 
 pytestmark = pytest.mark.integration
 
@@ -116,7 +117,8 @@ async def test_http_refuses_a_body_that_is_not_json_and_names_bad_fields(
 ) -> None:
     api = processes("api", PARLEY_INTAKE_API_REGISTER_WAIT_S="0")
     good = encode(complaint(1))
-    async with httpx.AsyncClient(base_url=api.url, timeout=30) as http:  # type: ignore[attr-defined]
+    async with httpx.AsyncClient(base_url=api.url, timeout=30,  # type: ignore[attr-defined]
+                                 headers=bearer("channel")) as http:
         for content_type in ["text/plain", "text/plain; charset=utf-8", "application/x-www-form-urlencoded",
                              "multipart/form-data; boundary=x", "application/jsonp", None]:
             headers = {"content-type": content_type} if content_type else {}

@@ -22,6 +22,7 @@ from tests.integration.intake.support import encode, produce
 from tests.support.eventually import eventually
 from tests.support.kafka import group_caught_up, read_all
 from tests.support.processes import ServiceProcess
+from tests.support.tokens import bearer
 
 pytestmark = pytest.mark.integration
 
@@ -41,7 +42,8 @@ async def test_thousand_real_complaints_make_thousand_cases_and_a_replay_adds_no
     api = processes("api", PARLEY_INTAKE_API_REGISTER_WAIT_S="0")
 
     async def post_all() -> None:
-        async with httpx.AsyncClient(base_url=api.url, timeout=60) as http:  # type: ignore[attr-defined]
+        async with httpx.AsyncClient(base_url=api.url, timeout=60,  # type: ignore[attr-defined]
+                                     headers=bearer("channel")) as http:
             for body in over_http:
                 resp = await http.post("/complaints", content=encode(body),
                                        headers={"content-type": "application/json"})

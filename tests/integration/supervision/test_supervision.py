@@ -19,6 +19,7 @@ from tests.support.events import registered
 from tests.support.eventually import eventually
 from tests.support.kafka import read_all
 from tests.support.processes import WORKER_READY, running_service, service_env
+from tests.support.tokens import bearer
 
 pytestmark = pytest.mark.integration
 
@@ -68,7 +69,11 @@ async def test_supervision_tracks_cases_deadlines_and_dead_letters(settings: Com
         dead = next(a for a in alerts if a.payload.kind == "dead_letter")
         assert "not valid JSON" in dead.payload.message
 
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=5) as http:
+        base = f"http://127.0.0.1:{port}"
+        async with httpx.AsyncClient(base_url=base, timeout=5) as anonymous:
+            assert (await anonymous.get("/overview")).status_code == 401  # supervision is for ops and auditors
+            assert (await anonymous.get("/overview", headers=bearer("manager"))).status_code == 403
+        async with httpx.AsyncClient(base_url=base, timeout=5, headers=bearer("ops")) as http:
 
             async def get(path: str) -> Any:
                 resp = await http.get(path)
