@@ -179,6 +179,8 @@ class _Placed:
 def _snapshot(doc: Doc) -> Doc:
     return {
         "deadline_at": doc["deadline_at"], "priority": doc["priority"],
+        "deadline_tier": doc.get("deadline_tier"),
+        "deadline_provisional": bool(doc.get("deadline_provisional", False)),
         "priority_reasons": list(doc.get("priority_reasons", [])),
         "linked_case_ids": list(doc.get("linked_case_ids", [])),
         "repeat_of_number": doc.get("repeat_of_number"),
@@ -235,6 +237,13 @@ def _place(
     return placed
 
 
+def _deadline_fields(received_at: datetime, settings: Settings) -> Doc:
+    """The case's deadline fields for a clock started at ``received_at`` (``shared.clock``)."""
+    deadline = rules.decision_deadline(received_at, settings.decision_deadline_days)
+    return {"deadline_at": deadline.due_at, "deadline_tier": deadline.tier_days,
+            "deadline_provisional": deadline.provisional}
+
+
 def _open_case(
     submission: ComplaintSubmission, placement: rules.Placement, *, settings: Settings,
     now: datetime, text_masked: str, language: Language,
@@ -272,7 +281,7 @@ def _open_case(
         "received_at": submission.received_at, "last_received_at": submission.received_at,
         "registered_at": now, "updated_at": now,
         "clock_started_at": submission.received_at,
-        "deadline_at": rules.decision_deadline(submission.received_at, settings.decision_deadline_days),
+        **_deadline_fields(submission.received_at, settings),
         "priority": priority.value, "priority_reasons": reasons,
         "amount_disputed": _amount(submission.amount_disputed),
         "amount_disputed_fen": _fen(submission.amount_disputed),
@@ -326,7 +335,7 @@ def _link(
     }
     if new:
         changed["clock_started_at"] = submission.received_at
-        changed["deadline_at"] = rules.decision_deadline(submission.received_at, settings.decision_deadline_days)
+        changed.update(_deadline_fields(submission.received_at, settings))
     timeline = {
         "at": now, "what": "clock_restarted" if new else "merged",
         "complaint_id": entry["complaint_id"], "new_facts_reasons": reasons,
@@ -679,6 +688,7 @@ def _record(p: _Placed, *, settings: Settings, now: datetime, content_hash: str)
         new_facts_reasons=p.new_facts_reasons,
         priority_reasons=p.snapshot["priority_reasons"],
         attachment_count=len(s.attachments), matter_ref=s.matter_ref, registered_at=now,
+        deadline_tier=p.snapshot["deadline_tier"], deadline_provisional=p.snapshot["deadline_provisional"],
     )
     registered_event = Envelope.wrap(
         registered, case_id=case_id, producer=PRODUCER, correlation_id=correlation_id, occurred_at=now
@@ -763,10 +773,12 @@ def acknowledgement(
     """Compose the acknowledgement (受理回执): case number, deadline, contact point.
 
     Chinese always; an English complaint gets the English text first and the Chinese after.
+    The deadline is named as its Beijing day and the end of that day (24:00 Beijing time,
+    ``shared.clock``), whatever zone the received date is shown in.
     """
     zone, days = settings.zone, settings.decision_deadline_days
     received_zh = rules.local_date_text(submission.received_at, zone, Language.ZH_CN)
-    deadline_zh = rules.local_date_text(deadline_at, zone, Language.ZH_CN)
+    deadline_zh = rules.deadline_date_text(deadline_at, Language.ZH_CN)
     if role is rules.Role.LINKED:
         zh_head = (
             f"您于{received_zh}反映的问题与您此前就同一事项的投诉合并处理，案件编号 {case_number}。"
@@ -780,14 +792,15 @@ def acknowledgement(
     else:
         zh_head = f"您于{received_zh}提交的投诉已受理，案件编号 {case_number}。"
     zh = (
-        f"尊敬的客户：{zh_head}我们将在{deadline_zh}前（{days}日内）向您反馈处理意见。"
+        f"尊敬的客户：{zh_head}我们将在{deadline_zh}（北京时间）当日24时前向您反馈处理意见"
+        f"（受理之日不计入，{days}日期满日为休息日的顺延至其后第一个工作日）。"
         f"如需补充材料或查询进度，请联系{settings.contact_point_zh}，并提供案件编号。"
     )
     subject = f"投诉受理回执 {case_number}"
     body = zh
     if language is Language.EN:
         received_en = rules.local_date_text(submission.received_at, zone, Language.EN)
-        deadline_en = rules.local_date_text(deadline_at, zone, Language.EN)
+        deadline_en = rules.deadline_date_text(deadline_at, Language.EN)
         if role is rules.Role.LINKED:
             head = (
                 f"your complaint of {received_en} has been joined to your earlier complaint about "
@@ -804,8 +817,9 @@ def acknowledgement(
         else:
             head = f"your complaint of {received_en} has been registered as case {case_number}."
         en = (
-            f"Dear customer, {head} We will give you our decision by {deadline_en} "
-            f"(within {days} days). To add material or ask about progress, contact our "
+            f"Dear customer, {head} We will give you our decision by the end of {deadline_en} "
+            f"(24:00 Beijing time; {days} days from the day after receipt, moved to the next working "
+            f"day when the last day is a rest day). To add material or ask about progress, contact our "
             f"{settings.contact_point_en} and quote the case number."
         )
         subject = f"Complaint acknowledgement {case_number} / {subject}"

@@ -16,19 +16,31 @@ from decimal import Decimal
 from enum import StrEnum
 from zoneinfo import ZoneInfo
 
+from shared.clock import Deadline, beijing_day, due
 from shared.contracts.common import Channel, Language, Priority, Product
 
 # ------------------------------------------------------------------ deadline
 
 
-def decision_deadline(clock_start: datetime, days: int) -> datetime:
-    """Return the decision deadline: ``days`` calendar days after the clock started.
+def decision_deadline(received_at: datetime, days: int) -> Deadline:
+    """Return the decision deadline of a complaint received at ``received_at`` (``shared.clock.due``).
 
-    《银行业保险业消费投诉处理管理办法》(2020) art. 24: a decision within 15 days of
-    receipt; the clock starts at receipt, and restarts when a repeated complaint brings new
-    facts (art. 25). Extensions for complex cases are decided later, not at intake.
+    《银行业保险业消费投诉处理管理办法》(2020): a decision within 15 days of receipt; the clock
+    restarts when a repeated complaint brings new facts (a restart is a new receipt). Counted in
+    Beijing days: the day of receipt is not counted, the period ends at 24:00 Beijing of day
+    D+``days``, moved to the end of the next working day when that is a rest day (民法典 第二百零一条,
+    第二百零三条); ``provisional`` when the holiday package lacks a year counted
+    (docs/clock.md). Extensions for complex cases are decided later, not at intake.
     """
-    return clock_start + timedelta(days=days)
+    return due(received_at, days)
+
+
+def deadline_date_text(deadline_at: datetime, language: Language) -> str:
+    """The deadline's Beijing day as a customer reads it (the regulatory day, whatever zone is shown)."""
+    day = beijing_day(deadline_at)
+    if language is Language.EN:
+        return f"{day.day} {day:%B %Y}"
+    return f"{day.year}年{day.month}月{day.day}日"
 
 
 def local_date_text(moment: datetime, zone: ZoneInfo, language: Language) -> str:

@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import SettingsConfigDict
 
+from shared.clock import TIERS
 from shared.crypto import CryptoSettings
 from shared.settings import CommonSettings, timezone_field
 
@@ -45,8 +46,9 @@ class Settings(CommonSettings):
         "TS", pattern=r"^[A-Z]{1,6}$", description="Prefix of human case numbers (TS-YYYYMMDD-NNNNNN)."
     )
     decision_deadline_days: int = Field(
-        15, ge=1, le=60,
-        description="Days from receipt to the decision deadline (银行业保险业消费投诉处理管理办法: 15).",
+        15,
+        description="Tier of the decision deadline, in Beijing days after the day of receipt "
+        "(银行业保险业消费投诉处理管理办法: 15; one of shared.clock.TIERS: 15, 30, 60; docs/clock.md).",
     )
     duplicate_window_days: int = Field(
         30, ge=0, le=365,
@@ -135,6 +137,13 @@ class Settings(CommonSettings):
         description="The key ring sealing personal data originals (PARLEY_CRYPTO_KEYS, "
         "PARLEY_CRYPTO_ACTIVE_KEY; shared.crypto).",
     )
+
+    @field_validator("decision_deadline_days")
+    @classmethod
+    def _a_tier(cls, value: int) -> int:
+        if value not in TIERS:
+            raise ValueError(f"must be one of the tiers {', '.join(map(str, TIERS))} (shared.clock)")
+        return value
 
     @field_validator("timezone")
     @classmethod

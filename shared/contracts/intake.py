@@ -252,6 +252,14 @@ class ComplaintRegistered(Payload):
     attachment_count: int = 0
     matter_ref: str | None = None
     registered_at: AwareDatetime | None = None
+    # optional additions (v1, clock issue 12): how ``deadline_at`` was computed (shared.clock)
+    deadline_tier: int | None = Field(
+        None, description="Days of the deadline's tier (15, 30 or 60), counted from receipt (Beijing days)."
+    )
+    deadline_provisional: bool = Field(
+        False, description="A day counted lies in a year the holiday package does not cover "
+        "(weekends only were rest days): recompute once it does; supervision raises an ops alert.",
+    )
 
 
 class CustomerNotified(Payload):

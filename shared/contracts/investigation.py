@@ -75,6 +75,18 @@ class RemedyRange(BaseModel):
     text_en: str = ""
 
 
+class DeadlineExtension(BaseModel):
+    """A manager's approval of the especially complex tier (60 days from receipt): who, when, why."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    tier_days: int = Field(60, description="The tier approved (60).")
+    approved_by: str = Field(description="The approver's id (token subject).")
+    approved_role: str = Field(description="The approver's role (manager).")
+    approved_at: AwareDatetime
+    reason: str = Field(description="Why the case is especially complex (told to the customer).")
+
+
 class InvestigationCompleted(Payload):
     """Investigation finished with a finding. Emitted by investigation."""
 
@@ -110,6 +122,18 @@ class InvestigationCompleted(Payload):
     hardship: bool = Field(False, description="The customer states financial hardship (job loss, illness ...).")
     to_request_from_customer: list[str] = Field(
         default_factory=list, description="Only what the institution does not hold itself."
+    )
+    # optional additions (v1, clock issue 12): how ``deadline_at`` was computed (shared.clock)
+    deadline_tier: int | None = Field(
+        None, description="Days of the deadline's tier: 15, 30 (complex) or 60 (especially complex, "
+        "approved by a manager), counted from receipt, before excluded pauses.",
+    )
+    deadline_provisional: bool = Field(
+        False, description="A day counted lies in a year the holiday package does not cover: recompute "
+        "once it does; supervision raises an ops alert.",
+    )
+    deadline_extension: DeadlineExtension | None = Field(
+        None, description="The manager's approval of the especially complex tier (60 days), when given.",
     )
 
 

@@ -13,6 +13,7 @@ from services.intake.handlers import CustomerLocks, register_complaint
 from services.intake.models import ComplaintSubmission
 from services.intake.repository import IntakeRepository
 from services.intake.settings import Settings
+from shared.clock import due
 from shared.contracts.envelope import Envelope
 from shared.contracts.followup import CaseClosed
 from shared.kafka import Publisher
@@ -55,7 +56,8 @@ async def test_same_matter_links_new_facts_restart_clock_closed_case_repeats(
                                text="后来发现他们还把我的逾期记录报送了征信，可我从未逾期过。",
                                received_at=c_received, channel="hotline"), NOW - timedelta(days=5))
         assert (c.outcome, c.case_id, c.clock_restarted) == ("linked", a.case_id, True)
-        assert c.deadline_at == c_received + timedelta(days=15)
+        # restarted: 24:00 Beijing on D + 15 of this complaint (shared.clock), kept to the millisecond
+        assert c.deadline_at == due(c_received, 15).due_at.replace(microsecond=999000)
         # redelivery of b: nothing new
         again = await register(sub(2, customer_id="CX", product="credit_card", text=first_text,
                                    received_at=NOW - timedelta(days=8)), NOW)

@@ -15,6 +15,7 @@ from services.intake.errors import RegistrationConflict
 from services.intake.handlers import case_id_for, register_batch
 from services.intake.repository import CaseNumbers, Commit, KeyedLocks
 from services.intake.settings import Settings
+from shared.clock import due
 from shared.contracts.intake import ComplaintSubmission
 
 Doc = dict[str, Any]
@@ -184,13 +185,15 @@ async def test_two_complaints_of_one_customer_in_one_batch_see_each_other() -> N
     assert [c["role"] for c in case["complaints"]] == ["new_case", "linked"]
     assert case["channels"] == ["app", "hotline"]
     assert [t["what"] for t in case["timeline"]] == ["registered", "clock_restarted"]
-    assert case["deadline_at"] == later.received_at + timedelta(days=15)
+    # the restarted clock: 24:00 Beijing on D + 15 of the later complaint (shared.clock)
+    assert case["deadline_at"] == due(later.received_at, 15).due_at
+    assert case["deadline_tier"] == 15 and case["deadline_provisional"] is False
     records = store.complaint_docs
     assert records["hotline:C00002"]["case_id"] == case["_id"]
     assert records["hotline:C00002"]["case_number"] == case["case_number"]
     assert records["hotline:C00002"]["clock_restarted"] is True
     # each complaint's record keeps the deadline as it stood when that complaint was placed
-    assert records["app:C00001"]["deadline_at"] == first.received_at + timedelta(days=15)
+    assert records["app:C00001"]["deadline_at"] == due(first.received_at, 15).due_at
     assert store.customer_docs["CX"]["case_ids"] == [case["_id"], case_id_for("app:C00003")]
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
@@ -16,12 +16,28 @@ SHANGHAI = ZoneInfo("Asia/Shanghai")
 T0 = datetime(2026, 11, 1, 2, 0, tzinfo=UTC)
 
 
-def test_deadline_is_fifteen_days_from_receipt_and_shown_in_shanghai() -> None:
-    received = datetime(2026, 11, 29, 17, 30, tzinfo=UTC)  # 30 Nov 01:30 in Shanghai
+def test_deadline_is_the_end_of_beijing_day_d_plus_15_shown_as_that_day() -> None:
+    received = datetime(2026, 11, 29, 17, 30, tzinfo=UTC)  # 30 Nov 01:30 in Beijing: D = 30 Nov
     deadline = rules.decision_deadline(received, 15)
-    assert deadline == datetime(2026, 12, 14, 17, 30, tzinfo=UTC)
-    assert rules.local_date_text(deadline, SHANGHAI, Language.ZH_CN) == "2026年12月15日"
-    assert rules.local_date_text(deadline, SHANGHAI, Language.EN) == "15 December 2026"
+    # D + 15 = Tue 15 Dec 2026, a working day: due at 24:00 Beijing that day
+    assert deadline.due_date == date(2026, 12, 15) and not deadline.rolled_over and not deadline.provisional
+    assert deadline.due_at == datetime(2026, 12, 15, 23, 59, 59, 999999, tzinfo=SHANGHAI)
+    assert deadline.due_at != received + timedelta(days=15)  # not 15 x 24 h as a UTC instant
+    assert rules.deadline_date_text(deadline.due_at, Language.ZH_CN) == "2026年12月15日"
+    assert rules.deadline_date_text(deadline.due_at, Language.EN) == "15 December 2026"
+    # the same day when the instant is read in UTC (15:59:59 UTC on 15 Dec)
+    assert rules.deadline_date_text(deadline.due_at.astimezone(UTC), Language.EN) == "15 December 2026"
+
+
+def test_deadline_rolls_over_rest_days_and_says_when_it_is_provisional() -> None:
+    # received 2 Feb 2026 (Beijing): D + 15 = 17 Feb, in the Spring Festival holiday → Tue 24 Feb
+    spring = rules.decision_deadline(datetime(2026, 2, 2, 1, 0, tzinfo=UTC), 15)
+    assert spring.due_date == date(2026, 2, 24) and spring.rolled_over
+    # 23:30 Beijing on 31 Jan 2026 is still D = 31 Jan: D + 15 = Sun 15 Feb (a rest day) → 24 Feb
+    assert rules.decision_deadline(datetime(2026, 1, 31, 15, 30, tzinfo=UTC), 15).due_date == date(2026, 2, 24)
+    # a year the holiday package does not cover: weekends only, provisional
+    late = rules.decision_deadline(datetime(2031, 9, 16, 2, 0, tzinfo=UTC), 15)
+    assert late.due_date == date(2031, 10, 1) and late.provisional
 
 
 def test_case_number_day_is_the_shanghai_day() -> None:
