@@ -7,8 +7,11 @@ what they wrote with the events it owes (``shared.outbox.Written``), which the r
 publishes before it acknowledges the batch.
 
 Rules with numbers (see docs/investigation.md): 《银行业保险业消费投诉处理管理办法》(2020)
-gives 15 days for a decision and 30 for complex cases; time spent on external appraisal
-does not count, and the customer must be told (``investigation.paused``).
+gives 15 days for a decision, 30 for complex cases and 60 for especially complex ones (with a
+manager's approval, ``approve_especially_complex``); time spent on external appraisal does not
+count, and the customer must be told (``investigation.paused``). Every deadline is
+``shared.clock``'s: Beijing days from the day after receipt, ending at 24:00 Beijing, rolled
+over rest days; pauses added with ``shared.clock.add_pause`` (docs/clock.md).
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import logging
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from decimal import Decimal
 from typing import Any, Literal
 
@@ -33,17 +36,19 @@ from services.investigation.ports import (
 )
 from services.investigation.records import CoreRecords, product_of
 from services.investigation.settings import Settings
+from shared.clock import Deadline, add_pause, beijing_day, due
 from shared.contracts.common import Category, Channel, Language, Product
 from shared.contracts.envelope import Envelope, Payload
 from shared.contracts.intake import ComplaintRegistered, CustomerNotified
 from shared.contracts.investigation import (
+    DeadlineExtension,
     EvidenceItem,
     InvestigationCompleted,
     InvestigationPaused,
     RemedyItem,
     RemedyRange,
 )
-from shared.errors import Conflict
+from shared.errors import Conflict, Forbidden, NotFound, Unprocessable
 from shared.money import to_yuan
 from shared.outbox import Written, outbox_document
 
@@ -83,6 +88,9 @@ class Assessment:
     pause: dict[str, Any] | None = None
     awaiting_appraisal: bool = False
     requests: list[str] = field(default_factory=list)
+    deadline_tier: int = 15
+    deadline_provisional: bool = False
+    extension: DeadlineExtension | None = None
 
 
 ROOT_CAUSES: list[tuple[str, str, str, str]] = [
@@ -234,9 +242,33 @@ def complexity(reg: ComplaintRegistered, claims: Claims, facts: Facts, confidenc
     return zh, en
 
 
+def case_deadline(received_at: datetime, tier_days: int, pause: dict[str, Any] | None) -> Deadline:
+    """The decision deadline of a case (``shared.clock``): ``tier_days`` from receipt (the
+    complaint that started the clock: new facts restart it), moved past a finished appraisal
+    pause. A pause the calendar refuses (begun before receipt, or after the deadline had
+    passed: paused wrongly) excludes nothing; supervision then sees the breach."""
+    deadline = due(received_at, tier_days)
+    if pause is not None and pause.get("resumed_at") is not None:
+        try:
+            deadline = add_pause(deadline, pause["paused_at"], pause["resumed_at"])
+        except ValueError as exc:
+            log.warning("appraisal pause %s not excluded from the clock: %s", pause.get("pause_id"), exc)
+    return deadline
+
+
+def tier_of(complex_case: bool, settings: Settings, extension: DeadlineExtension | None) -> int:
+    """The deadline's tier: 60 once a manager approved it, else complex or standard."""
+    if extension is not None:
+        return extension.tier_days
+    return settings.complex_days if complex_case else settings.standard_days
+
+
 def assess(reg: ComplaintRegistered, *, text: str, category: str, confidence: float,
-           records: CoreRecords, settings: Settings, now: datetime) -> Assessment:
-    """Reach a finding from the complaint and the records (pure: same inputs, same result)."""
+           records: CoreRecords, settings: Settings, now: datetime,
+           extension: DeadlineExtension | None = None) -> Assessment:
+    """Reach a finding from the complaint and the records (pure: same inputs, same result).
+
+    ``extension``: a manager's approval of the especially complex tier, kept with the case."""
     rules = rules_of(settings)
     claims = read_claims(text)
     cat = Category(category) if category in Category._value2member_map_ else Category.OTHER
@@ -268,23 +300,24 @@ def assess(reg: ComplaintRegistered, *, text: str, category: str, confidence: fl
 
     appraisal = records.appraisals[0] if records.appraisals else None
     czh, cen = complexity(reg, claims, facts, confidence, settings, appraisal is not None)
-    days = settings.complex_days if czh else settings.standard_days
-    deadline = max(reg.deadline_at, reg.received_at + timedelta(days=days)) if czh else reg.deadline_at
+    tier = tier_of(bool(czh), settings, extension)
     pause = None
-    paused_days = 0
     awaiting = False
     if appraisal is not None:
         awaiting = appraisal["completed_at"] > now
-        paused_days = 0 if awaiting else max(0, (appraisal["completed_at"] - appraisal["requested_at"]).days)
-        deadline = deadline + timedelta(days=paused_days)
         pause = {"pause_id": appraisal["_id"], "paused_at": appraisal["requested_at"],
                  "expected_resume_at": appraisal["completed_at"],
-                 "resumed_at": None if awaiting else appraisal["completed_at"], "days": paused_days}
+                 "resumed_at": None if awaiting else appraisal["completed_at"], "days": 0}
+    deadline = case_deadline(reg.received_at, tier, pause)
+    if pause is not None:
+        pause["days"] = deadline.paused_days
     return Assessment(
         category=cat, confidence=round(float(confidence), 4), product=product, claims=claims, facts=facts,
         evidence=evidence, finding=finding, reasons_zh=zh, reasons_en=en, root_cause=cause, remedy=remedy,
-        complex_case=bool(czh), complexity_zh=czh, complexity_en=cen, deadline_at=deadline,
-        paused_days=paused_days, pause=pause, awaiting_appraisal=awaiting, requests=ev.customer_requests(claims),
+        complex_case=bool(czh), complexity_zh=czh, complexity_en=cen, deadline_at=deadline.due_at,
+        paused_days=deadline.paused_days, pause=pause, awaiting_appraisal=awaiting,
+        requests=ev.customer_requests(claims), deadline_tier=tier,
+        deadline_provisional=deadline.provisional or reg.deadline_provisional, extension=extension,
     )
 
 
@@ -302,7 +335,8 @@ def completed_payload(reg: ComplaintRegistered, a: Assessment, *, case_id: str, 
         reasons_en=a.reasons_en, remedy_range=a.remedy, amount_disputed=reg.amount_disputed,
         complexity_reason_zh="；".join(a.complexity_zh), complexity_reason_en="; ".join(a.complexity_en),
         deadline_at=a.deadline_at, paused_days=a.paused_days, to_request_from_customer=a.requests,
-        hardship=a.claims.hardship,
+        hardship=a.claims.hardship, deadline_tier=a.deadline_tier, deadline_provisional=a.deadline_provisional,
+        deadline_extension=a.extension,
     )
 
 
@@ -348,6 +382,10 @@ def case_document(env: Envelope[ComplaintRegistered], a: Assessment, *, texts: l
         "category": a.category.value, "confidence": a.confidence, "product": a.product.value,
         "claims": list(a.claims.codes), "finding": a.finding, "root_cause": a.root_cause,
         "complex_case": a.complex_case, "deadline_at": a.deadline_at, "paused_days": a.paused_days,
+        "deadline_tier": a.deadline_tier, "deadline_provisional": a.deadline_provisional,
+        "deadline_extension": a.extension.model_dump(mode="json") if a.extension else None,
+        "pause": ({"paused_at": a.pause["paused_at"], "resumed_at": a.pause["resumed_at"]}
+                  if a.pause is not None else None),
         "resume_at": a.pause["expected_resume_at"] if a.awaiting_appraisal and a.pause else None,
         "evidence": [e.model_dump(mode="json") for e in a.evidence],
         "facts": [f.model_dump(mode="json") for f in a.facts.items()],
@@ -387,6 +425,7 @@ class _Step:
     revision: int
     assessment: Assessment | None = None
     events: list[Envelope[Any]] = field(default_factory=list)
+    extension: DeadlineExtension | None = None
 
     @property
     def text(self) -> str:
@@ -428,7 +467,8 @@ class _Case:
         self.texts.append(reg.text)
         self.complaint_ids.append(reg.complaint_id)
         self.revision += 1
-        self.steps.append(_Step(env, list(self.texts), list(self.complaint_ids), self.revision))
+        self.steps.append(_Step(env, list(self.texts), list(self.complaint_ids), self.revision,
+                                extension=stored_extension(self.stored)))
         return outcome
 
     def pending(self) -> dict[str, Any]:
@@ -484,7 +524,8 @@ async def investigate_batch(events: Sequence[Envelope[ComplaintRegistered]], *, 
         for step, (category, confidence) in zip(steps, categories, strict=True):
             reg = step.env.payload
             a = assess(reg, text=step.text, category=category, confidence=confidence,
-                       records=found.get(reg.customer_id) or CoreRecords(), settings=settings, now=now)
+                       records=found.get(reg.customer_id) or CoreRecords(), settings=settings, now=now,
+                       extension=step.extension)
             step.assessment = a
             step.events = pause_events(reg, a, step.env, case_id=step.env.case_id, now=now, announce=True)
             if not a.awaiting_appraisal:
@@ -571,7 +612,8 @@ async def resume_many(docs: Sequence[dict[str, Any]], *, repo: InvestigationRepo
     for doc, env, text, (category, confidence) in zip(docs, envs, texts, categories, strict=True):
         reg = env.payload
         a = assess(reg, text=text, category=category, confidence=confidence,
-                   records=found.get(reg.customer_id) or CoreRecords(), settings=settings, now=now)
+                   records=found.get(reg.customer_id) or CoreRecords(), settings=settings, now=now,
+                   extension=stored_extension(doc))
         if a.awaiting_appraisal:
             continue
         events = pause_events(reg, a, env, case_id=env.case_id, now=now, announce=False)
@@ -598,3 +640,109 @@ async def resume_paused(doc: dict[str, Any], *, repo: InvestigationRepository, r
     """Finish one paused case if its appraisal is done; False if not yet (or it changed)."""
     return bool(await resume_many([doc], repo=repo, records=records, categorise=categorise,
                                   settings=settings, now=now))
+
+
+# --------------------------------------------------------------------------- the especially complex tier
+
+
+#: The role whose approval the especially complex tier (60 days) needs.
+APPROVER_ROLE = "manager"
+
+
+def stored_extension(doc: dict[str, Any] | None) -> DeadlineExtension | None:
+    """The manager's approval kept with a stored case, if any (it survives re-investigation)."""
+    raw = (doc or {}).get("deadline_extension")
+    return DeadlineExtension.model_validate(raw) if raw else None
+
+
+def especially_complex_extension(doc: dict[str, Any], *, approved_by: str, role: str, reason: str,
+                                 now: datetime) -> DeadlineExtension:
+    """Check a request for the especially complex tier against a stored case; return the approval.
+
+    《银行业保险业消费投诉处理管理办法》: an especially complex case may take a further 30 days (60
+    from receipt) with senior approval, and the customer is told. Only a ``manager`` approves;
+    the reason is required (it is recorded and told to the customer); the case must already be
+    complex (tier 30), not already extended, and its deadline not yet past: an extension
+    decided after the period ended cannot undo the breach.
+    """
+    if role != APPROVER_ROLE:
+        raise Forbidden(f"only a {APPROVER_ROLE} may approve the especially complex tier (60 days)")
+    reason = reason.strip()
+    if not reason or len(reason) > 1000:
+        raise Unprocessable("reason: say why the case is especially complex (1 to 1000 characters)")
+    if not approved_by.strip():
+        raise Unprocessable("approved_by: the approver must be named")
+    if doc.get("deadline_extension"):
+        raise Conflict(f"case {doc['_id']} already has the especially complex tier")
+    if not doc.get("complex_case"):
+        raise Conflict(f"case {doc['_id']} is not complex; only a complex case (30 days) can be extended to 60")
+    deadline = doc.get("deadline_at")
+    if deadline is not None and _aware(deadline) < now:
+        raise Conflict(f"case {doc['_id']} is past its deadline; an extension cannot be approved after it")
+    return DeadlineExtension(tier_days=60, approved_by=approved_by.strip(), approved_role=role,
+                             approved_at=now, reason=reason)
+
+
+def _aware(moment: datetime) -> datetime:
+    from datetime import UTC
+
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def extension_notice(reg: ComplaintRegistered, a: Assessment, cause: Envelope[Any], *, case_id: str,
+                     now: datetime) -> Envelope[Any]:
+    """The customer's notice of the especially complex tier: why, and the new Beijing date."""
+    assert a.extension is not None
+    day = beijing_day(a.deadline_at)
+    zh = reg.language == Language.ZH_CN
+    if zh:
+        subject = "投诉处理时限延长通知"
+        body = (f"您的投诉（案件 {reg.case_number}）情况特别复杂，经管理人员批准，处理时限延长至"
+                f"{day.year}年{day.month}月{day.day}日（北京时间）当日24时。原因：{a.extension.reason}")
+    else:
+        subject = "Your complaint needs more time"
+        body = (f"Your complaint (case {reg.case_number}) is especially complex. With a manager's approval "
+                f"we will give you our decision by the end of {day.day} {day:%B %Y} (24:00 Beijing time). "
+                f"Why: {a.extension.reason}")
+    return _wrap(CustomerNotified(
+        kind="extension", language=reg.language, channel=reg.channel, customer_id=reg.customer_id,
+        contact_masked=reg.customer_phone_masked, case_number=reg.case_number,
+        deadline_at=None if a.awaiting_appraisal else a.deadline_at, subject=subject, body=body,
+    ), cause, case_id, now)
+
+
+async def approve_especially_complex(case_id: str, *, approved_by: str, role: str, reason: str,
+                                     repo: InvestigationRepository, records: RecordsStore,
+                                     categorise: Categoriser, settings: Settings, now: datetime) -> Written:
+    """Record a manager's approval of the especially complex tier (60 days from receipt) and owe
+    what it changes: a revised ``investigation.completed`` (revision + 1) with the new deadline,
+    ``deadline_tier`` 60 and the approval (who, when, why), and the customer's notice.
+
+    The case is assessed again with the approval (the same records give the same finding), so
+    the deadline keeps its excluded pauses; a case still paused for appraisal gets the notice
+    now and the tier with its completion. The approval stays with the case: a re-investigation
+    on new facts keeps the tier. A request the rule refuses raises ``Forbidden``,
+    ``Unprocessable`` or ``Conflict``; a case changed meanwhile raises ``Conflict`` (retry).
+    """
+    doc = (await repo.get_many([case_id])).get(case_id)
+    if doc is None:
+        raise NotFound(f"case {case_id} has not been investigated")
+    extension = especially_complex_extension(doc, approved_by=approved_by, role=role, reason=reason, now=now)
+    env = Envelope[ComplaintRegistered].model_validate_json(doc["source_event"])
+    reg = env.payload
+    text = "\n".join(doc["texts"])
+    found = await records.load_many([records_request(env, text)])
+    [(category, confidence)] = categorise([text])
+    a = assess(reg, text=text, category=category, confidence=confidence,
+               records=found.get(reg.customer_id) or CoreRecords(), settings=settings, now=now,
+               extension=extension)
+    revision = doc["revision"] + 1
+    events = [extension_notice(reg, a, env, case_id=case_id, now=now)]
+    if not a.awaiting_appraisal:
+        events.insert(0, _wrap(completed_payload(reg, a, case_id=case_id, revision=revision,
+                                                 complaint_ids=doc["complaint_ids"]), env, case_id, now))
+    new = case_document(env, a, texts=doc["texts"], complaint_ids=doc["complaint_ids"], revision=revision, now=now)
+    if not await repo.replace(new, {"revision": doc["revision"], "status": doc["status"]}, events):
+        raise Conflict(f"case {case_id} changed while the extension was recorded; try again")
+    log.info("case %s: especially complex tier approved by %s (%s)", case_id, extension.approved_by, role)
+    return Written(repo.investigations, case_id, {**(doc.get("outbox") or {}), **outbox_document(events)["outbox"]})

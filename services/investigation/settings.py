@@ -5,9 +5,10 @@ from __future__ import annotations
 from decimal import Decimal
 from functools import lru_cache
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
+from shared.clock import TIERS
 from shared.settings import CommonSettings, timezone_field
 
 
@@ -34,10 +35,23 @@ class Settings(CommonSettings):
     low_confidence: float = Field(
         0.40, ge=0, le=1, description="Categoriser confidence under which a case is complex (needs a person)."
     )
-    standard_days: int = Field(15, ge=1, description="Decision deadline of an ordinary case (days).")
-    complex_days: int = Field(30, ge=1, description="Decision deadline of a complex case (days).")
+    standard_days: int = Field(
+        15, description="Tier of an ordinary case's decision deadline: Beijing days after the day of "
+        "receipt (shared.clock.TIERS: 15, 30 or 60; docs/clock.md).",
+    )
+    complex_days: int = Field(
+        30, description="Tier of a complex case's decision deadline (shared.clock.TIERS). The "
+        "especially complex tier (60) needs a manager's approval (handlers.approve_especially_complex).",
+    )
     sweep_interval_s: float = Field(30, gt=0, description="How often paused cases and outboxes are checked.")
     seed_on_start: bool = Field(True, description="Seed reference records at worker start when empty.")
+
+    @field_validator("standard_days", "complex_days")
+    @classmethod
+    def _a_tier(cls, value: int) -> int:
+        if value not in TIERS:
+            raise ValueError(f"must be one of the tiers {', '.join(map(str, TIERS))} (shared.clock)")
+        return value
 
     @model_validator(mode="after")
     def _consistent(self) -> Settings:
@@ -45,6 +59,8 @@ class Settings(CommonSettings):
             raise ValueError("hard_cap_apr must be at least rate_cap_apr")
         if self.contact_hours_end <= self.contact_hours_start:
             raise ValueError("contact_hours_end must be after contact_hours_start")
+        if self.complex_days < self.standard_days:
+            raise ValueError("complex_days must be at least standard_days")
         return self
 
 

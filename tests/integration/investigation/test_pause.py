@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from shared.clock import add_pause, beijing_day, due
 from shared.contracts.common import Channel, Language, Priority, Product
 from shared.contracts.envelope import Envelope
 from shared.contracts.intake import ComplaintRegistered
@@ -92,12 +93,15 @@ async def test_appraisal_pause_then_resume(settings: CommonSettings, mongo_clien
                                 until=lambda rs: len(_of(rs, "investigation.paused", "case-p1")) == 2)
         pauses = [e.payload for e in _of(paused, "investigation.paused", "case-p1")]
     closed = pauses[-1]
-    excluded = (done_at - appraisal["requested_at"]).days
+    # excluded: the paused Beijing days (the day the clock stops counts, the day it resumes not)
+    excluded = (beijing_day(done_at) - beijing_day(appraisal["requested_at"])).days
     assert closed.pause_id == opened.payload.pause_id and closed.resumed_at == done_at
     assert closed.days_excluded == completed.payload.paused_days == excluded >= 3
     p = completed.payload
     assert p.complex_case and "鉴定" in p.complexity_reason_zh
-    assert p.deadline_at == received + timedelta(days=30 + excluded)
+    expected = add_pause(due(received, 30), appraisal["requested_at"], done_at)
+    assert p.deadline_at == expected.due_at  # the event carries the instant whole
+    assert p.deadline_tier == 30 and expected.paused_days == excluded
     assert closed.deadline_at == p.deadline_at
     assert "unauthorised_account" in p.claims
     assert any(e.item == "external_appraisal" and e.recorded_at == done_at for e in p.evidence)

@@ -8,7 +8,7 @@ import csv
 import gzip
 import json
 import os
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,7 @@ import pytest
 from services.investigation import handlers
 from services.investigation.repository import RecordsRepository
 from services.investigation.settings import Settings
+from shared.clock import due, to_local
 from shared.contracts.common import Channel, Language, Priority, Product
 from shared.contracts.envelope import Envelope
 from shared.contracts.intake import ComplaintRegistered
@@ -107,8 +108,12 @@ async def test_real_complaints_are_investigated_once_and_replays_change_no_findi
         outcomes = {e.outcome for p in by_case.values() for e in p.evidence}
         assert outcomes == {"confirmed", "contradicted", "not_found"}
         assert all(p.reasons_zh and len(p.reasons_zh) == len(p.reasons_en) for p in by_case.values())
-        assert any(p.complex_case and p.deadline_at == e.payload.received_at + timedelta(days=30 + p.paused_days)
+        assert any(p.complex_case and p.deadline_tier == 30 and not p.paused_days
+                   and p.deadline_at == due(e.payload.received_at, 30).due_at
                    for e in events for p in [by_case[e.case_id]])
+        # every deadline ends at 24:00 Beijing time (shared.clock), whatever the tier
+        assert all(to_local(p.deadline_at, "Asia/Shanghai").time() == time(23, 59, 59, 999999)
+                   for p in by_case.values() if p.deadline_at is not None)
         english = [by_case[e.case_id] for e in events if e.payload.language == Language.EN]
         assert all(p.language == Language.EN and p.category_confidence is not None for p in english)
         assert all(b"139****0000" not in r.value for r in records)  # no contact data leaves the service

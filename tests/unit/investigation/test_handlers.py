@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from services.investigation import handlers
 from services.investigation.claims import read_claims
@@ -12,6 +13,7 @@ from services.investigation.errors import RecordsUnavailable
 from services.investigation.facts import Facts
 from services.investigation.records import draw, product_of, synthesize
 from services.investigation.settings import Settings
+from shared.clock import add_pause, beijing_day, due
 from shared.contracts.investigation import InvestigationCompleted
 from shared.errors import InvalidMessage
 from shared.kafka.consume import Incoming, consume_one
@@ -26,6 +28,7 @@ from tests.unit.investigation.fakes import (
 )
 
 SETTINGS = Settings(environment="test")
+BEIJING = ZoneInfo("Asia/Shanghai")
 NOW = RECEIVED + timedelta(days=1)
 
 #: Real complaint texts (黑猫投诉, complaints-zh/dev.csv), shortened.
@@ -95,11 +98,14 @@ async def test_a_large_disputed_amount_makes_a_complex_case_with_30_days() -> No
     await _run(env, repo, records, FakeCategoriser("pricing_fees", 0.9))
     p = repo.of_type("investigation.completed")[0].payload
     assert p.complex_case and "50000" in p.complexity_reason_zh and "CNY 50000" in p.complexity_reason_en
-    assert p.deadline_at == RECEIVED + timedelta(days=30)
+    # received Mon 12 Oct 2026 10:30 Beijing: 30 days end at 24:00 Beijing on Wed 11 Nov (shared.clock)
+    assert p.deadline_at == due(RECEIVED, 30).due_at == datetime(2026, 11, 11, 23, 59, 59, 999999, tzinfo=BEIJING)
+    assert p.deadline_tier == 30 and not p.deadline_provisional and p.deadline_extension is None
     simple = registered("case-3b", REAL[2], product=product_of(REAL[2], None))
     await _run(simple, repo, records, FakeCategoriser("pricing_fees", 0.9))
     q = repo.of_type("investigation.completed")[-1].payload
-    assert not q.complex_case and q.deadline_at == RECEIVED + timedelta(days=15) and q.complexity_reason_zh == ""
+    assert not q.complex_case and q.complexity_reason_zh == "" and q.deadline_tier == 15
+    assert q.deadline_at == due(RECEIVED, 15).due_at == datetime(2026, 10, 27, 23, 59, 59, 999999, tzinfo=BEIJING)
 
 
 async def test_low_confidence_is_complex_too() -> None:
@@ -131,7 +137,12 @@ async def test_an_external_appraisal_pauses_the_clock_and_the_sweep_finishes_the
     done = repo.of_type("investigation.completed")[0].payload
     assert closed.pause_id == paused.payload.pause_id and closed.resumed_at is not None
     assert closed.days_excluded == done.paused_days > 0
-    assert done.complex_case and done.deadline_at == RECEIVED + timedelta(days=30 + done.paused_days)
+    # the paused Beijing days are added to the 30-day period (shared.clock.add_pause), not 24 h spans
+    pause_days = (beijing_day(closed.resumed_at) - beijing_day(closed.paused_at)).days
+    assert done.paused_days == pause_days
+    expected = add_pause(due(RECEIVED, 30), closed.paused_at, closed.resumed_at)
+    assert done.complex_case and done.deadline_at == expected.due_at and done.deadline_tier == 30
+    assert beijing_day(done.deadline_at) >= date(2026, 11, 11) + timedelta(days=pause_days)
     [appraisal] = [e for e in done.evidence if e.item == "external_appraisal"]
     assert appraisal.recorded_at == closed.resumed_at and appraisal.claim == "unauthorised_account"
     again = await repo.get("case-5")
