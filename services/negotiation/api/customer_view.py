@@ -13,6 +13,7 @@ from services.negotiation.api.schemas import (
 )
 from services.negotiation.models import Workspace
 from services.negotiation.texts import customer_status, customer_timeline, describe_offer
+from shared.clock import beijing_day
 
 
 def customer_view(ws: Workspace, lang: str) -> CustomerCaseView:
@@ -21,10 +22,14 @@ def customer_view(ws: Workspace, lang: str) -> CustomerCaseView:
     zh = lang != "en"
     if ws.deadline_at is None:
         deadline_text = ""
-    elif zh:
-        deadline_text = f"我们最迟将于 {ws.deadline_at:%Y年%m月%d日} 给您答复。"
     else:
-        deadline_text = f"We will give you our answer by {ws.deadline_at:%d %B %Y}."
+        # the regulatory day is Beijing's (shared.clock): a deadline stored in UTC (24:00 Beijing
+        # is 16:00 UTC) must not show the day before
+        day = beijing_day(ws.deadline_at)
+        if zh:
+            deadline_text = f"我们最迟将于 {day.year}年{day.month}月{day.day}日（北京时间）当日24时前给您答复。"
+        else:
+            deadline_text = f"We will give you our answer by the end of {day.day} {day:%B %Y} (24:00 Beijing time)."
     offers = [
         CustomerOffer(
             offer_id=o.offer_id, final=o.final, description=describe_offer(o, lang),

@@ -1,7 +1,8 @@
 """Escalation: negotiation ends and the case goes to mediation or litigation with a dossier.
 
 By the customer or staff on request, by the customer rejecting the final offer, or by the
-worker's sweep when the deadline is near without agreement.
+worker's sweep when the deadline is near, or already past (a case registered late), without
+agreement.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from services.negotiation.handlers.ports import Store
 from services.negotiation.models import Actor, Dossier, Escalation, OfferEvent, Workspace
 from services.negotiation.settings import Settings
 from services.negotiation.texts import TARGET_ZH
+from shared.clock import REGULATORY_TIMEZONE, as_utc, to_local
 from shared.contracts import negotiation
 
 log = logging.getLogger(__name__)
@@ -100,18 +102,29 @@ async def end_negotiation(
     return await repo.save(new, ws.version, [*events, *owed])
 
 
+def deadline_reason(deadline_at: datetime, now: datetime) -> str:
+    """Why the sweep escalates: the deadline has passed (e.g. a case registered already past it),
+    or it is near; the deadline in Beijing time, the regulatory zone (``shared.clock``)."""
+    local = to_local(deadline_at, REGULATORY_TIMEZONE)
+    when = f"{local:%Y-%m-%d %H:%M} Beijing time"
+    if as_utc(deadline_at) < as_utc(now):
+        return f"no agreement and the deadline ({when}) has passed"
+    return f"no agreement and the deadline ({when}) is near"
+
+
 async def escalate_near_deadline(*, repo: Store, settings: Settings, now: datetime) -> list[str]:
-    """Escalate open cases whose deadline is near without agreement; return their ids."""
+    """Escalate open cases whose deadline is near, or already past, without agreement; return
+    their ids. The reason says which (``deadline_reason``)."""
     done = []
     before = now + timedelta(hours=settings.escalate_before_hours)
     for case_id in await repo.open_near_deadline(before):
         ws = await repo.get(case_id)
-        if ws is None or ws.status != "open":
+        if ws is None or ws.status != "open" or ws.deadline_at is None:
             continue
         try:
             await end_negotiation(
                 ws, target="mediation", by=SYSTEM, requested_by="deadline",
-                reason=f"no agreement and the deadline {ws.deadline_at:%Y-%m-%d %H:%M} UTC is near",
+                reason=deadline_reason(ws.deadline_at, now),
                 events=[], repo=repo, settings=settings, now=now,
             )
             done.append(case_id)

@@ -22,6 +22,7 @@ from services.negotiation.handlers.common import Events, event, mark
 from services.negotiation.handlers.ports import Store
 from services.negotiation.models import AgentProfile, InvestigationDetails, Workspace
 from services.negotiation.settings import Settings
+from shared.clock import TIERS, beijing_day, due, end_of_day, next_working_day
 from shared.contracts import intake, investigation, negotiation
 from shared.contracts.envelope import Envelope
 
@@ -52,6 +53,17 @@ def registration_recorded(ws: Workspace, env: Registered) -> Workspace | None:
         "amount_disputed": ws.amount_disputed if c.amount_disputed is None else c.amount_disputed,
         "deadline_at": c.deadline_at,
     })
+
+
+def fallback_deadline(opened_at: datetime, days: int) -> datetime:
+    """A deadline for a case that came without one (neither intake's nor investigation's):
+    ``days`` counted like the regulatory period (``shared.clock``) from the day the workspace
+    opened, the nearest receipt negotiation knows of: the end (24:00 Beijing) of that Beijing
+    day + ``days``, moved to the next working day when it is a rest day."""
+    if days in TIERS:
+        return due(opened_at, days).due_at
+    last, _ = next_working_day(beijing_day(opened_at) + timedelta(days=days))
+    return end_of_day(last)
 
 
 def findings(ws: Workspace, env: Completed) -> dict[str, Any]:
@@ -97,7 +109,7 @@ def opened(ws: Workspace, env: Completed, *, settings: Settings, now: datetime) 
         "opened_at": now,
     })
     if ws.deadline_at is None:
-        ws.deadline_at = now + timedelta(days=settings.default_negotiation_days)
+        ws.deadline_at = fallback_deadline(now, settings.default_negotiation_days)
     mark(ws, now, "workspace opened", detail=f"finding {p.finding}, category {p.category.value}")
     return ws
 

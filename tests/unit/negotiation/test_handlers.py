@@ -6,6 +6,7 @@ import json
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -20,6 +21,7 @@ from services.negotiation.models import (
     Refund,
 )
 from services.negotiation.settings import Settings
+from shared.clock import due
 from shared.contracts.common import Category, Channel, Language, Priority, Product
 from shared.contracts.envelope import Envelope
 from shared.contracts.intake import ComplaintRegistered
@@ -34,6 +36,7 @@ from shared.topics import decode
 from tests.unit.negotiation.fakes import FakeRepo
 
 NOW = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
+BEIJING = ZoneInfo("Asia/Shanghai")
 SETTINGS = Settings(environment="test")
 A1 = Principal("a1", "agent", team="t1")
 A2 = Principal("a2", "agent", team="t1")
@@ -220,6 +223,35 @@ async def test_deadline_sweep_escalates_to_mediation() -> None:
     later = NOW + timedelta(days=14, hours=1)
     assert await handlers.escalate_near_deadline(repo=repo, settings=SETTINGS, now=later) == ["K1"]  # type: ignore[arg-type]
     assert repo.cases["K1"].escalation.target == "mediation"
+    reason = repo.cases["K1"].escalation.reason
+    # the registered deadline is NOW + 15 x 24 h = 16 Dec 2026 09:00 UTC, 17:00 Beijing time
+    assert reason == "no agreement and the deadline (2026-12-16 17:00 Beijing time) is near"
+
+
+async def test_a_case_registered_past_its_deadline_is_escalated_as_past_not_near() -> None:
+    repo = FakeRepo()
+    await opened(repo)
+    late = repo.cases["K1"].model_copy(update={"deadline_at": due(NOW - timedelta(days=20), 15).due_at})
+    repo.cases["K1"] = late
+    assert await handlers.escalate_near_deadline(repo=repo, settings=SETTINGS, now=NOW) == ["K1"]  # type: ignore[arg-type]
+    ws = repo.cases["K1"]
+    # received 11 Nov 2026 (Beijing): due at the end of 26 Nov, long past on 1 Dec
+    assert ws.escalation.reason == "no agreement and the deadline (2026-11-26 23:59 Beijing time) has passed"
+    assert "is near" not in ws.escalation.reason
+
+
+def test_the_customer_sees_the_beijing_day_of_the_deadline_not_the_utc_one() -> None:
+    from services.negotiation.api.customer_view import customer_view
+    from services.negotiation.models import Workspace
+
+    # 17:30 UTC on 15 Dec is 01:30 on 16 Dec in Beijing: the UTC date would be a day early
+    ws = Workspace(case_id="K9", case_number="TS-9", status="open", customer_id="c9",
+                   deadline_at=datetime(2026, 12, 15, 17, 30, tzinfo=UTC))
+    assert customer_view(ws, "zh-CN").deadline_text == "我们最迟将于 2026年12月16日（北京时间）当日24时前给您答复。"
+    assert customer_view(ws, "en").deadline_text == (
+        "We will give you our answer by the end of 16 December 2026 (24:00 Beijing time).")
+    ws = ws.model_copy(update={"deadline_at": due(datetime(2026, 2, 2, 1, tzinfo=UTC), 15).due_at.astimezone(UTC)})
+    assert "2026年2月24日" in customer_view(ws, "zh-CN").deadline_text  # Spring Festival rolled over
 
 
 async def test_auditor_reads_but_cannot_act() -> None:
@@ -307,7 +339,9 @@ async def test_absent_optional_findings_leave_defaults() -> None:
     ws = repo.cases["K8"]
     assert (ws.customer_id, ws.language, ws.product) == (None, "zh-CN", None)
     assert ws.evidence == [] and ws.facts == [] and ws.remedy_range is None and not ws.hardship
-    assert ws.deadline_at == NOW + timedelta(days=SETTINGS.default_negotiation_days)
+    # no deadline came with the case: 15 days counted like the regulatory period from the day it
+    # opened (1 Dec 2026 in Beijing): the end of Wed 16 Dec 2026, Beijing time (shared.clock)
+    assert ws.deadline_at == due(NOW, 15).due_at == datetime(2026, 12, 16, 23, 59, 59, 999999, tzinfo=BEIJING)
 
 
 def test_odd_shapes_are_refused_by_the_contract_not_guessed() -> None:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 from services.negotiation.handlers.answers import agreed, settlement_reference
 from services.negotiation.handlers.escalation import escalated
@@ -19,12 +20,14 @@ from services.negotiation.models import (
     Workspace,
 )
 from services.negotiation.settings import Settings
+from shared.clock import due
 from shared.contracts.common import Category
 from shared.contracts.envelope import Envelope
 from shared.contracts.investigation import InvestigationCompleted, RemedyRange
 from shared.contracts.terms import FeeWaiver
 
 NOW = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
+BEIJING = ZoneInfo("Asia/Shanghai")
 SETTINGS = Settings(environment="test")
 AGENT = Actor(sub="a1", role="agent")
 CUSTOMER = Actor(sub="c1", role="customer")
@@ -51,7 +54,9 @@ def test_opening_sets_findings_and_owes_one_started_event() -> None:
     assert is_news(blank, env)
     ws = opened(blank, env, settings=SETTINGS, now=NOW)
     assert ws.status == "open" and ws.remedy_range is not None and ws.remedy_range.max == Decimal("500")
-    assert ws.deadline_at == NOW + timedelta(days=SETTINGS.default_negotiation_days)
+    # no deadline came with the case: 15 days counted like the regulatory period from the day it
+    # opened (1 Dec 2026 in Beijing): the end of Wed 16 Dec 2026, Beijing time (shared.clock)
+    assert ws.deadline_at == due(NOW, 15).due_at == datetime(2026, 12, 16, 23, 59, 59, 999999, tzinfo=BEIJING)
     ws, events = started(ws, env, agent=AgentProfile(agent_id="a1", team="t1"), settings=SETTINGS, now=NOW)
     assert (ws.assigned_agent, ws.team) == ("a1", "t1")
     assert [e.event_type for e in events] == ["negotiation.started"] and events[0].causation_id == str(env.event_id)
