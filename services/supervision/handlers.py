@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from shared.clock import REGULATORY_TIMEZONE, beijing_day, to_local
+from shared.clock import HOLIDAY_SOURCE, REGULATORY_TIMEZONE, as_utc, beijing_day, to_local
 from shared.contracts.envelope import Envelope
 from shared.contracts.supervision import SupervisionAlert
 
@@ -42,7 +42,9 @@ STATUS_RANK: dict[str, int] = {
 }
 STATUS_OF_RANK: dict[int, str] = {rank: status for status, rank in STATUS_RANK.items()}
 
-#: Statuses in which the regulatory clock no longer runs: every rank from ``settled`` on.
+#: Statuses in which the regulatory clock no longer runs: every rank from ``settled`` on. A case
+#: leaves the clock at its first such event (``finished_at``); if that was after its deadline,
+#: the breach is still raised (``check_deadlines``).
 FINISHED_FROM_RANK = STATUS_RANK["settled"]
 FINISHED = {s for s, rank in STATUS_RANK.items() if rank >= FINISHED_FROM_RANK}
 
@@ -69,6 +71,11 @@ class CaseChange:
     case_number: str | None = None
     last_event_type: str = ""
     last_event_at: datetime | None = None
+    #: the earliest event of the batch that took the case off the clock (settled onwards)
+    finished_at: datetime | None = None
+    #: the last deadline set in the batch is provisional (``shared.clock``: a year the holiday
+    #: package does not cover)
+    provisional: bool | None = None
 
 
 class SupervisionRepository(Protocol):
@@ -80,7 +87,15 @@ class SupervisionRepository(Protocol):
 
     async def raise_alert(self, alert_id: str, envelope: Envelope[SupervisionAlert]) -> bool: ...
 
-    async def cases_due_before(self, when: datetime, finished_from_rank: int) -> list[dict[str, Any]]: ...
+    async def cases_due_before(self, when: datetime, finished_from_rank: int) -> list[dict[str, Any]]:
+        """Cases not paused whose deadline is at or before ``when`` and which are still on the
+        clock: open (rank below ``finished_from_rank``), or finished but not yet settled by a
+        sweep (``clock_stopped``)."""
+        ...
+
+    async def clock_stopped(self, case_id: str) -> None:
+        """Mark a finished case settled by the sweep: it is not returned again."""
+        ...
 
 
 def status_after(event_type: str) -> str | None:
@@ -125,6 +140,10 @@ def fold_events(envelopes: list[Envelope[Any]]) -> list[CaseChange]:
         deadline, paused = clock_change(envelope)
         if deadline is not None:
             change.deadline_at = deadline
+            change.provisional = bool(getattr(envelope.payload, "deadline_provisional", False))
+        if status is not None and STATUS_RANK[status] >= FINISHED_FROM_RANK and (
+                change.finished_at is None or envelope.occurred_at < change.finished_at):
+            change.finished_at = envelope.occurred_at
         if paused is not None:
             change.paused = paused
         number = getattr(envelope.payload, "case_number", None)
@@ -137,11 +156,43 @@ def fold_events(envelopes: list[Envelope[Any]]) -> list[CaseChange]:
 
 async def record_events(envelopes: list[Envelope[Any]], *, repo: SupervisionRepository) -> int:
     """Add a batch of events to their cases' timelines, one write per case; redelivered
-    events change nothing. Returns the number of cases written."""
+    events change nothing. Returns the number of cases written.
+
+    A case whose deadline is ``provisional`` (``shared.clock``: a year the holiday package does
+    not cover, weekends only counted) gets one ops alert ``deadline_provisional`` (once per case:
+    the alert id names the case; a redelivery raises nothing), so someone upgrades the package
+    and has the deadline computed again."""
     changes = fold_events(envelopes)
     if changes:
         await repo.apply_changes(changes)
+    for change in changes:
+        if change.provisional and change.deadline_at is not None:
+            now = max((e.occurred_at for e in envelopes if e.case_id == change.case_id), default=change.deadline_at)
+            await repo.raise_alert(
+                deadline_provisional_alert_id(change.case_id),
+                Envelope.wrap(provisional_alert(change.case_number or change.case_id, change.deadline_at),
+                              case_id=change.case_id, producer=PRODUCER, occurred_at=now),
+            )
     return len(changes)
+
+
+def deadline_provisional_alert_id(case_id: str) -> str:
+    """The id of a case's provisional-deadline alert: raised once per case."""
+    return f"deadline_provisional:{case_id}"
+
+
+def provisional_alert(label: str, deadline: datetime) -> SupervisionAlert:
+    """The ops alert of a provisional deadline: the holiday package lacks a year it counts."""
+    local = to_local(deadline, REGULATORY_TIMEZONE)
+    return SupervisionAlert(
+        kind="deadline_provisional", severity="warning", due_at=deadline,
+        message=(
+            f"案件 {label} 的处理时限（北京时间 {local:%Y-%m-%d}）为暂定：节假日数据（{HOLIDAY_SOURCE}）"
+            f"未覆盖所涉年份，仅按周末计算；请升级后重新计算 / case {label}'s deadline ({local:%Y-%m-%d} "
+            f"Beijing time) is provisional: the holiday package ({HOLIDAY_SOURCE}) does not cover a year it "
+            "counts, so only weekends were rest days; upgrade it and compute the deadline again"
+        ),
+    )
 
 
 async def record_event(envelope: Envelope[Any], *, repo: SupervisionRepository) -> int:
@@ -228,7 +279,13 @@ async def check_deadlines(
 
     The 15-day (complex: 30, at most 60) decision deadline comes from intake's
     ``complaint.registered`` (moved by investigation for complex cases and pauses); cases
-    settled, escalated or closed, and cases paused for external appraisal, are not on the clock.
+    paused for external appraisal are not on the clock.
+
+    Breaches are breaches: a case settled, escalated or closed (``FINISHED``) leaves the clock
+    at its first such event (``finished_at``). Before its deadline, it leaves without a breach
+    and gets no more warnings; after it (escalated late, or registered already past its
+    deadline and escalated at once) ``deadline_breached`` is raised all the same, once. Either
+    way the sweep then marks the case (``clock_stopped``) so it is not read again.
 
     A case within ``lead_days`` of its deadline gets the warning of the shortest lead time it
     has reached (within 3 days: the 3-day warning; within 1 day: the 1-day one), each once per
@@ -244,6 +301,9 @@ async def check_deadlines(
         deadline: datetime = case["deadline_at"]
         label = case.get("case_number") or case["_id"]
         local = to_local(deadline, REGULATORY_TIMEZONE)
+        if (case.get("status_rank") or 0) >= FINISHED_FROM_RANK:
+            raised += await _finished(case, deadline, label, now, repo)
+            continue
         if deadline < now:
             if "deadline_breached" in case.get("alerts", []):
                 continue
@@ -270,3 +330,34 @@ async def check_deadlines(
         ):
             raised += 1
     return raised
+
+
+async def _finished(case: dict[str, Any], deadline: datetime, label: str, now: datetime,
+                    repo: SupervisionRepository) -> int:
+    """Settle a finished case's clock: the breach if it left the clock after its deadline."""
+    stopped = case.get("finished_at")
+    if stopped is not None and as_utc(stopped) > as_utc(deadline):
+        if as_utc(deadline) >= as_utc(now):
+            return 0  # finished "after" a deadline not yet past (clock skew): decide later
+        raised = 0
+        if "deadline_breached" not in case.get("alerts", []):
+            local, left = to_local(deadline, REGULATORY_TIMEZONE), to_local(stopped, REGULATORY_TIMEZONE)
+            status = case.get("status") or status_of(case.get("status_rank"))
+            alert = SupervisionAlert(
+                kind="deadline_breached", severity="critical", due_at=deadline,
+                message=(
+                    f"案件 {label} 超过处理时限（北京时间 {local:%Y-%m-%d %H:%M}）后才办结或升级（北京时间 "
+                    f"{left:%Y-%m-%d %H:%M}，现为 {status}）/ case {label} left the clock only after its "
+                    f"decision deadline ({local:%Y-%m-%d %H:%M} Beijing time): at {left:%Y-%m-%d %H:%M} "
+                    f"Beijing time, now {status}"
+                ),
+            )
+            if await repo.raise_alert(
+                deadline_breached_alert_id(case["_id"]),
+                Envelope.wrap(alert, case_id=case["_id"], producer=PRODUCER, occurred_at=now),
+            ):
+                raised = 1
+        await repo.clock_stopped(case["_id"])
+        return raised
+    await repo.clock_stopped(case["_id"])  # left in time (or before this was recorded): no breach
+    return 0

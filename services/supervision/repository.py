@@ -55,6 +55,10 @@ class Repository:
             update["$set"]["paused"] = change.paused
         if change.case_number:
             update["$set"]["case_number"] = change.case_number
+        if change.provisional is not None:
+            update["$set"]["deadline_provisional"] = change.provisional
+        if change.finished_at is not None:
+            update["$min"] = {"finished_at": change.finished_at}
         await self.cases.update_one({"_id": change.case_id}, update, upsert=True)
 
     async def add_dead_letter(self, record: dict[str, Any]) -> bool:
@@ -83,12 +87,17 @@ class Repository:
         return True
 
     async def cases_due_before(self, when: datetime, finished_from_rank: int) -> list[dict[str, Any]]:
+        """Cases on the clock due by ``when``: open ones, and finished ones the sweep has not
+        settled yet (``clock_stopped``; a finished case may still owe its breach)."""
+        del finished_from_rank  # finished cases are read once, then marked clock_stopped
         cursor = self.cases.find(
-            {"deadline_at": {"$lte": when}, "status_rank": {"$lt": finished_from_rank},
-             "paused": {"$ne": True}},
+            {"deadline_at": {"$lte": when}, "paused": {"$ne": True}, "clock_stopped": {"$ne": True}},
             {"timeline": 0},
         ).limit(1000)
         return [_with_status(doc) async for doc in cursor]
+
+    async def clock_stopped(self, case_id: str) -> None:
+        await self.cases.update_one({"_id": case_id}, {"$set": {"clock_stopped": True}})
 
     async def case(self, case_id: str) -> dict[str, Any] | None:
         doc = await self.cases.find_one({"_id": case_id})

@@ -45,3 +45,28 @@ async def test_a_redelivered_batch_changes_nothing_and_status_never_moves_back(
     # c2 is past its deadline and open; c1 is closed and off the clock
     due = await repo.cases_due_before(NOW, handlers.FINISHED_FROM_RANK)
     assert [d["_id"] for d in due] == ["c2"] and due[0]["status"] == "registered"
+
+
+async def test_breaches_after_finishing_and_provisional_deadlines_on_the_real_store(
+    mongo_client: AsyncMongoClient[Any], settings: CommonSettings
+) -> None:
+    from shared.contracts.negotiation import CaseEscalated
+
+    repo = Repository(mongo_client[f"{settings.mongo.db_prefix}supervision_clock"])
+    late = registered("late", received_at=NOW - timedelta(days=20))  # due 5 days before NOW
+    in_time = registered("ok", received_at=NOW - timedelta(days=10))  # due 5 days after NOW
+
+    def escalated(first: Envelope[Any], at: datetime) -> Envelope[Any]:
+        return Envelope.wrap(CaseEscalated(case_number="TS-1", target="mediation", reason="r", dossier_ref="DS"),
+                             case_id=first.case_id, producer="negotiation", cause=first, occurred_at=at)
+
+    await handlers.record_events([late, in_time, escalated(late, NOW), escalated(in_time, NOW)], repo=repo)
+    await handlers.record_events([escalated(late, NOW + timedelta(days=1))], repo=repo)  # a later one: $min keeps NOW
+    raw = await repo.cases.find_one({"_id": "late"})
+    assert raw is not None and raw["finished_at"].replace(tzinfo=UTC) == NOW
+
+    assert await handlers.check_deadlines(now=NOW + timedelta(hours=1), lead_days=(3, 1), repo=repo) == 1
+    assert await handlers.check_deadlines(now=NOW + timedelta(days=6), lead_days=(3, 1), repo=repo) == 0
+    alerts = await repo.list_alerts(None, 10)
+    assert [a["_id"] for a in alerts] == ["deadline_breached:late"]
+    assert await repo.cases_due_before(NOW + timedelta(days=30), handlers.FINISHED_FROM_RANK) == []

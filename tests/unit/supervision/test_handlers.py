@@ -37,6 +37,10 @@ class MemoryRepo:
                 case["deadline_at"] = change.deadline_at
             if change.paused is not None:
                 case["paused"] = change.paused
+            if change.provisional is not None:
+                case["deadline_provisional"] = change.provisional
+            if change.finished_at is not None:
+                case["finished_at"] = min(case.get("finished_at") or change.finished_at, change.finished_at)
 
     async def add_dead_letter(self, record: dict[str, Any]) -> bool:
         key = (record["dlq_topic"], record["partition"], record["offset"])
@@ -56,9 +60,12 @@ class MemoryRepo:
     async def cases_due_before(self, when: datetime, finished_from_rank: int) -> list[dict[str, Any]]:
         return [
             c for c in self.cases.values()
-            if c.get("deadline_at") and c["deadline_at"] <= when and c["status_rank"] < finished_from_rank
+            if c.get("deadline_at") and c["deadline_at"] <= when and not c.get("clock_stopped")
             and not c.get("paused")
         ]
+
+    async def clock_stopped(self, case_id: str) -> None:
+        self.cases[case_id]["clock_stopped"] = True
 
 
 async def test_events_build_a_timeline_once_even_when_redelivered() -> None:
@@ -87,16 +94,28 @@ async def test_warning_before_the_deadline_then_breach_after_it_each_once() -> N
     assert repo.alerts["deadline_breached:c1"].payload.severity == "critical"
 
 
-async def test_closed_cases_are_off_the_clock() -> None:
+async def test_cases_closed_in_time_are_off_the_clock_and_closed_late_ones_are_breaches() -> None:
     repo = MemoryRepo()
-    first = registered("c1", received_at=NOW - timedelta(days=20))
+    first = registered("c1", received_at=NOW - timedelta(days=13))  # due in 2 days
     await handlers.record_event(first, repo=repo)
     await handlers.record_event(
-        Envelope.wrap(CaseClosed(case_number="TS-1", outcome="withdrawn"), case_id="c1", producer="followup", cause=first),
+        Envelope.wrap(CaseClosed(case_number="TS-1", outcome="withdrawn"), case_id="c1", producer="followup",
+                      cause=first, occurred_at=NOW),
         repo=repo,
     )
     assert repo.cases["c1"]["status"] == "closed"
     assert await handlers.check_deadlines(now=NOW, lead_days=(3,), repo=repo) == 0
+    assert await handlers.check_deadlines(now=NOW + timedelta(days=3), lead_days=(3,), repo=repo) == 0
+    # closed five days after its deadline: the breach stands
+    late = registered("c2", received_at=NOW - timedelta(days=20))
+    await handlers.record_event(late, repo=repo)
+    await handlers.record_event(
+        Envelope.wrap(CaseClosed(case_number="TS-2", outcome="withdrawn"), case_id="c2", producer="followup",
+                      cause=late, occurred_at=NOW),
+        repo=repo,
+    )
+    assert await handlers.check_deadlines(now=NOW, lead_days=(3,), repo=repo) == 1
+    assert list(repo.alerts) == ["deadline_breached:c2"]
 
 
 async def test_a_dead_letter_raises_one_alert_naming_consumer_and_reason() -> None:
@@ -277,3 +296,106 @@ async def test_a_dead_letter_kept_in_the_database_is_recorded_with_where_it_is()
                                       key="big-1", now=NOW, repo=Recording())
     assert recorded[0]["stored_in"] == "intake.dead_letter_bodies"
     assert recorded[0]["stored_id"] == "complaint.received:0:17"
+
+
+# ------------------------------------------------------------------ breaches are breaches (issue 12)
+
+
+def _escalated(first: Envelope[Any], at: datetime) -> Envelope[Any]:
+    from shared.contracts.negotiation import CaseEscalated
+
+    return Envelope.wrap(CaseEscalated(case_number="TS-1", target="mediation", reason="r", dossier_ref="DS-1"),
+                         case_id=first.case_id, producer="negotiation", cause=first, occurred_at=at)
+
+
+def _agreed(first: Envelope[Any], at: datetime) -> Envelope[Any]:
+    from tests.support.events import agreed
+
+    env = agreed(first.case_id)
+    return env.model_copy(update={"occurred_at": at})
+
+
+async def test_a_case_registered_past_its_deadline_and_escalated_at_once_is_a_breach_once() -> None:
+    repo = MemoryRepo()
+    late = registered("c1", received_at=NOW - timedelta(days=20))  # due 5 days ago
+    await handlers.record_events([late, _escalated(late, NOW - timedelta(minutes=5))], repo=repo)
+    assert repo.cases["c1"]["status"] == "escalated"
+    assert await handlers.check_deadlines(now=NOW, lead_days=(3, 1), repo=repo) == 1
+    alert = repo.alerts["deadline_breached:c1"].payload
+    assert alert.kind == "deadline_breached" and alert.severity == "critical"
+    assert "left the clock only after its decision deadline" in alert.message and "escalated" in alert.message
+    # once: the case is settled by the sweep and never read again
+    assert repo.cases["c1"]["clock_stopped"]
+    assert await handlers.check_deadlines(now=NOW + timedelta(days=1), lead_days=(3, 1), repo=repo) == 0
+    assert list(repo.alerts) == ["deadline_breached:c1"]
+
+
+async def test_escalated_after_the_deadline_passed_is_a_breach_even_if_first_swept_later() -> None:
+    repo = MemoryRepo()
+    first = registered("c1", received_at=NOW - timedelta(days=16))  # due a day ago
+    await handlers.record_event(first, repo=repo)
+    await handlers.record_event(_escalated(first, NOW - timedelta(hours=1)), repo=repo)  # never swept while open
+    assert await handlers.check_deadlines(now=NOW, lead_days=(), repo=repo) == 1
+    assert "deadline_breached:c1" in repo.alerts
+
+
+async def test_a_breach_raised_while_open_is_not_raised_again_when_the_case_is_escalated() -> None:
+    repo = MemoryRepo()
+    first = registered("c1", received_at=NOW - timedelta(days=16))
+    await handlers.record_event(first, repo=repo)
+    assert await handlers.check_deadlines(now=NOW, lead_days=(), repo=repo) == 1
+    await handlers.record_event(_escalated(first, NOW + timedelta(hours=1)), repo=repo)
+    assert await handlers.check_deadlines(now=NOW + timedelta(hours=2), lead_days=(), repo=repo) == 0
+    assert list(repo.alerts) == ["deadline_breached:c1"] and repo.cases["c1"]["clock_stopped"]
+
+
+async def test_escalated_or_settled_before_the_deadline_leaves_the_clock_without_a_breach() -> None:
+    repo = MemoryRepo()
+    a = registered("c1", received_at=NOW - timedelta(days=10))  # due in 5 days
+    b = registered("c2", received_at=NOW - timedelta(days=10))
+    await handlers.record_events([a, b], repo=repo)
+    await handlers.record_events([_escalated(a, NOW), _agreed(b, NOW)], repo=repo)
+    assert (repo.cases["c1"]["status"], repo.cases["c2"]["status"]) == ("escalated", "settled")
+    for later in (NOW + timedelta(days=4, hours=12), NOW + timedelta(days=6), NOW + timedelta(days=30)):
+        assert await handlers.check_deadlines(now=later, lead_days=(3, 1), repo=repo) == 0
+    assert repo.alerts == {}
+    assert repo.cases["c1"]["clock_stopped"] and repo.cases["c2"]["clock_stopped"]
+
+
+async def test_the_first_event_that_finished_the_case_decides_whatever_the_order() -> None:
+    repo = MemoryRepo()
+    first = registered("c1", received_at=NOW - timedelta(days=10))  # due in 5 days
+    closed = Envelope.wrap(CaseClosed(case_number="TS-1", outcome="resolved"), case_id="c1", producer="followup",
+                           cause=first, occurred_at=NOW + timedelta(days=20))
+    # closure (after the deadline) arrives before the agreement (in time): the agreement decides
+    await handlers.record_events([first, closed], repo=repo)
+    await handlers.record_events([_agreed(first, NOW)], repo=repo)
+    assert repo.cases["c1"]["finished_at"] == NOW
+    assert await handlers.check_deadlines(now=NOW + timedelta(days=21), lead_days=(), repo=repo) == 0
+
+
+async def test_a_provisional_deadline_raises_one_ops_alert_per_case() -> None:
+    from shared.clock import due
+    from shared.contracts.investigation import InvestigationCompleted
+
+    repo = MemoryRepo()
+    received = datetime(2031, 9, 16, 2, 0, tzinfo=UTC)  # 2031: not in the holiday package
+    deadline = due(received, 15)
+    assert deadline.provisional
+    env = registered("c1", received_at=received)
+    env = env.model_copy(update={"payload": env.payload.model_copy(
+        update={"deadline_at": deadline.due_at, "deadline_provisional": True, "deadline_tier": 15})})
+    await handlers.record_events([env], repo=repo)
+    await handlers.record_events([env], repo=repo)  # redelivered
+    completed = Envelope.wrap(InvestigationCompleted(
+        case_number="TS-1", category="other", finding="unsubstantiated", deadline_at=due(received, 30).due_at,
+        deadline_provisional=True, deadline_tier=30), case_id="c1", producer="investigation", cause=env)
+    await handlers.record_events([completed], repo=repo)  # a new provisional deadline: still one alert
+    assert list(repo.alerts) == ["deadline_provisional:c1"]
+    alert = repo.alerts["deadline_provisional:c1"].payload
+    assert alert.kind == "deadline_provisional" and alert.severity == "warning"
+    assert "2031-10-01" in alert.message and "provisional" in alert.message and "chinesecalendar" in alert.message
+    assert repo.cases["c1"]["deadline_provisional"] is True
+    # a deadline the package covers raises nothing
+    await handlers.record_events([registered("c2", received_at=NOW)], repo=repo)
+    assert list(repo.alerts) == ["deadline_provisional:c1"]
