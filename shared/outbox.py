@@ -11,8 +11,11 @@ periodic ``relay_pending`` sweep publishes it again. Consumers dedupe on ``event
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Iterable
+import uuid
+from collections.abc import Awaitable, Callable, Iterable, Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -35,6 +38,24 @@ SWEEP_GRACE = timedelta(seconds=60)
 
 #: Publish (logical topic, key, value bytes) and return once acknowledged.
 SendFn = Callable[[str, bytes, bytes], Awaitable[object]]
+
+
+#: The token of the batch being handled (``batch_token``): documents *inserted* with an outbox
+#: in one batch carry it (``outbox_batch``), so their outboxes are cleared with one
+#: ``update_many`` on it after publishing instead of one update per document.
+_BATCH: ContextVar[str | None] = ContextVar("parley_outbox_batch", default=None)
+
+
+@contextlib.contextmanager
+def batch_token() -> Iterator[str]:
+    """Give the documents inserted inside this block one batch token (the runtime wraps each
+    batch, timer run and request in one)."""
+    token = uuid.uuid4().hex
+    reset = _BATCH.set(token)
+    try:
+        yield token
+    finally:
+        _BATCH.reset(reset)
 
 
 def outbox_fields(events: list[Envelope[Any]]) -> dict[str, Any]:
@@ -60,17 +81,29 @@ def outbox_fields(events: list[Envelope[Any]]) -> dict[str, Any]:
     if events:
         fields["outbox_pending"] = True
         fields["outbox_at"] = at
+        # an update's events never join a batch clear: the document may hold older events
+        fields["outbox_batch"] = uuid.uuid4().hex
     return fields
 
 
 def outbox_document(events: list[Envelope[Any]]) -> dict[str, Any]:
-    """Return the fields that put ``events`` in a new document's outbox (for inserts)."""
+    """Return the fields that put ``events`` in a new document's outbox (for inserts).
+
+    Inside ``batch_token`` the document and each of its items carry the batch's token: a new
+    document's outbox holds only these events, so once they are published the whole outbox
+    of every document still carrying the token can be cleared in one ``update_many``.
+    """
     doc: dict[str, Any] = {"outbox": {}, "outbox_pending": False}
     for key, value in outbox_fields(events).items():
         if key.startswith("outbox."):
             doc["outbox"][key.removeprefix("outbox.")] = value
         else:
             doc[key] = value
+    token = _BATCH.get()
+    if events and token is not None:
+        doc["outbox_batch"] = token
+        for item in doc["outbox"].values():
+            item["batch"] = token
     return doc
 
 
@@ -216,13 +249,36 @@ async def _clear(collection: AsyncCollection[dict[str, Any]], sent: list[Written
                  empty: list[Written]) -> None:
     """Remove published events from their documents' outboxes and clear the flags.
 
-    One update per document where the outbox was written once and nobody wrote since
-    (``outbox_at`` still equals the items' ``at``); otherwise, and for outboxes written
+    One ``update_many`` per batch for documents the batch inserted (their items carry its
+    token, ``outbox_document``) and nobody wrote since; one update per document where the
+    outbox was written once and nobody wrote since (``outbox_at`` still equals the items'
+    ``at``); otherwise, and for outboxes written
     before items carried ``at``, the careful way: remove the sent events, then clear the
     flag only where the outbox is empty, so an event added meanwhile keeps its flag.
     """
     quick: list[Written] = []
     careful: list[Written] = list(empty)
+    batches: dict[str, list[Written]] = {}
+    rest: list[Written] = []
+    for w in sent:
+        tokens = {item.get("batch") for item in (w.pending or {}).values()}
+        token = next(iter(tokens)) if len(tokens) == 1 else None
+        (batches.setdefault(token, []) if token else rest).append(w)
+    for token, group in batches.items():
+        # one command for the batch's new documents that nobody wrote since (the token is still
+        # theirs); FerretDB finds them by the token (indexed, pushed down) and checks the ids
+        result = await collection.update_many(
+            {"outbox_batch": token, "_id": {"$in": [w.doc_id for w in group]}},
+            {"$set": {"outbox": {}, "outbox_pending": False}, "$unset": {"outbox_batch": ""}},
+        )
+        if result.matched_count < len(group):
+            # someone wrote to some of them meanwhile: those are still pending (the flag is
+            # indexed); only they go the per-document ways below, which are idempotent
+            ids = [w.doc_id for w in group]
+            left = {d["_id"] async for d in collection.find(
+                {"outbox_pending": True, "_id": {"$in": ids}}, {"_id": 1})}
+            rest.extend(w for w in group if w.doc_id in left)
+    sent = rest
     for w in sent:
         ats = [item.get("at") for item in (w.pending or {}).values()]
         (quick if ats and None not in ats else careful).append(w)

@@ -37,6 +37,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import OperationFailure
 
 from shared.http import install_error_handlers
 from shared.kafka.admin import ensure_topics
@@ -45,7 +46,7 @@ from shared.kafka.dlq import DEAD_LETTER_COLLECTION, MongoDeadLetterStore
 from shared.kafka.producer import Publisher
 from shared.logging import install_context_filter, setup_logging
 from shared.mongo import make_client, service_database
-from shared.outbox import SWEEP_GRACE, SendFn, Written, publish_written, relay_pending
+from shared.outbox import SWEEP_GRACE, SendFn, Written, batch_token, publish_written, relay_pending
 from shared.settings import CommonSettings
 from shared.topics import decode
 
@@ -193,6 +194,13 @@ async def prepare(spec: ServiceSpec[S, D], settings: S) -> None:
                           no_send, "prepare")
         deps = spec.deps(runtime)
         await spec.indexes(deps)
+        for name in spec.outboxes:  # the batch clear and the sweep find outboxes by these
+            await runtime.db[name].create_index([("outbox_batch", 1)], name="outbox_batch")
+            try:
+                await runtime.db[name].create_index([("outbox_pending", 1)], name="outbox_pending")
+            except OperationFailure as exc:  # the service declared it under a name of its own
+                if exc.code not in (85, 86):  # IndexOptionsConflict, IndexKeySpecsConflict
+                    raise
         if spec.seed is not None:
             await spec.seed(deps, settings)
     finally:
@@ -266,7 +274,8 @@ def build_worker(spec: ServiceSpec[S, D], settings: S, **faust_overrides: Any) -
 
     def run_timer(timer: Timer[D]) -> Callable[[], Awaitable[Any]]:
         async def run() -> Any:
-            return await timer.run(deps())
+            with batch_token():
+                return await timer.run(deps())
 
         return run
 
@@ -309,7 +318,8 @@ def _declare_agent(app: Any, settings: CommonSettings, spec: ServiceSpec[Any, An
     batch_size = sub.batch_size(settings) if callable(sub.batch_size) else sub.batch_size
 
     async def handle(items: list[Any]) -> Any:
-        return await sub.handle(deps(), items)
+        with batch_token():  # documents this batch inserts share one outbox clear
+            return await sub.handle(deps(), items)
 
     async def agent(stream: Any) -> None:
         async for events in stream.take_events(batch_size, sub.within_s):

@@ -85,13 +85,34 @@ async def on_dead_letters(deps: Deps, messages: list[Incoming]) -> list[Written]
     return written
 
 
-async def check_deadlines(deps: Deps) -> None:
-    """Raise warnings and breaches for cases near or past their deadline."""
+class _Recording:
+    """The repository, noting the alerts raised through it (so the timer publishes them at
+    once instead of leaving them to the outbox sweep)."""
+
+    def __init__(self, repo: Repository) -> None:
+        self._repo = repo
+        self.raised: list[str] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._repo, name)
+
+    async def raise_alert(self, alert_id: str, envelope: Envelope[Any]) -> bool:
+        new = await self._repo.raise_alert(alert_id, envelope)
+        if new:
+            self.raised.append(alert_id)
+        return new
+
+
+async def check_deadlines(deps: Deps) -> list[Written]:
+    """Raise warnings and breaches for cases near or past their deadline; return the alerts
+    written, for the runtime to publish."""
+    repo = _Recording(deps.repo)
     raised = await handlers.check_deadlines(
-        now=utcnow(), lead_days=deps.settings.warning_lead_days, repo=deps.repo
+        now=utcnow(), lead_days=deps.settings.warning_lead_days, repo=repo  # type: ignore[arg-type]
     )
     if raised:
         log.info("deadline sweep raised %d alerts", raised)
+    return [Written(deps.repo.alerts, alert_id) for alert_id in repo.raised]
 
 
 SPEC: ServiceSpec[Settings, Deps] = ServiceSpec(

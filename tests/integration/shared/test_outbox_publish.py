@@ -52,3 +52,50 @@ async def test_outboxes_are_published_in_order_and_cleared_but_a_later_write_kee
     assert b is not None
     assert list(b["outbox"]) == [str(late[0].event_id)]  # only the sent event was removed
     assert b["outbox_pending"] is True  # the late event is left, flagged, for the sweep
+
+
+async def test_a_batch_of_new_documents_is_cleared_in_one_command_but_only_what_was_sent(
+    settings: CommonSettings, mongo_client: AsyncMongoClient[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from shared.outbox import batch_token
+
+    col = mongo_client[settings.mongo.database("outbox")]["batch"]
+    await col.create_index([("outbox_batch", 1)], name="outbox_batch")
+    with batch_token():
+        docs = {f"d{i}": outbox_document([_alert(f"c{i}", f"m{i}")]) for i in range(60)}
+    await col.insert_many([{"_id": k, **v} for k, v in docs.items()])
+    # d1 gets another event from a later write before the publisher clears: it must keep it
+    late = [_alert("c1", "late")]
+    await col.update_one({"_id": "d1"}, {"$set": outbox_fields(late)})
+
+    commands: list[str] = []
+    real_many, real_bulk = type(col).update_many, type(col).bulk_write
+
+    async def update_many(self: Any, *args: Any, **kwargs: Any) -> Any:
+        commands.append("update_many")
+        return await real_many(self, *args, **kwargs)
+
+    async def bulk_write(self: Any, ops: Any, *args: Any, **kwargs: Any) -> Any:
+        commands.append(f"bulk_write({len(ops)})")
+        return await real_bulk(self, ops, *args, **kwargs)
+
+    monkeypatch.setattr(type(col), "update_many", update_many)
+    monkeypatch.setattr(type(col), "bulk_write", bulk_write)
+
+    async def send(topic: str, key: bytes, value: bytes) -> None:
+        return None
+
+    # d59 was inserted in the same batch but is not handed to this publisher (another worker
+    # owns it now): it must stay pending
+    handed = [Written(col, k, v["outbox"]) for k, v in docs.items() if k != "d59"]
+    assert await publish_written(handed, send) == 59
+    cleared = [d async for d in col.find({"outbox_pending": False})]
+    assert sorted(d["_id"] for d in cleared) == sorted(k for k in docs if k not in ("d1", "d59"))
+    assert all(d["outbox"] == {} and "outbox_batch" not in d for d in cleared)
+    d1 = await col.find_one({"_id": "d1"})
+    assert d1 is not None and d1["outbox_pending"] is True and list(d1["outbox"]) == [str(late[0].event_id)]
+    d59 = await col.find_one({"_id": "d59"})
+    assert d59 is not None and d59["outbox_pending"] is True and len(d59["outbox"]) == 1
+    # one update_many for the batch's 58; only d1 (changed meanwhile) goes the per-document
+    # way: its quick update misses (outbox_at moved), then the careful two steps
+    assert commands == ["update_many", "bulk_write(1)", "bulk_write(1)", "bulk_write(1)"], commands
