@@ -69,8 +69,8 @@ def documented_matrix() -> dict[str, dict[tuple[str, str], frozenset[str]]]:
     columns: list[str] = []
     for line in SECURITY_DOC.read_text(encoding="utf-8").splitlines():
         heading = re.match(r"^### (\w+)\s*$", line)
-        if heading:
-            service = heading.group(1)
+        if heading or line.startswith("## "):  # a table belongs to its service's heading only
+            service = heading.group(1) if heading else None
             continue
         cells = [c.strip() for c in line.strip().strip("|").split("|")] if line.startswith("|") else []
         if service is None or not cells:
