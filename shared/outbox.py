@@ -23,6 +23,7 @@ from typing import Any
 from pymongo import ReturnDocument, UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 
+from shared import metrics
 from shared.contracts.envelope import Envelope
 
 log = logging.getLogger(__name__)
@@ -220,6 +221,7 @@ async def publish_written(written: Iterable[Written | None], send: SendFn) -> in
     async def chain(events: list[dict[str, Any]]) -> None:
         for item in events:
             await send(item["topic"], item["key"].encode(), item["value"].encode())
+            metrics.EVENTS_PUBLISHED.labels(item["topic"]).inc()
 
     await asyncio.gather(*(chain(c) for c in chains.values()))
     by_collection: dict[int, tuple[AsyncCollection[dict[str, Any]], list[Written]]] = {}

@@ -15,7 +15,8 @@ services:
   (``shared.outbox.publish_written``) before the batch is acknowledged; guarded timers (an
   exception is logged, never kills the worker); an outbox sweep for each outbox collection;
 - **the API** — a FastAPI app with one lifespan (database client, publisher, dependencies),
-  one ``/health``, one error mapping (``shared.http``);
+  one ``/health``, one error mapping (``shared.http``), request latency and ``GET /metrics``
+  (``shared.metrics``; a worker serves its metrics on ``PARLEY_METRICS_PORT`` when set);
 - **the command line** — ``python -m services.<name> worker | api [--port N] | <command>``.
 
 Nothing is built at import time.
@@ -39,6 +40,7 @@ from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import OperationFailure
 
+from shared import metrics
 from shared.http import install_error_handlers
 from shared.kafka.admin import ensure_topics
 from shared.kafka.consume import Incoming, consume_batch, settle
@@ -318,7 +320,8 @@ def _declare_agent(app: Any, settings: CommonSettings, spec: ServiceSpec[Any, An
     batch_size = sub.batch_size(settings) if callable(sub.batch_size) else sub.batch_size
 
     async def handle(items: list[Any]) -> Any:
-        with batch_token():  # documents this batch inserts share one outbox clear
+        # documents this batch inserts share one outbox clear
+        with batch_token(), metrics.handler_timer(spec.name, sub.name):
             return await sub.handle(deps(), items)
 
     async def agent(stream: Any) -> None:
@@ -331,8 +334,10 @@ def _declare_agent(app: Any, settings: CommonSettings, spec: ServiceSpec[Any, An
             for message in messages:  # a reader of dead letters: log, never dead-letter
                 try:
                     await published(await handle([decoder(message)]))
+                    metrics.consumed(spec.name, message.topic, "handled")
                 except Exception:  # noqa: BLE001 - the record stays in Kafka; logged once here
                     log.exception("could not handle a record from %s", message.topic)
+                    metrics.consumed(spec.name, message.topic, "failed")
 
     agent.__name__ = sub.name.replace(".", "_").replace("-", "_")
     app.agent(topic, name=f"{spec.name}.{sub.name}")(agent)
@@ -379,6 +384,7 @@ def build_api(spec: ServiceSpec[S, D], settings: S) -> Any:
     app = FastAPI(title=spec.api_title or f"Parley {spec.name}",
                   description=spec.api_description, lifespan=lifespan)
     install_error_handlers(app)
+    metrics.install_http_metrics(app, spec.name)
 
     @app.get("/health", tags=["ops"], summary="Whether this API and its database answer",
              response_model=None)
@@ -430,6 +436,7 @@ def run(spec: ServiceSpec[Any, Any], argv: list[str] | None = None) -> int:
         import faust
 
         asyncio.run(prepare_when_ready(spec, settings))
+        metrics.serve_worker_metrics(settings.metrics_port, worker_index=settings.worker_index)
         faust.Worker(build_worker(spec, settings), loglevel=args.loglevel.upper()).execute_from_commandline()
         return 0
 

@@ -163,6 +163,11 @@ class CommonSettings(BaseSettings):
         description="Which of a service's N worker processes on one machine this is (1..N); "
         "workers after the first get their own faust data directory.",
     )
+    metrics_port: int = Field(
+        0, ge=0, le=65535, validation_alias=AliasChoices("PARLEY_METRICS_PORT", "metrics_port"),
+        description="Port a worker serves its Prometheus metrics on (127.0.0.1, /metrics); worker k "
+        "of a service uses this + k - 1. 0: off. APIs serve theirs at GET /metrics.",
+    )
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     mongo: MongoSettings = Field(default_factory=MongoSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)

@@ -22,6 +22,7 @@ from typing import Any, Literal, TypeVar
 
 from pymongo.errors import AutoReconnect, ConnectionFailure, NetworkTimeout
 
+from shared import metrics
 from shared.errors import InvalidMessage
 from shared.kafka.dlq import DeadLetter, DeadLetterFailed
 from shared.logging import log_context
@@ -168,6 +169,7 @@ async def consume_batch(
                 source_headers=message.headers,
             )
             counts["dead_lettered"] += 1
+            metrics.consumed(dead_letter.consumer, message.topic, "dead_lettered")
         except Exception as exc:  # noqa: BLE001 - a decoder's own failure is the record's, too
             log.exception("dead-lettering %s@%s/%s: the decoder failed",
                           message.topic, message.partition, message.offset)
@@ -178,6 +180,7 @@ async def consume_batch(
                 error_type=type(exc).__name__, attempts=1, source_headers=message.headers,
             )
             counts["dead_lettered"] += 1
+            metrics.consumed(dead_letter.consumer, message.topic, "dead_lettered")
     if not decoded:
         return counts
 
@@ -193,6 +196,8 @@ async def consume_batch(
             try:
                 await run([item for _, item in decoded])
                 counts["handled"] += len(decoded)
+                for message, _ in decoded:
+                    metrics.consumed(dead_letter.consumer, message.topic, "handled")
                 return counts
             except Exception as exc:  # noqa: BLE001 - routed below, record by record
                 if is_retriable(exc) and attempt < max_attempts:
@@ -223,6 +228,7 @@ async def consume_batch(
                 max_attempts=max_attempts, backoff_s=backoff_s, sleep=sleep,
             )
             counts[outcome] += 1
+            metrics.consumed(dead_letter.consumer, message.topic, outcome)
 
     results = await asyncio.gather(*(one_group(g) for g in _group_by_key(decoded)),
                                    return_exceptions=True)
