@@ -71,9 +71,9 @@ CATALOGUE: dict[str, TopicSpec] = {
         _spec(negotiation.CaseEscalated, "The case goes to mediation or litigation.", "followup"),
         _spec(followup.FollowupCompleted, "The satisfaction callback was made."),
         _spec(followup.CaseClosed, "The case was closed.", "intake"),
-        # read by people (operations); supervision does not read its own alerts back yet
+        # read by people (operations) through supervision, which keeps every service's alerts
         TopicSpec(supervision.SupervisionAlert.event_type, "Something needs a person's attention.",
-                  supervision.SupervisionAlert, ()),
+                  supervision.SupervisionAlert, ("supervision",)),
     )
 }
 

@@ -1,30 +1,72 @@
-"""Supervision's HTTP face for operations and compliance: cases, alerts, dead letters.
+"""Supervision's HTTP face for operations and compliance: cases, alerts, dead letters, lag.
 
 Every route is for ``ops`` and ``auditor`` only (``shared.auth``, ``docs/security.md``): the
 router's one dependency answers 401 without a valid token and 403 for any other role.
+Acknowledging and resolving an alert is for ``ops`` alone (auditors read); the token's
+subject is recorded as who did it.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+import time
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
 
-from services.supervision.models import AlertView, CaseWatch, DeadLetterView
+from services.supervision import handlers
+from services.supervision.models import (
+    AlertNote,
+    AlertView,
+    CaseWatch,
+    DeadLetterView,
+    GroupLagView,
+    LagView,
+    PartitionLagView,
+)
 from services.supervision.repository import Repository
 from services.supervision.settings import Settings
-from shared.auth import Role, install_auth, require
+from shared.auth import Principal, Role, install_auth, require
+from shared.contracts.envelope import utcnow
 from shared.errors import NotFound
 
 #: who may watch: operations and the auditors (the console reads the same API)
 WATCHERS: tuple[Role, ...] = ("ops", "auditor")
 
+#: who may act on an alert (acknowledge, resolve): operations; auditors only read
+ACTORS: tuple[Role, ...] = ("ops",)
+
 router = APIRouter(dependencies=[Depends(require(*WATCHERS))])
+Actor = Annotated[Principal, Depends(require(*ACTORS))]
+
+#: how long /metrics reuses a lag reading (each reading asks Kafka a handful of questions)
+LAG_CACHE_S = 15.0
 
 
 def install_api(app: FastAPI, settings: Settings) -> None:
-    """Check the token settings (production refuses unsafe ones)."""
+    """Check the token settings (production refuses unsafe ones); put the lag and deadline
+    gauges on /metrics."""
     install_auth(app, settings)
+    refresh = getattr(app.state, "metrics_refresh", None)
+    if refresh is not None:
+        refresh.append(_refresh_gauges)
+
+
+async def _refresh_gauges(app: FastAPI) -> None:
+    from services.supervision.app import set_deadline_gauges, set_lag_gauges
+
+    await set_deadline_gauges(app.state.deps.repo, utcnow())
+    set_lag_gauges(await _lag(app, max_age_s=LAG_CACHE_S))
+
+
+async def _lag(app: FastAPI, *, max_age_s: float = 0.0) -> dict[str, list[handlers.PartitionLag]]:
+    from services.supervision.lag import read_lag
+
+    cached = getattr(app.state, "lag_reading", None)
+    if cached is not None and time.monotonic() - cached[0] < max_age_s:
+        return cached[1]  # type: ignore[no-any-return]
+    reading = await read_lag(app.state.settings.kafka)
+    app.state.lag_reading = (time.monotonic(), reading)
+    return reading
 
 
 def _repo(request: Request) -> Repository:
@@ -57,10 +99,57 @@ async def case(case_id: str, request: Request) -> CaseWatch:
 async def alerts(
     request: Request,
     kind: Annotated[str | None, Query(max_length=64)] = None,
+    status: Literal["open", "acknowledged", "resolved"] | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> list[AlertView]:
-    """List the newest alerts, optionally of one kind."""
-    return [AlertView(alert_id=d.pop("_id"), **d) for d in await _repo(request).list_alerts(kind, limit)]
+    """List the newest alerts (every service's), optionally of one kind or status."""
+    return [_alert_view(d) for d in await _repo(request).list_alerts(kind, limit, status)]
+
+
+def _alert_view(doc: dict[str, Any]) -> AlertView:
+    doc["status"] = handlers.alert_status(doc)
+    return AlertView(alert_id=doc.pop("_id"), **{k: v for k, v in doc.items() if k in AlertView.model_fields})
+
+
+async def _act(request: Request, alert_id: str, decide: Any, unless: tuple[str, ...], p: Principal,
+               body: AlertNote) -> AlertView:
+    repo = _repo(request)
+    doc = await repo.alert(alert_id)
+    if doc is None:
+        raise NotFound(f"no alert {alert_id!r}")
+    fields = decide(doc, by=p.sub, note=body.note, now=utcnow())
+    if fields is not None:
+        await repo.set_alert_fields(alert_id, fields, unless=unless)
+        doc = await repo.alert(alert_id) or doc
+    return _alert_view(doc)
+
+
+@router.post("/alerts/{alert_id}/acknowledge", response_model=AlertView,
+             responses={404: {"description": "unknown alert"}})
+async def acknowledge_alert(alert_id: str, body: AlertNote, request: Request, p: Actor) -> AlertView:
+    """Acknowledge an alert as the caller (once: a second acknowledgement answers the first)."""
+    return await _act(request, alert_id, handlers.acknowledge, ("acknowledged", "resolved"), p, body)
+
+
+@router.post("/alerts/{alert_id}/resolve", response_model=AlertView,
+             responses={404: {"description": "unknown alert"}})
+async def resolve_alert(alert_id: str, body: AlertNote, request: Request, p: Actor) -> AlertView:
+    """Resolve an alert as the caller (once: a second resolution answers the first)."""
+    return await _act(request, alert_id, handlers.resolve, ("resolved",), p, body)
+
+
+@router.get("/lag", response_model=LagView)
+async def lag(request: Request) -> LagView:
+    """Every service's consumer group: committed and end offset and lag per partition."""
+    threshold = request.app.state.settings.lag_alert_threshold
+    groups = []
+    for group, rows in (await _lag(request.app)).items():
+        total = handlers.total_lag(rows)
+        groups.append(GroupLagView(
+            group=group, lag=total, above_threshold=total > threshold,
+            partitions=[PartitionLagView(topic=r.topic, partition=r.partition, committed=r.committed,
+                                         end=r.end, lag=r.lag) for r in rows]))
+    return LagView(threshold=threshold, groups=groups)
 
 
 @router.get("/dead-letters", response_model=list[DeadLetterView])

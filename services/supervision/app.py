@@ -3,11 +3,15 @@
 Everything else (worker, API app, preparation, health, error mapping, outbox relay) is
 built from this spec by ``shared.service``, the same way for every service.
 
-- every catalogue topic with an envelope (not its own ``supervision.alert``) →
+- every catalogue topic with an envelope but ``supervision.alert`` →
   ``handlers.record_events`` (one write per case per batch); an unreadable event is left to the topic's owner, who
   dead-letters it, and supervision sees it on the ``.dlq`` topic;
+- ``supervision.alert`` → ``handlers.record_foreign_alerts``: alerts other services raised are
+  stored once (by event id); its own (producer ``supervision``) are stored when raised;
 - every ``<topic>.dlq`` → ``handlers.record_dead_letter`` (never dead-letters a dead letter);
 - a timer checks deadlines (``handlers.check_deadlines``) and raises alerts;
+- a timer reads every consumer group's lag (``lag.read_lag``), sets the lag gauges and raises
+  ``consumer_lag`` once per group while it is above the threshold;
 - outbox collection ``alerts``.
 """
 
@@ -15,11 +19,14 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import datetime, time, timedelta
 from typing import Any
 
 from services.supervision import handlers
 from services.supervision.repository import Repository
 from services.supervision.settings import Settings, get_settings
+from shared import metrics
+from shared.clock import REGULATORY_TIMEZONE, beijing_day, zone
 from shared.contracts.envelope import Envelope, utcnow
 from shared.errors import InvalidMessage
 from shared.kafka.consume import Incoming
@@ -32,7 +39,7 @@ log = logging.getLogger(__name__)
 
 SERVICE = "supervision"
 
-#: Topics whose events supervision watches (it does not watch its own alerts).
+#: Topics whose events go on case timelines (alerts are kept on their own).
 WATCHED = tuple(n for n, s in CATALOGUE.items() if s.payload is not None and n != "supervision.alert")
 #: Every dead-letter topic of the catalogue.
 DEAD_LETTERS = tuple(CATALOGUE[n].dlq for n in CATALOGUE)
@@ -63,6 +70,11 @@ def _decode_watched(message: Incoming) -> Envelope[Any] | None:
 async def on_events(deps: Deps, events: list[Envelope[Any] | None]) -> None:
     """Record a batch of events on their cases' timelines: one idempotent write per case."""
     await handlers.record_events([e for e in events if e is not None], repo=deps.repo)
+
+
+async def on_alerts(deps: Deps, alerts: list[Envelope[Any]]) -> None:
+    """Keep the alerts other services raised, once each."""
+    await handlers.record_foreign_alerts(alerts, repo=deps.repo)
 
 
 async def on_dead_letters(deps: Deps, messages: list[Incoming]) -> list[Written]:
@@ -115,6 +127,51 @@ async def check_deadlines(deps: Deps) -> list[Written]:
     return [Written(deps.repo.alerts, alert_id) for alert_id in repo.raised]
 
 
+async def check_lag(deps: Deps) -> list[Written]:
+    """Read every consumer group's lag, set the gauges, refresh the deadline gauges, and raise
+    ``consumer_lag`` for each group that went above the threshold; return the alerts written."""
+    from services.supervision.lag import read_lag
+
+    now = utcnow()
+    lags = await read_lag(deps.settings.kafka)
+    set_lag_gauges(lags)
+    await set_deadline_gauges(deps.repo, now)
+    threshold = deps.settings.lag_alert_threshold
+    totals = {group: handlers.total_lag(rows) for group, rows in lags.items()}
+    rising, falling = handlers.lag_transitions(totals, threshold=threshold, above=set(await deps.repo.lag_above()))
+    written = []
+    for group in rising:
+        await deps.repo.set_lag_above(group, now)
+        alert_id = handlers.lag_alert_id(group, now)
+        envelope = Envelope.wrap(handlers.lag_alert(group, totals[group], threshold), case_id=f"lag:{group}",
+                                 producer=handlers.PRODUCER, occurred_at=now)
+        if await deps.repo.raise_alert(alert_id, envelope):
+            written.append(Written(deps.repo.alerts, alert_id))
+    for group in falling:
+        await deps.repo.set_lag_above(group, None)
+    return written
+
+
+def set_lag_gauges(lags: dict[str, list[handlers.PartitionLag]]) -> None:
+    """``parley_consumer_lag{group, topic}``: the lag summed over a topic's partitions."""
+    for group, rows in lags.items():
+        per_topic: dict[str, int] = {}
+        for row in rows:
+            per_topic[row.topic] = per_topic.get(row.topic, 0) + row.lag
+        for topic, lag in per_topic.items():
+            metrics.CONSUMER_LAG.labels(group, topic).set(lag)
+
+
+async def set_deadline_gauges(repo: Repository, now: datetime) -> None:
+    """Cases due today (Beijing day), cases breached, alerts by status."""
+    start = datetime.combine(beijing_day(now), time(0), tzinfo=zone(REGULATORY_TIMEZONE))
+    counts = await repo.deadline_counts(start, start + timedelta(days=1), handlers.FINISHED_FROM_RANK)
+    metrics.CASES_DUE_TODAY.set(counts["due_today"])
+    metrics.DEADLINES_BREACHED.set(counts["breached"])
+    for status, n in (await repo.alert_status_counts()).items():
+        metrics.ALERTS_BY_STATUS.labels(status).set(n)
+
+
 SPEC: ServiceSpec[Settings, Deps] = ServiceSpec(
     name=SERVICE,
     settings=get_settings,
@@ -122,10 +179,12 @@ SPEC: ServiceSpec[Settings, Deps] = ServiceSpec(
     indexes=lambda deps: deps.repo.ensure_indexes(),
     subscriptions=[
         Subscription("watch", WATCHED, on_events, decode=_decode_watched),
+        Subscription("alerts", ("supervision.alert",), on_alerts),
         Subscription("dead-letters", DEAD_LETTERS, on_dead_letters, decode=lambda m: m,
                      dead_letter=False),
     ],
-    timers=[Timer("deadlines", lambda s: s.sweep_interval_s, check_deadlines)],
+    timers=[Timer("deadlines", lambda s: s.sweep_interval_s, check_deadlines),
+            Timer("lag", lambda s: s.lag_interval_s, check_lag)],
     outboxes=["alerts"],
     sweep_interval_s=lambda s: s.sweep_interval_s,
     api="services.supervision.api",

@@ -5,7 +5,7 @@ Plain functions over a repository protocol; no Kafka, faust or FastAPI here.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -86,6 +86,10 @@ class SupervisionRepository(Protocol):
     async def add_dead_letter(self, record: dict[str, Any]) -> bool: ...
 
     async def raise_alert(self, alert_id: str, envelope: Envelope[SupervisionAlert]) -> bool: ...
+
+    async def store_alert(self, alert_id: str, envelope: Envelope[SupervisionAlert]) -> bool:
+        """Keep an alert another service raised and published (no outbox); False if kept before."""
+        ...
 
     async def cases_due_before(self, when: datetime, finished_from_rank: int) -> list[dict[str, Any]]:
         """Cases not paused whose deadline is at or before ``when`` and which are still on the
@@ -361,3 +365,143 @@ async def _finished(case: dict[str, Any], deadline: datetime, label: str, now: d
         return raised
     await repo.clock_stopped(case["_id"])  # left in time (or before this was recorded): no breach
     return 0
+
+
+# ------------------------------------------------------------------ alerts raised elsewhere
+
+
+def is_own_alert(envelope: Envelope[Any]) -> bool:
+    """Whether supervision raised this alert itself (it stores those when it raises them)."""
+    return envelope.producer == PRODUCER
+
+
+def foreign_alert_id(envelope: Envelope[Any]) -> str:
+    """The id another service's alert is stored under: its event id (a redelivery or a
+    second publication of the same event is the same alert)."""
+    return f"event:{envelope.event_id}"
+
+
+async def record_foreign_alerts(envelopes: list[Envelope[SupervisionAlert]], *,
+                                repo: SupervisionRepository) -> int:
+    """Store the alerts other services raised (follow-up's ``case_reopened``,
+    ``instalment_missed``, ``execution_overdue``, ...) once each; supervision's own alerts,
+    stored when raised, are skipped. Returns the number newly stored."""
+    stored = 0
+    for envelope in envelopes:
+        if not is_own_alert(envelope) and await repo.store_alert(foreign_alert_id(envelope), envelope):
+            stored += 1
+    return stored
+
+
+# ------------------------------------------------------------------ a person acts on an alert
+
+#: An alert is open, then acknowledged (someone is on it), then resolved.
+ALERT_STATUSES = ("open", "acknowledged", "resolved")
+
+
+def alert_status(alert: dict[str, Any]) -> str:
+    """The status of a stored alert: resolved, acknowledged or open."""
+    if alert.get("resolved"):
+        return "resolved"
+    if alert.get("acknowledged"):
+        return "acknowledged"
+    return "open"
+
+
+def action_record(*, by: str, note: str | None, now: datetime) -> dict[str, Any]:
+    """Who did it, when, and what they noted."""
+    return {"by": by, "at": now, "note": (note or "").strip() or None}
+
+
+def acknowledge(alert: dict[str, Any], *, by: str, note: str | None, now: datetime) -> dict[str, Any] | None:
+    """The fields to set when ``by`` acknowledges ``alert``, or None when there is nothing to
+    change: an alert is acknowledged once (a second acknowledgement keeps the first record)
+    and a resolved alert is not acknowledged afterwards."""
+    if alert_status(alert) != "open":
+        return None
+    return {"acknowledged": action_record(by=by, note=note, now=now), "status": "acknowledged"}
+
+
+def resolve(alert: dict[str, Any], *, by: str, note: str | None, now: datetime) -> dict[str, Any] | None:
+    """The fields to set when ``by`` resolves ``alert``, or None when it is resolved already
+    (the first resolution is kept). An open alert may be resolved directly; it then stays
+    without an acknowledgement."""
+    if alert_status(alert) == "resolved":
+        return None
+    return {"resolved": action_record(by=by, note=note, now=now), "status": "resolved"}
+
+
+# ------------------------------------------------------------------ consumer lag
+
+
+@dataclass(frozen=True)
+class PartitionLag:
+    """How far one consumer group is behind on one partition."""
+
+    group: str
+    topic: str  # logical name
+    partition: int
+    committed: int | None  # None: the group has committed nothing there
+    end: int
+
+    @property
+    def lag(self) -> int:
+        """Records after the committed offset (all of them when nothing was committed)."""
+        return max(self.end - (self.committed or 0), 0)
+
+
+def consumer_groups(topic_prefix: str) -> dict[str, tuple[str, ...]]:
+    """Every service's consumer group (the faust app id, ``<prefix>parley-<service>``) and the
+    logical topics it reads: the catalogue's consumers, and for supervision every dead-letter
+    topic too."""
+    from shared.topics import CATALOGUE
+
+    reads: dict[str, list[str]] = {}
+    for name, entry in CATALOGUE.items():
+        for service in entry.consumers:
+            reads.setdefault(service, []).append(name)
+    reads.setdefault("supervision", []).extend(entry.dlq for entry in CATALOGUE.values())
+    return {f"{topic_prefix}parley-{service}": tuple(topics) for service, topics in sorted(reads.items())}
+
+
+def partition_lags(group: str, partitions: Sequence[tuple[str, int]],
+                   committed: Mapping[tuple[str, int], int | None],
+                   ends: Mapping[tuple[str, int], int]) -> list[PartitionLag]:
+    """One row per (topic, partition) the group reads: committed offset (None, or a negative
+    offset Kafka answers for "none", when nothing was committed), end offset, lag."""
+    rows = []
+    for topic, partition in sorted(partitions):
+        offset = committed.get((topic, partition))
+        rows.append(PartitionLag(group, topic, partition,
+                                 offset if offset is not None and offset >= 0 else None,
+                                 ends.get((topic, partition), 0)))
+    return rows
+
+
+def total_lag(rows: Sequence[PartitionLag]) -> int:
+    """A group's lag over all its partitions."""
+    return sum(row.lag for row in rows)
+
+
+def lag_transitions(totals: dict[str, int], *, threshold: int,
+                    above: set[str]) -> tuple[list[str], list[str]]:
+    """Which groups went above ``threshold`` now (alert them: once per group while above) and
+    which came back to it or below (they may alert again next time), given the groups that
+    were ``above`` before."""
+    rising = sorted(g for g, lag in totals.items() if lag > threshold and g not in above)
+    falling = sorted(g for g in above if totals.get(g, 0) <= threshold)
+    return rising, falling
+
+
+def lag_alert_id(group: str, since: datetime) -> str:
+    """The id of a group's lag alert: one per time it went above the threshold."""
+    return f"consumer_lag:{group}:{as_utc(since):%Y%m%dT%H%M%SZ}"
+
+
+def lag_alert(group: str, lag: int, threshold: int) -> SupervisionAlert:
+    """The alert of a consumer group that fell behind."""
+    return SupervisionAlert(
+        kind="consumer_lag", severity="warning",
+        message=(f"消费组 {group} 积压 {lag} 条消息（阈值 {threshold}）/ consumer group {group} is "
+                 f"{lag} records behind (threshold {threshold})"),
+    )

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class TimelineEntry(BaseModel):
@@ -47,8 +48,16 @@ class DeadLetterView(BaseModel):
     stored_id: str | None = Field(None, description="Their id there.")
 
 
+class AlertAction(BaseModel):
+    """Who acknowledged or resolved an alert, when, and their note."""
+
+    by: str = Field(description="The token subject of the person.")
+    at: datetime
+    note: str | None = None
+
+
 class AlertView(BaseModel):
-    """An alert raised by supervision."""
+    """An alert raised by supervision or by another service (``producer``)."""
 
     alert_id: str
     kind: str
@@ -57,3 +66,41 @@ class AlertView(BaseModel):
     case_id: str | None = None
     due_at: datetime | None = None
     raised_at: datetime
+    producer: str = "supervision"
+    status: Literal["open", "acknowledged", "resolved"] = "open"
+    acknowledged: AlertAction | None = None
+    resolved: AlertAction | None = None
+
+
+class AlertNote(BaseModel):
+    """What a person says when acknowledging or resolving an alert (who: from their token)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    note: str | None = Field(None, max_length=2000)
+
+
+class PartitionLagView(BaseModel):
+    """One partition a consumer group reads."""
+
+    topic: str
+    partition: int
+    committed: int | None = Field(description="The group's committed offset; null: none yet.")
+    end: int = Field(description="The partition's end offset (the next record's offset).")
+    lag: int
+
+
+class GroupLagView(BaseModel):
+    """A consumer group's lag over every partition of the topics it reads."""
+
+    group: str
+    lag: int
+    above_threshold: bool
+    partitions: list[PartitionLagView]
+
+
+class LagView(BaseModel):
+    """Every service's consumer group, as Kafka has them now."""
+
+    threshold: int
+    groups: list[GroupLagView]

@@ -1,4 +1,5 @@
-"""Supervision's MongoDB collections: ``cases`` (watch + timeline), ``dead_letters``, ``alerts``."""
+"""Supervision's MongoDB collections: ``cases`` (watch + timeline), ``dead_letters``, ``alerts``
+(its own and every other service's, with who acknowledged and resolved them), ``lag_state``."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ class Repository:
         self.cases = db["cases"]
         self.dead_letters = db["dead_letters"]
         self.alerts = db["alerts"]
+        self.lag_state = db["lag_state"]
 
     async def ensure_indexes(self) -> None:
         await self.dead_letters.create_index(
@@ -69,6 +71,15 @@ class Repository:
         return True
 
     async def raise_alert(self, alert_id: str, envelope: Envelope[SupervisionAlert]) -> bool:
+        """Keep one of supervision's own alerts with its event in the outbox (published from there)."""
+        return await self._insert_alert(alert_id, envelope, outbox_document([envelope]))
+
+    async def store_alert(self, alert_id: str, envelope: Envelope[SupervisionAlert]) -> bool:
+        """Keep an alert another service raised (already on Kafka: no outbox)."""
+        return await self._insert_alert(alert_id, envelope, {"event_id": str(envelope.event_id)})
+
+    async def _insert_alert(self, alert_id: str, envelope: Envelope[SupervisionAlert],
+                            extra: dict[str, Any]) -> bool:
         doc = {
             "_id": alert_id,
             "case_id": envelope.case_id,
@@ -77,7 +88,9 @@ class Repository:
             "message": envelope.payload.message,
             "due_at": envelope.payload.due_at,
             "raised_at": envelope.occurred_at,
-            **outbox_document([envelope]),
+            "producer": envelope.producer,
+            "status": "open",
+            **extra,
         }
         try:
             await self.alerts.insert_one(doc)
@@ -85,6 +98,40 @@ class Repository:
             return False
         await self.cases.update_one({"_id": envelope.case_id}, {"$push": {"alerts": envelope.payload.kind}})
         return True
+
+    async def alert(self, alert_id: str) -> dict[str, Any] | None:
+        return await self.alerts.find_one({"_id": alert_id}, {"outbox": 0})
+
+    async def set_alert_fields(self, alert_id: str, fields: dict[str, Any], *, unless: tuple[str, ...]) -> None:
+        """Set ``fields`` on an alert only while none of ``unless`` is recorded on it (the first
+        acknowledgement or resolution stays, also when two people act at once)."""
+        await self.alerts.update_one({"_id": alert_id, **{name: None for name in unless}}, {"$set": fields})
+
+    async def lag_above(self) -> dict[str, datetime]:
+        """Consumer groups above the lag threshold at the last check, with since when."""
+        return {doc["_id"]: doc["since"] async for doc in self.lag_state.find({})}
+
+    async def set_lag_above(self, group: str, since: datetime | None) -> None:
+        """Record that ``group`` went above the threshold at ``since`` (None: back below)."""
+        if since is None:
+            await self.lag_state.delete_one({"_id": group})
+        else:
+            await self.lag_state.update_one({"_id": group}, {"$set": {"since": since}}, upsert=True)
+
+    async def deadline_counts(self, day_start: datetime, day_end: datetime, finished_from_rank: int) -> dict[str, int]:
+        """Cases on the clock due within [day_start, day_end), and cases breached."""
+        due = await self.cases.count_documents({
+            "deadline_at": {"$gte": day_start, "$lt": day_end},
+            "status_rank": {"$lt": finished_from_rank}, "paused": {"$ne": True},
+        })
+        breached = await self.alerts.count_documents({"kind": "deadline_breached"})
+        return {"due_today": due, "breached": breached}
+
+    async def alert_status_counts(self) -> dict[str, int]:
+        resolved = await self.alerts.count_documents({"status": "resolved"})
+        acknowledged = await self.alerts.count_documents({"status": "acknowledged"})
+        total = await self.alerts.count_documents({})
+        return {"open": total - resolved - acknowledged, "acknowledged": acknowledged, "resolved": resolved}
 
     async def cases_due_before(self, when: datetime, finished_from_rank: int) -> list[dict[str, Any]]:
         """Cases on the clock due by ``when``: open ones, and finished ones the sweep has not
@@ -103,8 +150,12 @@ class Repository:
         doc = await self.cases.find_one({"_id": case_id})
         return None if doc is None else _with_status(doc)
 
-    async def list_alerts(self, kind: str | None, limit: int) -> list[dict[str, Any]]:
-        query = {"kind": kind} if kind else {}
+    async def list_alerts(self, kind: str | None, limit: int, status: str | None = None) -> list[dict[str, Any]]:
+        query: dict[str, Any] = {"kind": kind} if kind else {}
+        if status == "open":  # alerts stored before statuses were recorded have none
+            query["status"] = {"$nin": ["acknowledged", "resolved"]}
+        elif status:
+            query["status"] = status
         cursor = self.alerts.find(query, {"outbox": 0}).sort("raised_at", -1).limit(limit)
         return [doc async for doc in cursor]
 

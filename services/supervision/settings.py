@@ -30,6 +30,16 @@ class Settings(CommonSettings):
         30, gt=0, description="How often deadlines are checked and outboxes relayed."
     )
 
+    lag_interval_s: float = Field(
+        60, gt=0, description="How often the worker reads every consumer group's lag "
+        "(PARLEY_SUPERVISION_LAG_INTERVAL_S)."
+    )
+    lag_alert_threshold: int = Field(
+        10_000, ge=0, description="A consumer group more records behind than this (over all its "
+        "partitions) raises one consumer_lag alert until it is back at or below it "
+        "(PARLEY_SUPERVISION_LAG_ALERT_THRESHOLD)."
+    )
+
     @field_validator("warning_lead_days", mode="before")
     @classmethod
     def _read_lead_days(cls, value: Any) -> Any:

@@ -1,0 +1,73 @@
+"""Consumer lag from Kafka: committed offsets of every service's group and the end offsets.
+
+The Kafka side of ``handlers.partition_lags``: one admin client (topic metadata,
+``list_consumer_group_offsets`` per group) and one consumer without a group (``end_offsets``),
+opened for one reading and closed after it — a reading is a handful of requests, made once a
+minute by the worker's timer and on demand by the API.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError
+
+from services.supervision.handlers import PartitionLag, consumer_groups, partition_lags
+from shared.settings import KafkaSettings
+
+
+async def read_lag(kafka: KafkaSettings) -> dict[str, list[PartitionLag]]:
+    """Every service's consumer group → one row per partition of every topic it reads."""
+    groups = consumer_groups(kafka.topic_prefix)
+    client_id = f"parley-supervision-lag-{uuid.uuid4().hex[:6]}"
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka.bootstrap, client_id=client_id)
+    consumer = AIOKafkaConsumer(bootstrap_servers=kafka.bootstrap, client_id=client_id,
+                                enable_auto_commit=False, group_id=None)
+    await admin.start()
+    try:
+        await consumer.start()
+        try:
+            logical = sorted({t for topics in groups.values() for t in topics})
+            described = await admin.describe_topics([kafka.topic(t) for t in logical])
+            partitions: dict[str, list[int]] = {}
+            for entry in described:
+                if entry.get("error_code", 0) == 0:
+                    name = str(entry["topic"]).removeprefix(kafka.topic_prefix)
+                    partitions[name] = sorted(int(p["partition"]) for p in entry["partitions"])
+            every = [TopicPartition(kafka.topic(t), p) for t, ps in partitions.items() for p in ps]
+            ends_raw: dict[Any, int] = await consumer.end_offsets(every) if every else {}
+            ends = {(tp.topic.removeprefix(kafka.topic_prefix), tp.partition): int(o) for tp, o in ends_raw.items()}
+
+            async def one(group: str, topics: tuple[str, ...]) -> list[PartitionLag]:
+                mine = [(t, p) for t in topics for p in partitions.get(t, [])]
+                offsets = await _committed(admin, group, [TopicPartition(kafka.topic(t), p) for t, p in mine])
+                committed = {(tp.topic.removeprefix(kafka.topic_prefix), tp.partition): int(meta.offset)
+                             for tp, meta in offsets.items()}
+                return partition_lags(group, mine, committed, ends)
+
+            rows = await asyncio.gather(*(one(g, ts) for g, ts in groups.items()))
+            return dict(zip(groups, rows, strict=True))
+        finally:
+            await consumer.stop()
+    finally:
+        await admin.close()
+
+
+async def _committed(admin: AIOKafkaAdminClient, group: str, partitions: list[TopicPartition],
+                     attempts: int = 3) -> dict[Any, Any]:
+    """The group's committed offsets on ``partitions``; a retriable error (the group
+    coordinator not ready yet, on a broker that never had a group) is retried briefly."""
+    if not partitions:
+        return {}
+    for attempt in range(1, attempts + 1):
+        try:
+            return dict(await admin.list_consumer_group_offsets(group, partitions=partitions))
+        except KafkaError as exc:
+            if not exc.retriable or attempt == attempts:
+                raise
+            await asyncio.sleep(0.5 * attempt)
+    return {}
