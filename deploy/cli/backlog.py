@@ -49,7 +49,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from deploy.cli.common import VAR_DIR, CliError, api_url, console, err_console, fail, kafka_settings
+from deploy.cli.common import CliError, api_url, console, err_console, fail, kafka_settings, var_dir
 
 RECEIVED = "complaint.received"
 CSV_CUSTOMER = {"customer_id": "customer_id", "customer_name": "name", "customer_phone": "phone",
@@ -220,7 +220,7 @@ class Ledger:
     @classmethod
     def for_import(cls, file: Path, destination: str) -> Ledger:
         digest = hashlib.sha256(f"{destination}|{file.name}".encode()).hexdigest()[:16]
-        return cls(VAR_DIR / "imports" / f"{_slug(file.stem)}-{digest}.keys")
+        return cls(var_dir() / "imports" / f"{_slug(file.stem)}-{digest}.keys")
 
     def add(self, keys: list[str]) -> None:
         if not keys:
@@ -378,7 +378,7 @@ async def run_import(path: Path, fmt: Format, *, rejects: Path, via: Via, from_l
                     rej.flush()
                     if not quiet:
                         where = "; ".join(f"{e['field']}: {e['problem']}" for e in errors[:3])
-                        progress.console.print(f"[yellow]line {row.line}[/]: {where}")
+                        progress.console.print(f"[yellow]line {row.line}[/]: {where}", soft_wrap=True)
                     progress.advance(task)
                 elif not republish and sub.key() in ledger.keys:
                     out.skipped += 1
@@ -417,7 +417,7 @@ def import_(
         else:
             raise typer.BadParameter("cannot tell the format from the extension: give --format csv|jsonl",
                                      param_hint="--format")
-    rejects = rejects or VAR_DIR / "imports" / f"{file.name}.rejects.jsonl"
+    rejects = rejects or var_dir() / "imports" / f"{file.name}.rejects.jsonl"
     out = Outcome()
     try:
         asyncio.run(run_import(file, fmt, rejects=rejects, via=via, from_line=from_line, channel=channel,
@@ -427,7 +427,7 @@ def import_(
         err_console.print(f"\n[bold]stopped[/]: rows before line {resume} are done ({out.published} published, "
                           f"{out.rejected} rejected). Resume with:\n  parley import {file} --from-line {resume}"
                           f"{' --via http' if via is Via.http else ''}\n(a plain re-run also works: rows already "
-                          "published are skipped.)")
+                          "published are skipped.)", soft_wrap=True)
         raise typer.Exit(130) from None
     except CliError as exc:
         resume = out.last_line + 1
@@ -435,10 +435,10 @@ def import_(
         fail(f"{exc}{hint}")
     console.print(f"{out.total} rows: {out.published} published, {out.skipped} already published before, "
                   f"{out.rejected} rejected" + (f", {out.before_from_line} before --from-line" if out.before_from_line else "")
-                  + (f"; HTTP {out.http_statuses}" if out.http_statuses else ""))
+                  + (f"; HTTP {out.http_statuses}" if out.http_statuses else ""), soft_wrap=True)
     if out.rejected:
-        console.print(f"Bad rows (line, field, problem) are in {rejects}; fix them and import that file again.")
+        console.print(f"Bad rows (line, field, problem) are in {rejects}; fix them and import that file again.", soft_wrap=True)
     if out.published:
-        console.print("Intake registers them: `parley cases search` shows the cases.")
+        console.print("Intake registers them: `parley cases search` shows the cases.", soft_wrap=True)
     if out.rejected and not out.published and not out.skipped:
         raise typer.Exit(1)

@@ -114,7 +114,7 @@ def search(
                       str(len(c.get("complaints") or [])))
     console.print(table)
     if not cases:
-        console.print("No cases match. `parley import FILE` loads a backlog.")
+        console.print("No cases match. `parley import FILE` loads a backlog.", soft_wrap=True)
 
 
 def run_search(**kw: Any) -> tuple[list[dict[str, Any]], int]:

@@ -13,8 +13,12 @@ import typer
 from rich.console import Console
 
 REPO = Path(__file__).resolve().parents[2]
-#: Where the CLI keeps what it must remember between runs (import ledgers, replay records).
-VAR_DIR = Path(os.environ.get("PARLEY_VAR_DIR") or REPO / "var")
+
+
+def var_dir() -> Path:
+    """Where the CLI keeps what it must remember between runs (import ledgers, replay
+    records): ``PARLEY_VAR_DIR``, default ``var/`` in the repository."""
+    return Path(os.environ.get("PARLEY_VAR_DIR") or REPO / "var")
 
 console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False)
@@ -27,7 +31,7 @@ class CliError(Exception):
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
-    err_console.print(f"[bold red]error:[/] {message}")
+    err_console.print(f"[bold red]error:[/] {message}", soft_wrap=True)
     raise typer.Exit(code)
 
 

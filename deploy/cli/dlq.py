@@ -26,7 +26,7 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from deploy.cli.common import VAR_DIR, CliError, console, kafka_settings, mongo_settings, run
+from deploy.cli.common import CliError, console, kafka_settings, mongo_settings, run, var_dir
 from deploy.cli.kafka import consumer, producer, read_all, read_one
 
 app = typer.Typer(help="Dead letters: what a consumer could not process, with the reason.",
@@ -37,7 +37,7 @@ REPLAYED_FROM = "replayed_from"
 
 
 def replay_file() -> Path:
-    return Path(os.environ.get("PARLEY_DLQ_REPLAYS") or VAR_DIR / "dlq-replays.json")
+    return Path(os.environ.get("PARLEY_DLQ_REPLAYS") or var_dir() / "dlq-replays.json")
 
 
 def logical_dlq(topic: str) -> str:
@@ -136,7 +136,7 @@ def list_(
                       "yes" if it["replayed"] else "")
     console.print(table)
     if items:
-        console.print("`parley dlq show TOPIC PARTITION OFFSET` for one; `parley dlq replay …` re-publishes it.")
+        console.print("`parley dlq show TOPIC PARTITION OFFSET` for one; `parley dlq replay …` re-publishes it.", soft_wrap=True)
 
 
 @app.command("show")
@@ -270,7 +270,7 @@ def replay(
     out = run(replay_one(topic, partition, offset))
     if out["status"] == "replayed":
         console.print(f"replayed {out['marker']} to {out['topic']} partition {out['partition']} "
-                      f"offset {out['offset']}")
+                      f"offset {out['offset']}", soft_wrap=True)
     else:
         console.print(f"already replayed ({out['found_in']}): {out['marker']} is on {out['topic']} "
-                      f"partition {out['partition']} offset {out['offset']}; nothing sent")
+                      f"partition {out['partition']} offset {out['offset']}; nothing sent", soft_wrap=True)
