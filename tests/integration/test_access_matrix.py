@@ -43,8 +43,8 @@ pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
 SECURITY_DOC = REPO / "docs" / "security.md"
 SERVICES = ("intake", "negotiation", "followup", "supervision")
-#: routes that answer without a token (FastAPI's schema and docs pages, and /health)
-OPEN = {("GET", "/health"), ("GET", "/openapi.json"), ("GET", "/docs"), ("GET", "/redoc"),
+#: routes that answer without a token (FastAPI's schema and docs pages, /health, /metrics)
+OPEN = {("GET", "/health"), ("GET", "/metrics"), ("GET", "/openapi.json"), ("GET", "/docs"), ("GET", "/redoc"),
         ("GET", "/docs/oauth2-redirect")}
 #: path values that are valid but name nothing that exists
 PATH_VALUES = {"channel": "app"}
