@@ -18,4 +18,7 @@ def cli_env(settings: CommonSettings, tmp_path: Path, monkeypatch: pytest.Monkey
     monkeypatch.setenv("PARLEY_MONGO_DB_PREFIX", settings.mongo.db_prefix)
     monkeypatch.setenv("PARLEY_VAR_DIR", str(tmp_path / "var"))
     monkeypatch.delenv("PARLEY_DLQ_REPLAYS", raising=False)
+    from deploy.cli import common
+
+    monkeypatch.setattr(common.console, "width", 240)  # tables on one line each, for the asserts
     return settings
