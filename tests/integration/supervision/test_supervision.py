@@ -92,3 +92,67 @@ async def test_supervision_tracks_cases_deadlines_and_dead_letters(settings: Com
             overview = await get("/overview")
             assert overview["cases_by_status"] == {"registered": 1, "closed": 1}
             assert (await http.get("/cases/nope")).status_code == 404
+
+
+async def test_alerts_of_every_service_are_acted_on_and_lag_and_metrics_answer(settings: CommonSettings, tmp_path: Path) -> None:
+    """Follow-up's alert reaches GET /alerts (supervision's own are not stored twice); an ops
+    person acknowledges and resolves it as their token's subject; /lag shows the worker's group
+    caught up; /metrics answers with parley_ metrics."""
+    from shared.contracts.supervision import SupervisionAlert
+
+    await ensure_topics(settings.kafka)
+    env = service_env(settings, PARLEY_SUPERVISION_SWEEP_INTERVAL_S="1", PARLEY_SUPERVISION_LAG_INTERVAL_S="2")
+    port = _free_port()
+    reopened = Envelope.wrap(SupervisionAlert(kind="case_reopened", severity="warning", message="客户重新投诉 / reopened"),
+                             case_id="case-r", producer="followup")
+    own = Envelope.wrap(SupervisionAlert(kind="deadline_warning", severity="warning", message="own"),
+                        case_id="case-o", producer="supervision")
+    with running_service("services.supervision", ["worker"], env, tmp_path / "worker.log", ready_text=WORKER_READY), \
+         running_service("services.supervision", ["api", "--port", str(port)], env, tmp_path / "api.log", ready_url=f"http://127.0.0.1:{port}/health"):
+        async with Publisher(settings.kafka) as publisher:
+            for event in (reopened, reopened, own):  # a repeat, and one of supervision's own
+                await publisher.publish(event)
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=20,
+                                     headers=bearer("ops", sub="ops-42")) as http:
+            alerts = await eventually(lambda: _json(http.get("/alerts")), until=lambda a: len(a) >= 1,
+                                      what="follow-up's alert in supervision", timeout=60)
+            [alert] = alerts  # once, and supervision's own (published here by hand) not stored from Kafka
+            assert alert["alert_id"] == f"event:{reopened.event_id}"
+            assert (alert["producer"], alert["kind"], alert["status"]) == ("followup", "case_reopened", "open")
+
+            auditor = await http.post(f"/alerts/{alert['alert_id']}/acknowledge", json={}, headers=bearer("auditor"))
+            assert auditor.status_code == 403
+            acked = (await http.post(f"/alerts/{alert['alert_id']}/acknowledge", json={"note": "calling"})).json()
+            assert acked["status"] == "acknowledged" and acked["acknowledged"]["by"] == "ops-42"
+            assert acked["acknowledged"]["note"] == "calling"
+            again = await http.post(f"/alerts/{alert['alert_id']}/acknowledge", json={"note": "x"},
+                                    headers=bearer("ops", sub="ops-7"))
+            assert again.status_code == 200 and again.json()["acknowledged"] == acked["acknowledged"]
+            assert [a["alert_id"] for a in await _json(http.get("/alerts?status=acknowledged"))] == [alert["alert_id"]]
+            assert await _json(http.get("/alerts?status=open")) == []
+            done = (await http.post(f"/alerts/{alert['alert_id']}/resolve", json={"note": "refunded"})).json()
+            assert done["status"] == "resolved" and done["resolved"]["by"] == "ops-42"
+            assert done["acknowledged"] == acked["acknowledged"]
+            assert (await http.post("/alerts/nope/resolve", json={})).status_code == 404
+
+            group = f"{settings.kafka.topic_prefix}parley-supervision"
+
+            def caught_up(view: dict[str, Any]) -> bool:
+                rows = next(g for g in view["groups"] if g["group"] == group)["partitions"]
+                alert_rows = [r for r in rows if r["topic"] == "supervision.alert"]
+                return sum(r["end"] for r in alert_rows) == 3 and all(r["lag"] == 0 for r in alert_rows)
+
+            lag = await eventually(lambda: _json(http.get("/lag")), until=caught_up,
+                                   what="supervision's group committed past the alerts", timeout=60)
+            assert {g["group"] for g in lag["groups"]} >= {group, f"{settings.kafka.topic_prefix}parley-followup"}
+
+            metrics = await http.get("/metrics", headers={"Authorization": ""})
+            assert metrics.status_code == 200 and metrics.headers["content-type"].startswith("text/plain")
+            assert 'parley_http_request_seconds_count{method="GET",route="/alerts"' in metrics.text
+            assert "parley_consumer_lag{" in metrics.text and "parley_supervision_cases_due_today" in metrics.text
+
+
+async def _json(request: Any) -> Any:
+    resp = await request
+    assert resp.status_code == 200, resp.text
+    return resp.json()
