@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -172,6 +173,31 @@ async def relay_pending(
     return total
 
 
+class _RecentlySent:
+    """The ids of the last ``size`` events this process published (acknowledged by the broker).
+
+    A batch is retried whole when something fails after some of its events went out (the
+    broker or the database restarting): without this, every event of the batch would be sent
+    again under its id. Consumers dedupe either way; this keeps the work off them. A process
+    that dies forgets, and its successor may send some events twice (same ids) — at least once.
+    """
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._ids: OrderedDict[str, None] = OrderedDict()
+
+    def __contains__(self, event_id: object) -> bool:
+        return event_id in self._ids
+
+    def add(self, event_id: str) -> None:
+        self._ids[event_id] = None
+        if len(self._ids) > self.size:
+            self._ids.popitem(last=False)
+
+
+_SENT = _RecentlySent(200_000)
+
+
 @dataclass(frozen=True)
 class Written:
     """A document a handler wrote together with events to publish (its outbox).
@@ -213,14 +239,17 @@ async def publish_written(written: Iterable[Written | None], send: SendFn) -> in
         merged = {**(latest[(id(w.collection), w.doc_id)].pending or {})} if (id(w.collection), w.doc_id) in latest else {}
         merged.update(w.pending or {})
         latest[(id(w.collection), w.doc_id)] = Written(w.collection, w.doc_id, merged)
-    chains: dict[str, list[dict[str, Any]]] = {}
+    chains: dict[str, list[tuple[str, dict[str, Any]]]] = {}
     for w in latest.values():
-        for item in sorted((w.pending or {}).values(), key=lambda it: it.get("order", "")):
-            chains.setdefault(item["key"], []).append(item)
+        for event_id, item in sorted((w.pending or {}).items(), key=lambda kv: kv[1].get("order", "")):
+            chains.setdefault(item["key"], []).append((event_id, item))
 
-    async def chain(events: list[dict[str, Any]]) -> None:
-        for item in events:
+    async def chain(events: list[tuple[str, dict[str, Any]]]) -> None:
+        for event_id, item in events:
+            if event_id in _SENT:  # acknowledged by the broker earlier in this process: a retried
+                continue           # batch (broker or database outage) does not send it again
             await send(item["topic"], item["key"].encode(), item["value"].encode())
+            _SENT.add(event_id)
             metrics.EVENTS_PUBLISHED.labels(item["topic"]).inc()
 
     await asyncio.gather(*(chain(c) for c in chains.values()))

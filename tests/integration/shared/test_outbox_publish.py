@@ -99,3 +99,26 @@ async def test_a_batch_of_new_documents_is_cleared_in_one_command_but_only_what_
     # one update_many for the batch's 58; only d1 (changed meanwhile) goes the per-document
     # way: its quick update misses (outbox_at moved), then the careful two steps
     assert commands == ["update_many", "bulk_write(1)", "bulk_write(1)", "bulk_write(1)"], commands
+
+
+async def test_a_retried_batch_does_not_send_again_what_the_broker_already_took(
+    settings: CommonSettings, mongo_client: AsyncMongoClient[Any]
+) -> None:
+    col = mongo_client[settings.mongo.database("outbox")]["retry"]
+    docs = {f"r{i}": outbox_document([_alert(f"k{i}", f"m{i}")]) for i in range(6)}
+    await col.insert_many([{"_id": k, **v} for k, v in docs.items()])
+    sent: list[str] = []
+
+    async def flaky(topic: str, key: bytes, value: bytes) -> None:
+        if len(sent) == 3:  # the broker goes away after three events
+            raise ConnectionError("broker down")
+        sent.append(key.decode())
+
+    with pytest.raises(ConnectionError):
+        await publish_written([Written(col, k, v["outbox"]) for k, v in docs.items()], flaky)
+    first = list(sent)
+    sent.append("-")  # the broker is back: the runtime retries the whole batch
+    assert await publish_written([Written(col, k, v["outbox"]) for k, v in docs.items()], flaky) == 6
+    again = sent[len(first) + 1:]
+    assert len(first) == 3 and sorted(first + again) == sorted(f"k{i}" for i in range(6))  # each once
+    assert await col.count_documents({"outbox_pending": True}) == 0
