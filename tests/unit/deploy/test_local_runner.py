@@ -47,7 +47,10 @@ def test_workers_default_from_the_environment(monkeypatch: pytest.MonkeyPatch) -
 
 def _fake(service: str) -> subprocess.Popen[bytes]:
     """A sleeping process whose command line names ``services.<service>`` as a worker's does."""
-    return subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)", f"services.{service}"])
+    # SIGTERM back to its default: a disposition of "ignore" set earlier in the test session
+    # (a signal handler of another test's library) is inherited across exec
+    code = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_DFL); time.sleep(120)"
+    return subprocess.Popen([sys.executable, "-c", code, f"services.{service}"])
 
 
 def test_stop_and_status_reach_every_worker_whatever_n_they_were_started_with(
