@@ -11,6 +11,11 @@ A record: ``_id`` (random), ``at`` (UTC), ``reader`` (who: a token's subject or 
 job), ``purpose`` (why, in words), ``collection`` and ``record_id`` (which record),
 ``fields`` (which originals were handed out) and ``found`` (whether the record existed and
 still held originals). Never the values.
+
+Each record is also appended to the service's tamper-evident audit chain
+(``shared.audit``, collection ``audit_chain``): action ``original_read``, ``who`` = the
+reader, details = purpose, collection, record id, fields, found and the ``original_reads``
+``_id``. The chain append comes after the insert; when it fails the read fails too.
 """
 
 from __future__ import annotations
@@ -20,6 +25,8 @@ import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
+
+from shared.audit import chain_for
 
 #: The collection, in each service's own database, where reads of originals are recorded.
 ORIGINAL_READS = "original_reads"
@@ -45,8 +52,10 @@ async def record_read(
     fields: Sequence[str],
     found: bool,
     at: datetime | None = None,
+    role: str | None = None,
+    case_id: str | None = None,
 ) -> dict[str, Any]:
-    """Append the record of one read of originals to ``original_reads``; return it."""
+    """Append the record of one read of originals to ``original_reads`` and to the audit chain; return it."""
     record: dict[str, Any] = {
         "_id": uuid.uuid4().hex,
         "at": (at or datetime.now(UTC)).astimezone(UTC),
@@ -58,4 +67,9 @@ async def record_read(
         "found": found,
     }
     await database[ORIGINAL_READS].insert_one(record)
+    await chain_for(database).append(
+        who=record["reader"], role=role, action="original_read", case_id=case_id, at=record["at"],
+        details={"purpose": record["purpose"], "collection": collection, "record_id": record_id,
+                 "fields": list(fields), "found": found, "read": record["_id"]},
+    )
     return record
