@@ -272,7 +272,7 @@ def test_kafka_cluster_and_topics_fit_together(rendered: Any) -> None:
     pools = of_kind(docs, "KafkaNodePool")
     assert kafka["apiVersion"] == "kafka.strimzi.io/v1beta2"
     assert kafka["metadata"]["annotations"] == {"strimzi.io/node-pools": "enabled", "strimzi.io/kraft": "enabled"}
-    listeners = {l["name"]: l for l in kafka["spec"]["kafka"]["listeners"]}
+    listeners = {lst["name"]: lst for lst in kafka["spec"]["kafka"]["listeners"]}
     assert {"name", "port", "type", "tls"} <= set(listeners["plain"]) and listeners["plain"]["port"] == 9092
     assert kafka["spec"]["kafka"]["config"]["auto.create.topics.enable"] is False
     assert "topicOperator" in kafka["spec"]["entityOperator"]
