@@ -11,6 +11,7 @@ from fastapi import APIRouter, Depends, Query, Response
 from fastapi.responses import HTMLResponse
 
 from services.negotiation import handlers
+from services.negotiation.api.audit import AuditPage, audit_page
 from services.negotiation.api.deps import (
     READ_ERRORS,
     WRITE_ERRORS,
@@ -33,7 +34,6 @@ from services.negotiation.api.deps import (
 from services.negotiation.api.schemas import (
     ApprovalRequest,
     AssignRequest,
-    AuditEntry,
     CaseResult,
     CaseSummary,
     CaseView,
@@ -278,12 +278,15 @@ async def plan(body: PlanRequest, p: PlanUser) -> PlanResponse:
                         total_interest=computed.total_interest, total_payable=computed.total_payable)
 
 
-@directory.get("/audit", response_model=list[AuditEntry], responses=errors(401, 403, 422), tags=["audit"])
+@directory.get("/audit", response_model=AuditPage, responses=errors(401, 403, 422), tags=["audit"])
 async def audit(
     p: AuditReader, d: D, case_id: Annotated[str | None, Query()] = None,
     outcome: Annotated[Literal["allowed", "refused", "rejected"] | None, Query()] = None,
-) -> list[dict[str, Any]]:
-    """Read the audit trail (auditors, managers, the committee)."""
+    after: Annotated[int, Query(ge=0, description="Records after this seq (0: from the start).")] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000, description="Records per page.")] = 100,
+) -> AuditPage:
+    """Read the audit trail (auditors, managers, the committee): the service's tamper-evident
+    chain by seq, a page at a time (``next`` is the ``after`` of the next page)."""
     if p.role not in ("auditor", "manager", "committee"):
         raise Forbidden("only auditors, managers and the committee may read the audit trail")
-    return await repo_of(d).audit_trail(case_id=case_id, outcome=outcome)
+    return await audit_page(repo_of(d), after=after, limit=limit, case_id=case_id, outcome=outcome)

@@ -207,12 +207,44 @@ async def test_directory_edits_need_a_lead_and_audit_needs_an_auditor(api: Api) 
         assert (await lead.put("/agents/a3", json=profile)).status_code == 200
         assert "a3" in [a["agent_id"] for a in (await lead.get("/agents")).json()]
         assert (await a1.get("/audit")).status_code == 403
-        trail = (await auditor.get("/audit")).json()
-        assert any(e["path"] == "/agents/a3" and e["status"] == 403 for e in trail)
+        trail = (await auditor.get("/audit")).json()["entries"]
+        assert any(e["details"]["path"] == "/agents/a3" and e["details"]["status"] == 403
+                   and e["action"] == "PUT /agents/{agent_id}" and e["who"] == "lead" for e in trail)
         assert (await auditor.delete("/audit")).status_code == 405  # nobody rewrites the trail
         plan = await a1.post("/plans/instalment", json={"amount": "1000.00", "months": 3,
                                                           "first_due_date": "2027-01-31"})
         assert [r["due_date"] for r in plan.json()["schedule"]] == ["2027-01-31", "2027-02-28", "2027-03-31"]
+
+
+async def test_the_audit_trail_is_a_chain_read_page_by_page_without_a_cap(api: Api) -> None:
+    from shared.audit import MongoChainStore, verify
+
+    await api.open_case("K-AUD", "c9")
+    async with api.as_(sub="lead", role="team_lead", team="t1") as lead, \
+            api.as_(sub="m1", role="manager") as manager, api.as_(sub="au", role="auditor") as auditor:
+        ws = (await lead.get("/cases/K-AUD")).json()
+        resp = await lead.post("/cases/K-AUD/recusals", json={"agent_id": ws["assigned_agent"], "reason": "利益冲突需回避"})
+        assert resp.status_code == 200, resp.text
+        for _ in range(6):
+            assert (await manager.get("/cases/K-AUD")).status_code == 200
+        seen: list[dict[str, Any]] = []
+        after: int | None = 0
+        while after is not None:
+            page = (await auditor.get("/audit", params={"after": after, "limit": 3})).json()
+            assert len(page["entries"]) <= 3
+            seen += page["entries"]
+            after = page["next"]
+        assert [e["seq"] for e in seen] == list(range(1, len(seen) + 1)) and len(seen) >= 8
+        assert all(b["prev"] == a["hash"] for a, b in zip(seen, seen[1:], strict=False))
+        recusal = [e for e in seen if e["action"] == "POST /cases/{case_id}/recusals"]
+        assert [(e["who"], e["role"], e["case_id"], e["details"]["outcome"]) for e in recusal] == [
+            ("lead", "team_lead", "K-AUD", "allowed")]
+        mine = (await auditor.get("/audit", params={"case_id": "K-AUD", "limit": 1000})).json()
+        assert mine["next"] is None and len(mine["entries"]) == 8
+        assert (await auditor.get("/audit", params={"limit": 1001})).status_code == 422
+        assert (await lead.get("/audit")).status_code == 403
+    report = await verify(MongoChainStore(api.repo.db))
+    assert report.intact and report.count >= len(seen)
 
 
 def test_openapi_documents_every_response_and_error(api: Api) -> None:
