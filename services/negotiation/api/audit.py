@@ -74,18 +74,33 @@ class AuditPage(BaseModel):
     next: int | None = Field(description="The seq to pass as `after` for the next page; null at the head.")
 
 
+#: Most records one filtered page reads while it looks for ``limit`` matching ones.
+MAX_SCAN = 5000
+
+
 async def audit_page(repo: Repository, *, after: int, limit: int, case_id: str | None = None,
                      outcome: Literal["allowed", "refused", "rejected"] | None = None) -> AuditPage:
-    """Records ``after + 1`` … ``after + limit`` of the chain, those of ``case_id``/``outcome`` only.
+    """Up to ``limit`` records after seq ``after``, oldest first; with ``case_id``/``outcome``
+    only the matching ones.
 
-    The filters apply within the page, so a filtered page may hold fewer than ``limit``
-    entries (or none) and still have a ``next``.
+    Read by ``_id`` (seq). A filtered page reads on until it has ``limit`` matches, reaches
+    the head or has read ``MAX_SCAN`` records; ``next`` is then the last seq it read, so a
+    filtered page may hold fewer than ``limit`` entries (even none) and still have a ``next``.
     """
-    records, nxt = await chain_for(repo.db).read(after=after, limit=limit)
-    kept = [r for r in records
-            if (case_id is None or r.get("case_id") == case_id)
-            and (outcome is None or (r.get("details") or {}).get("outcome") == outcome)]
-    return AuditPage(entries=[AuditRecord.model_validate(exported(r)) for r in kept], next=nxt)
+    chain = chain_for(repo.db)
+    kept: list[dict[str, Any]] = []
+    cursor: int | None = after
+    while cursor is not None and len(kept) < limit and cursor - after < MAX_SCAN:
+        records, cursor = await chain.read(after=cursor, limit=limit)
+        for r in records:
+            if (case_id is None or r.get("case_id") == case_id) and (
+                    outcome is None or (r.get("details") or {}).get("outcome") == outcome):
+                kept.append(r)
+                if len(kept) == limit:
+                    if r["seq"] != records[-1]["seq"] or cursor is not None:
+                        cursor = r["seq"]
+                    break
+    return AuditPage(entries=[AuditRecord.model_validate(exported(r)) for r in kept], next=cursor)
 
 
 def install_audit(app: FastAPI) -> None:

@@ -241,6 +241,14 @@ async def test_the_audit_trail_is_a_chain_read_page_by_page_without_a_cap(api: A
             ("lead", "team_lead", "K-AUD", "allowed")]
         mine = (await auditor.get("/audit", params={"case_id": "K-AUD", "limit": 1000})).json()
         assert mine["next"] is None and len(mine["entries"]) == 8
+        paged: list[dict[str, Any]] = []
+        after = 0
+        while after is not None:  # a filtered page fills up to its limit, reading on past others
+            page = (await auditor.get("/audit", params={"case_id": "K-AUD", "after": after, "limit": 3})).json()
+            assert len(page["entries"]) == 3 or page["next"] is None
+            paged += page["entries"]
+            after = page["next"]
+        assert paged == mine["entries"]
         assert (await auditor.get("/audit", params={"limit": 1001})).status_code == 422
         assert (await lead.get("/audit")).status_code == 403
     report = await verify(MongoChainStore(api.repo.db))

@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -191,10 +192,16 @@ async def test_offer_counter_approval_agreement_story(settings: CommonSettings, 
             assert resp.status_code == 409
 
         async with Caller(base, ns, sub="aud", role="auditor") as auditor:
-            trail = (await auditor.get("/audit", params={"case_id": case, "outcome": "refused"})).json()
-            statuses = sorted(e["status"] for e in trail)
+            trail: list[dict[str, Any]] = []
+            after: int | None = 0
+            while after is not None:  # the chain, page by page
+                page = (await auditor.get("/audit", params={"case_id": case, "outcome": "refused",
+                                                            "after": after, "limit": 1000})).json()
+                trail += page["entries"]
+                after = page["next"]
+            statuses = sorted(e["details"]["status"] for e in trail)
             assert statuses.count(404) >= 3 and statuses.count(403) >= 2, trail
-            assert any(e["actor"] == "cust-B" for e in trail)
+            assert any(e["who"] == "cust-B" for e in trail)
 
 
 async def test_final_offer_rejected_escalates_with_dossier(settings: CommonSettings, tmp_path: Path) -> None:
