@@ -3,7 +3,7 @@
 What is printed: the reason headers, the key and sizes — never the value (it is the raw
 input and may carry personal data) unless ``--show-value``.
 
-**Replay** re-publishes the original key and value bytes (and, for a body kept in the
+**Replay** (its core is ``shared.kafka.replay``, shared with supervision's console) re-publishes the original key and value bytes (and, for a body kept in the
 database, its original headers) to the source topic, with a header ``replayed_from`` =
 ``<dlq topic>:<partition>:<offset>`` (logical topic name). It is idempotent, decided by the
 source topic itself: before sending, the source topic is read from the dead letter's
@@ -28,21 +28,14 @@ from rich.table import Table
 
 from deploy.cli.common import CliError, console, kafka_settings, mongo_settings, run, var_dir
 from deploy.cli.kafka import consumer, producer, read_all, read_one
+from shared.kafka.replay import DLQ_SUFFIX, logical_dlq
 
 app = typer.Typer(help="Dead letters: what a consumer could not process, with the reason.",
                   no_args_is_help=True)
 
-DLQ_SUFFIX = ".dlq"
-REPLAYED_FROM = "replayed_from"
-
 
 def replay_file() -> Path:
     return Path(os.environ.get("PARLEY_DLQ_REPLAYS") or var_dir() / "dlq-replays.json")
-
-
-def logical_dlq(topic: str) -> str:
-    """``complaint.received`` or ``complaint.received.dlq`` -> ``complaint.received.dlq``."""
-    return topic if topic.endswith(DLQ_SUFFIX) else topic + DLQ_SUFFIX
 
 
 def headers_of(record: Any) -> dict[str, str]:
@@ -227,37 +220,24 @@ async def stored_body(info: dict[str, Any], *, purpose: str) -> dict[str, Any]:
 
 
 async def replay_one(topic: str, partition: int, offset: int) -> dict[str, Any]:
-    """Re-publish one dead letter to its source topic once; say what happened."""
+    """Re-publish one dead letter to its source topic once; say what happened
+    (the core is ``shared.kafka.replay.replay_record``; the record file answers a repeat first)."""
+    from shared.kafka.replay import replay_record
+
     settings = kafka_settings()
     name, r = await fetch(topic, partition, offset)
     info = summary(name, r)
-    marker = f"{name}:{partition}:{offset}"
     key = _position(settings, name, partition, offset)
-    source = headers_of(r).get("dlq.source_topic") or name[: -len(DLQ_SUFFIX)]
-    target = settings.topic(source)
     done = load_replays().get(key)
     if done:
         return {"status": "already", "found_in": "record file", **done}
-    async with consumer(settings) as c:
-        async for rec in read_all(c, target, start_at_ms=max(0, r.timestamp - 1000)):
-            if dict(rec.headers or []).get(REPLAYED_FROM) == marker.encode():
-                entry = {"marker": marker, "topic": source, "partition": rec.partition, "offset": rec.offset}
-                _remember(key, entry)
-                return {"status": "already", "found_in": "source topic", **entry}
-    if info["stored_id"]:
-        doc = await stored_body(info, purpose="dlq replay")
-        rkey, value = doc.get("key"), doc.get("value")
-        headers = [(h["name"], bytes(h["value"])) for h in doc.get("headers") or []]
-    else:
-        rkey, value = r.key, r.value
-        headers = []
-    headers = [(k, v) for k, v in headers if k != REPLAYED_FROM] + [(REPLAYED_FROM, marker.encode())]
-    async with producer(settings, compression_type="gzip",
-                        max_request_size=max(1_048_576, len(value or b"") + 65536)) as p:
-        meta = await p.send_and_wait(target, key=rkey, value=value, headers=headers)
-    entry = {"marker": marker, "topic": source, "partition": meta.partition, "offset": meta.offset}
-    _remember(key, entry)
-    return {"status": "replayed", **entry}
+
+    async def stored(_headers: dict[str, str]) -> dict[str, Any]:
+        return await stored_body(info, purpose="dlq replay")
+
+    out = await replay_record(settings, name, r, stored_body=stored, consumer=consumer, producer=producer)
+    _remember(key, {k: out[k] for k in ("marker", "topic", "partition", "offset")})
+    return out
 
 
 @app.command("replay")

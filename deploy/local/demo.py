@@ -239,6 +239,7 @@ def main(argv: list[str] | None = None) -> int:
     print("\nServices keep running: `make status`, `make stop`. APIs (OpenAPI at /docs): "
           f"{INTAKE} {NEGOTIATION} {FOLLOWUP} {SUPERVISION}; tokens: python -m shared.auth token "
           "--role ROLE --sub SUB [--team T] [--customer-id C] (roles per route: docs/security.md)")
+    print(f"Operations console: {SUPERVISION}/console (sign in with: python -m shared.auth token --role ops --sub me)")
     return 0
 
 

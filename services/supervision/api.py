@@ -1,4 +1,5 @@
-"""Supervision's HTTP face for operations and compliance: cases, alerts, dead letters, lag.
+"""Supervision's HTTP face for operations and compliance: cases, alerts, dead letters, lag
+(and the web console on the same app: ``services.supervision.console``).
 
 Every route is for ``ops`` and ``auditor`` only (``shared.auth``, ``docs/security.md``): the
 router's one dependency answers 401 without a valid token and 403 for any other role.
@@ -42,10 +43,20 @@ Actor = Annotated[Principal, Depends(require(*ACTORS))]
 LAG_CACHE_S = 15.0
 
 
+def routers(settings: Settings) -> list[APIRouter]:
+    """The JSON API and the web console (``services.supervision.console``, its own gates)."""
+    from services.supervision.console import router as console
+
+    return [router, console]
+
+
 def install_api(app: FastAPI, settings: Settings) -> None:
-    """Check the token settings (production refuses unsafe ones); put the lag and deadline
-    gauges on /metrics."""
+    """Check the token settings (production refuses unsafe ones); answer the console's 401 and
+    403 with pages; put the lag and deadline gauges on /metrics."""
+    from services.supervision.console import install_console
+
     install_auth(app, settings)
+    install_console(app)
     refresh = getattr(app.state, "metrics_refresh", None)
     if refresh is not None:
         refresh.append(_refresh_gauges)

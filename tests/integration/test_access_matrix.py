@@ -43,9 +43,11 @@ pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
 SECURITY_DOC = REPO / "docs" / "security.md"
 SERVICES = ("intake", "negotiation", "followup", "supervision")
-#: routes that answer without a token (FastAPI's schema and docs pages, /health, /metrics)
+#: routes that answer without a token (FastAPI's schema and docs pages, /health, /metrics, the console's login)
 OPEN = {("GET", "/health"), ("GET", "/metrics"), ("GET", "/openapi.json"), ("GET", "/docs"), ("GET", "/redoc"),
-        ("GET", "/docs/oauth2-redirect")}
+        ("GET", "/docs/oauth2-redirect"),
+        # supervision's console: the sign-in form, the sign-in (checks the token itself), sign-out
+        ("GET", "/console/login"), ("POST", "/console/login"), ("POST", "/console/logout")}
 #: path values that are valid but name nothing that exists
 PATH_VALUES = {"channel": "app"}
 
