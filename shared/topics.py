@@ -67,10 +67,10 @@ CATALOGUE: dict[str, TopicSpec] = {
         _spec(negotiation.SettlementApproved, "An offer above authority was approved."),
         _spec(negotiation.SettlementAgreed, "The customer accepted an offer.", "followup"),
         _spec(negotiation.SettlementRejected, "The customer rejected an offer."),
-        _spec(followup.SettlementExecuted, "The agreed remedy was carried out."),
+        _spec(followup.SettlementExecuted, "The agreed remedy was carried out.", "negotiation"),
         _spec(negotiation.CaseEscalated, "The case goes to mediation or litigation.", "followup"),
         _spec(followup.FollowupCompleted, "The satisfaction callback was made."),
-        _spec(followup.CaseClosed, "The case was closed.", "intake"),
+        _spec(followup.CaseClosed, "The case was closed.", "intake", "negotiation"),
         # read by people (operations) through supervision, which keeps every service's alerts
         TopicSpec(supervision.SupervisionAlert.event_type, "Something needs a person's attention.",
                   supervision.SupervisionAlert, ("supervision",)),

@@ -6,6 +6,8 @@ built from this spec by ``shared.service``, the same way for every service.
 
 - ``complaint.registered`` → ``handlers.record_registration`` (customer, text, deadline);
 - ``investigation.completed`` → ``handlers.open_workspace`` (idempotent per case and revision);
+- ``settlement.executed`` / ``case.closed`` → ``handlers.record_execution`` / ``record_closure``
+  (the customer's view follows the case to its end);
 - a timer escalates cases near their deadline (``handlers.escalate_near_deadline``);
 - outbox collection ``cases``; the API publishes what a request wrote before it answers;
 - seed: the fairness reference set of past settlements (from the CFPB sample when present).
@@ -22,6 +24,7 @@ from services.negotiation.api.deps import Deps
 from services.negotiation.repository import Repository
 from services.negotiation.settings import Settings, get_settings
 from shared.contracts.envelope import Envelope, utcnow
+from shared.contracts.followup import CaseClosed, SettlementExecuted
 from shared.contracts.intake import ComplaintRegistered
 from shared.contracts.investigation import InvestigationCompleted
 from shared.outbox import Written
@@ -61,6 +64,24 @@ async def on_completed(deps: Deps, events: list[Envelope[InvestigationCompleted]
         return Written(repo.cases, env.case_id)
 
     return await each_by_key(events, lambda e: e.case_id, open_one)
+
+
+async def on_executed(deps: Deps, events: list[Envelope[SettlementExecuted]]) -> None:
+    """Keep follow-up's report that the agreed settlement was carried out (the customer's view)."""
+
+    async def record(env: Envelope[SettlementExecuted]) -> None:
+        await handlers.record_execution(env, repo=_repo(deps), now=utcnow())
+
+    await each_by_key(events, lambda e: e.case_id, record)
+
+
+async def on_closed(deps: Deps, events: list[Envelope[CaseClosed]]) -> None:
+    """Keep the case's closure (the customer's view)."""
+
+    async def record(env: Envelope[CaseClosed]) -> None:
+        await handlers.record_closure(env, repo=_repo(deps), now=utcnow())
+
+    await each_by_key(events, lambda e: e.case_id, record)
 
 
 async def escalate_near_deadline(deps: Deps) -> list[Written]:
@@ -110,6 +131,8 @@ SPEC: ServiceSpec[Settings, Deps] = ServiceSpec(
     subscriptions=[
         Subscription("registered", ("complaint.registered",), on_registered),
         Subscription("completed", ("investigation.completed",), on_completed),
+        Subscription("executed", ("settlement.executed",), on_executed),
+        Subscription("closed", ("case.closed",), on_closed),
     ],
     timers=[Timer("near-deadline", lambda s: s.sweep_interval_s, escalate_near_deadline)],
     outboxes=["cases"],

@@ -182,6 +182,34 @@ class Escalation(Model):
     dossier_id: str
 
 
+class DeadlineChange(Model):
+    """A change of the decision deadline the customer is told of, with its reason."""
+
+    at: AwareDatetime
+    deadline_at: AwareDatetime
+    previous_at: AwareDatetime | None = None
+    tier_days: int | None = None
+    kind: Literal["complex", "especially_complex", "paused", "other"] = "other"
+    reason_zh: str = ""
+    reason_en: str = ""
+
+
+class ExecutionRecord(Model):
+    """Follow-up reported the agreed settlement carried out (``settlement.executed``)."""
+
+    at: AwareDatetime
+    agreement_id: str = ""
+    event_id: str
+
+
+class Closure(Model):
+    """Follow-up (or intake on withdrawal) closed the case (``case.closed``)."""
+
+    at: AwareDatetime
+    outcome: str = ""
+    event_id: str
+
+
 class InvestigationDetails(BaseModel):
     """What else ``investigation.completed`` carried, kept for the agent and the dossier."""
 
@@ -229,6 +257,11 @@ class Workspace(Model):
     demand: str = ""
     amount_disputed: Money | None = None
     deadline_at: AwareDatetime | None = None
+    received_at: AwareDatetime | None = None
+    registered_at: AwareDatetime | None = None
+    deadline_tier: int | None = None
+    deadline_changes: list[DeadlineChange] = Field(
+        default_factory=list, description="Every change of the deadline after registration, with its reason.")
     # from investigation.completed
     category: str | None = None
     finding: str | None = None
@@ -253,6 +286,9 @@ class Workspace(Model):
     timeline: list[TimelineEntry] = Field(default_factory=list)
     agreement: Agreement | None = None
     escalation: Escalation | None = None
+    # from follow-up: settlement.executed, case.closed
+    executions: list[ExecutionRecord] = Field(default_factory=list)
+    closure: Closure | None = None
 
     def offer(self, offer_id: str) -> Offer | None:
         """Return the offer with this id, if any."""

@@ -92,6 +92,18 @@ class Settings(CommonSettings):
         validation_alias="PARLEY_SHARED_DATA",
         description="Folder of the shared data (default ../shared/data from the repo root).",
     )
+    institution_name_zh: str = Field(
+        "Parley 消费金融", description="The institution's name as the customer sees it (agreements, the view)."
+    )
+    institution_name_en: str = Field("Parley Consumer Finance", description="The institution's name in English.")
+    contact_zh: str = Field(
+        "您可以在本页直接给负责您案件的专员留言，也可以拨打我们的客服热线。",
+        description="Where the customer can reach us, shown in the customer's view (zh-CN).",
+    )
+    contact_en: str = Field(
+        "You can write to the person handling your case on this page, or call our customer service line.",
+        description="Where the customer can reach us, shown in the customer's view (English).",
+    )
     public_base_url: str = Field(
         "", description="Prefix of links put in events (e.g. https://negotiation.example)."
     )

@@ -41,7 +41,7 @@ async def my_cases(p: CustomerCaller, d: D, accept_language: AcceptLanguage = No
     """Your cases."""
     assert p.customer_id is not None  # verified: a customer token carries customer_id
     found = await repo_of(d).customer_cases(p.customer_id)
-    return [customer_view(ws, language(accept_language)) for ws in found if handlers.in_scope(ws, p)]
+    return [customer_view(ws, language(accept_language), d.settings) for ws in found if handlers.in_scope(ws, p)]
 
 
 @customer.get("/cases/{case_id}", response_model=CustomerCaseView, responses=READ_ERRORS)
@@ -50,7 +50,7 @@ async def my_case(case_id: str, p: CustomerCaller, d: D, response: Response,
     """Status, next step, deadline and open offers, in plain words."""
     ws = await handlers.load_case(case_id, p, repo=repo_of(d))
     response.headers["ETag"] = f'"{ws.version}"'
-    return customer_view(ws, language(accept_language))
+    return customer_view(ws, language(accept_language), d.settings)
 
 
 @customer.post("/cases/{case_id}/messages", response_model=CaseResult, status_code=201, responses=WRITE_ERRORS)

@@ -161,12 +161,13 @@ class CaseResult(BaseModel):
 
 
 class CustomerOffer(BaseModel):
-    offer_id: str
+    offer_id: str = Field(description="For answering the offer (accept, reject, counter); not shown as text.")
     final: bool
-    description: str = Field(description="The terms in plain words.")
+    description: str = Field(description="What changes, how much and by when, in plain words; says when it "
+                             "replaces an earlier offer.")
     concession: Money
     comparison: str | None = Field(None, description="How it compares with similar cases.")
-    terms: list[Term]
+    replaces_earlier: bool = Field(False, description="It replaces an offer we made before.")
 
 
 class CustomerMessage(BaseModel):
@@ -187,14 +188,21 @@ class CustomerCaseView(BaseModel):
     case_number: str
     language: Lang
     status: str
+    stage: str = Field("", description="registered, open, agreed, executed, closed or escalated.")
     status_text: str
     next_step: str
     deadline_at: AwareDatetime | None
     deadline_text: str
+    deadline_changes: list[str] = Field(default_factory=list, description="Every change of the deadline, with its reason.")
+    contact: str = Field("", description="Where to reach us.")
+    findings: list[str] = Field(
+        default_factory=list, description="What we found, what we checked and the rule behind it, in plain words.")
     open_offers: list[CustomerOffer]
     timeline: list[CustomerStep] = Field(default_factory=list, description="What has happened, in plain words.")
     messages: list[CustomerMessage]
     agreement_id: str | None = None
+    agreement_text: str | None = Field(
+        None, description="The agreement: both parties named, the time in Beijing time, in the customer's language.")
     version: int
 
 

@@ -8,6 +8,7 @@
   hardship.
 * ``answers`` — the customer accepts (the agreement), rejects or counters.
 * ``escalation`` — mediation or litigation with a dossier, on request or near the deadline.
+* ``progress`` — after the agreement: follow-up's execution and the case's closure.
 * ``common`` — scope, permission and version checks, events and customer notices.
 
 Each command takes its input and keyword-only dependencies (``repo``: a ``ports.Store``,
@@ -52,6 +53,7 @@ from services.negotiation.handlers.offers import (
 )
 from services.negotiation.handlers.opening import open_workspace, record_registration
 from services.negotiation.handlers.ports import Store
+from services.negotiation.handlers.progress import record_closure, record_execution
 from services.negotiation.handlers.talk import log_message
 
 __all__ = [
@@ -59,6 +61,6 @@ __all__ = [
     "check_version", "counter_offer", "decide_approval", "end_negotiation", "escalate",
     "escalate_near_deadline", "in_scope", "load_case", "log_message", "make_offer", "offer_metrics",
     "open_workspace", "pick_agent", "prepare_terms", "preview_offer", "record_acceptance",
-    "record_registration", "record_settlement", "recuse", "reject_offer", "require_staff_action",
+    "record_closure", "record_execution", "record_registration", "record_settlement", "recuse", "reject_offer", "require_staff_action",
     "set_hardship", "withdraw_offer",
 ]

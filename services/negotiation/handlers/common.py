@@ -88,10 +88,11 @@ def mark(ws: Workspace, now: datetime, what: str, by: str = "system", detail: st
 
 def in_scope(ws: Workspace, p: Principal) -> bool:
     """Whether the caller may see the case at all."""
+    if p.role == "customer":
+        # the customer sees their case from registration on (registered, being investigated)
+        return ws.customer_id is not None and ws.customer_id == p.customer_id
     if ws.status == "awaiting_investigation":
         return False
-    if p.role == "customer":
-        return ws.customer_id is not None and ws.customer_id == p.customer_id
     if p.role in TEAM_SCOPED:
         return ws.team == p.team
     return p.role in ALL_CASES

@@ -20,11 +20,17 @@ from services.negotiation.errors import Conflict
 from services.negotiation.handlers.assignment import pick_agent
 from services.negotiation.handlers.common import Events, event, mark
 from services.negotiation.handlers.ports import Store
-from services.negotiation.models import AgentProfile, InvestigationDetails, Workspace
+from services.negotiation.models import (
+    AgentProfile,
+    DeadlineChange,
+    InvestigationDetails,
+    Workspace,
+)
 from services.negotiation.settings import Settings
 from shared.clock import TIERS, beijing_day, due, end_of_day, next_working_day
 from shared.contracts import intake, investigation, negotiation
 from shared.contracts.envelope import Envelope
+from shared.logging import redact
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +57,12 @@ def registration_recorded(ws: Workspace, env: Registered) -> Workspace | None:
         "complaint_text": c.text,
         "demand": c.demand,
         "amount_disputed": ws.amount_disputed if c.amount_disputed is None else c.amount_disputed,
-        "deadline_at": c.deadline_at,
+        # investigation's deadline (tiers, pauses) wins over intake's once it is known
+        "deadline_at": ws.deadline_at if ws.investigation_event_id and ws.deadline_at else c.deadline_at,
+        "deadline_tier": ws.deadline_tier if ws.investigation_event_id and ws.deadline_tier else (
+            c.deadline_tier or ws.deadline_tier),
+        "received_at": c.received_at,
+        "registered_at": c.registered_at or env.occurred_at,
     })
 
 
@@ -66,10 +77,52 @@ def fallback_deadline(opened_at: datetime, days: int) -> datetime:
     return end_of_day(last)
 
 
-def findings(ws: Workspace, env: Completed) -> dict[str, Any]:
+def deadline_change(ws: Workspace, env: Completed, now: datetime | None = None) -> DeadlineChange | None:
+    """The change of deadline investigation's event makes, with the reason the customer is
+    told (complex tier, the manager-approved especially complex tier, excluded pauses); None
+    when the Beijing day of the deadline stays the same or no deadline came."""
+    p = env.payload
+    if p.deadline_at is None or ws.deadline_at is None or beijing_day(p.deadline_at) == beijing_day(ws.deadline_at):
+        return None
+    zh: list[str] = []
+    en: list[str] = []
+    kind = "other"
+    ext = p.deadline_extension
+    if ext is not None or p.deadline_tier == 60:
+        kind = "especially_complex"
+        zh.append("您的案件情况特别复杂，经管理人员批准，处理时限延长至自受理之日起60日"
+                  + (f"。原因：{redact(ext.reason)}" if ext and ext.reason else ""))
+        en.append("Your case is especially complex; a manager approved extending the time limit to "
+                  "60 days from receipt" + (f". Reason: {redact(ext.reason)}" if ext and ext.reason else ""))
+    elif p.deadline_tier == 30 or (p.complex_case and p.deadline_tier is None):
+        kind = "complex"
+        why_zh = redact(p.complexity_reason_zh) if p.complexity_reason_zh else ""
+        why_en = redact(p.complexity_reason_en) if p.complexity_reason_en else ""
+        zh.append("您的案件情况较为复杂，处理时限延长至自受理之日起30日" + (f"。原因：{why_zh}" if why_zh else ""))
+        en.append("Your case is complex, so the time limit is extended to 30 days from receipt"
+                  + (f". Reason: {why_en}" if why_en else ""))
+    if p.paused_days:
+        if kind == "other":
+            kind = "paused"
+        zh.append(f"外部鉴定期间共 {p.paused_days} 日不计入处理时限")
+        en.append(f"{p.paused_days} days of external appraisal do not count towards the time limit")
+    if not zh:
+        zh.append("调查结果调整了处理时限")
+        en.append("Our investigation changed the time limit")
+    return DeadlineChange(
+        at=now or env.occurred_at, deadline_at=p.deadline_at, previous_at=ws.deadline_at,
+        tier_days=p.deadline_tier, kind=kind,
+        reason_zh="；".join(zh) + "。", reason_en="; ".join(en) + ".",
+    )
+
+
+def findings(ws: Workspace, env: Completed, now: datetime | None = None) -> dict[str, Any]:
     """The workspace fields an investigation.completed event sets."""
     p = env.payload
+    change = deadline_change(ws, env, now)
     return {
+        "deadline_changes": [*ws.deadline_changes, change] if change else ws.deadline_changes,
+        "deadline_tier": p.deadline_tier or ws.deadline_tier,
         "investigation_event_id": str(env.event_id),
         "investigation_revision": p.revision,
         "category": p.category.value,
@@ -98,7 +151,7 @@ def opened(ws: Workspace, env: Completed, *, settings: Settings, now: datetime) 
     """Open the workspace on the findings (not yet assigned)."""
     p = env.payload
     ws = ws.model_copy(update={
-        **findings(ws, env),
+        **findings(ws, env, now),
         "case_number": p.case_number,
         "correlation_id": ws.correlation_id or env.correlation_id,
         "status": "open",
@@ -132,7 +185,7 @@ def started(ws: Workspace, env: Completed, *, agent: AgentProfile | None, settin
 
 def revised(ws: Workspace, env: Completed, now: datetime) -> Workspace:
     """Take a newer investigation (new facts) into an open workspace."""
-    ws = ws.model_copy(update=findings(ws, env))
+    ws = ws.model_copy(update=findings(ws, env, now))
     mark(ws, now, f"investigation revised (revision {env.payload.revision})",
          detail=f"finding {env.payload.finding}; open offers were made on the earlier findings")
     return ws

@@ -172,7 +172,7 @@ async def test_customer_api_speaks_plainly_and_can_ask_for_mediation(api: Api) -
             api.as_(sub="c8", role="customer", customer_id="c8") as stranger, \
             api.as_(sub="a1", role="agent", team="t1") as agent:
         view = (await cust.get("/customer/cases/K-CUS")).json()
-        assert view["status_text"] == "正在与您协商解决方案。" and view["open_offers"] == []
+        assert view["status_text"] == "我们已完成核实，正在与您协商解决方案。" and view["open_offers"] == []
         en = (await cust.get("/customer/cases/K-CUS", headers={"Accept-Language": "en-GB,en;q=0.9"})).json()
         assert en["language"] == "en" and en["deadline_text"].startswith("We will give you our answer by")
         assert [c["case_id"] for c in (await cust.get("/customer/cases")).json()] == ["K-CUS"]

@@ -177,13 +177,13 @@ async def test_offer_counter_approval_agreement_story(settings: CommonSettings, 
             assert [e["payload"]["offer_id"] for e in proposed] == [offer1["offer_id"], offer2["offer_id"]]
 
             steps = [s["text"] for s in (await cust.get(f"/customer/cases/{case}")).json()["timeline"]]
-            assert steps == [
-                "我们已完成核实，开始与您协商。",
-                f"我们向您提出了方案 {offer1['offer_id']}。",
-                f"您对方案 {offer1['offer_id']} 提出了意见。",
-                f"我们向您提出了方案 {offer2['offer_id']}。",
-                f"您接受了方案 {offer2['offer_id']}。",
-            ]
+            # readable steps, no bare offer ids (issue 12)
+            assert steps[:2] == [f"我们已受理您的投诉（案件编号 TS-{case}），开始核实。", "我们已完成核实，开始与您协商。"]
+            assert steps[2].startswith("我们向您提出了方案：减免滞纳金 200.00 元（40%）")
+            assert steps[3].startswith("您对我们的方案（") and steps[3].endswith("提出了意见。")
+            assert steps[4].startswith("我们向您提出了方案：") and "取代我们于" in steps[4]
+            assert steps[5].startswith("您接受了我们的方案（") and steps[6].startswith("和解协议于 ")
+            assert not any("OF-" in s for s in steps)
             agreement = (await cust.get(f"/customer/cases/{case}/agreement")).json()
             assert "和解协议" in agreement["text_zh"] and "Settlement agreement" in agreement["text_en"]
             assert agreement["acceptance"]["by"]["sub"] == "cust-A"

@@ -1,0 +1,76 @@
+"""After the agreement: what follow-up reports back (``settlement.executed``, ``case.closed``).
+
+Negotiation keeps both on the workspace so the customer's view can say, to the end, where
+the case stands: each agreed term carried out, then closed. Both are idempotent per event;
+an event for a case negotiation never heard of is ignored (nothing to show anyone).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from services.negotiation.errors import Conflict
+from services.negotiation.handlers.common import mark
+from services.negotiation.handlers.ports import Store
+from services.negotiation.models import Closure, ExecutionRecord, Workspace
+from shared.contracts import followup
+from shared.contracts.envelope import Envelope
+
+log = logging.getLogger(__name__)
+
+Executed = Envelope[followup.SettlementExecuted]
+Closed = Envelope[followup.CaseClosed]
+
+
+def executed(ws: Workspace, env: Executed) -> Workspace | None:
+    """The workspace with the execution recorded; None when this event is already recorded."""
+    if any(e.event_id == str(env.event_id) for e in ws.executions):
+        return None
+    ws = ws.model_copy(deep=True)
+    ws.executions.append(ExecutionRecord(at=env.occurred_at, agreement_id=env.payload.agreement_id,
+                                         event_id=str(env.event_id)))
+    mark(ws, env.occurred_at, "settlement executed", by="followup", detail=f"agreement {env.payload.agreement_id}")
+    return ws
+
+
+def closed(ws: Workspace, env: Closed) -> Workspace | None:
+    """The workspace with the closure recorded; None when it is already recorded."""
+    if ws.closure is not None and ws.closure.event_id == str(env.event_id):
+        return None
+    ws = ws.model_copy(deep=True)
+    ws.closure = Closure(at=env.occurred_at, outcome=env.payload.outcome, event_id=str(env.event_id))
+    mark(ws, env.occurred_at, "case closed", by=env.producer, detail=f"outcome {env.payload.outcome}")
+    return ws
+
+
+async def _apply(case_id: str, rule: Callable[[Workspace, Any], Workspace | None], env: Envelope[Any], *,
+                 repo: Store) -> bool:
+    for _ in range(3):
+        current = await repo.get(case_id)
+        if current is None:
+            log.info("%s for a case negotiation does not know; ignored", env.event_type)
+            return False
+        ws = rule(current, env)
+        if ws is None:
+            return False
+        try:
+            await repo.save(ws, current.version, [])
+            return True
+        except Conflict:
+            continue
+    raise Conflict(f"case {case_id} kept changing while recording {env.event_type}")
+
+
+async def record_execution(env: Executed, *, repo: Store, now: datetime | None = None) -> bool:
+    """Keep follow-up's report that the agreed settlement was carried out; return whether it changed."""
+    del now
+    return await _apply(env.case_id, executed, env, repo=repo)
+
+
+async def record_closure(env: Closed, *, repo: Store, now: datetime | None = None) -> bool:
+    """Keep the case's closure; return whether it changed."""
+    del now
+    return await _apply(env.case_id, closed, env, repo=repo)
