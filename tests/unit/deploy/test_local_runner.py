@@ -3,6 +3,7 @@ each process gets, and ``stop`` / ``status`` reaching every worker however many 
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -47,10 +48,14 @@ def test_workers_default_from_the_environment(monkeypatch: pytest.MonkeyPatch) -
 
 def _fake(service: str) -> subprocess.Popen[bytes]:
     """A sleeping process whose command line names ``services.<service>`` as a worker's does."""
-    # SIGTERM back to its default: a disposition of "ignore" set earlier in the test session
-    # (a signal handler of another test's library) is inherited across exec
-    code = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_DFL); time.sleep(120)"
-    return subprocess.Popen([sys.executable, "-c", code, f"services.{service}"])
+    # SIGTERM back to its default before exec: a disposition of "ignore" set earlier in the
+    # test session is inherited across exec, and a SIGTERM that arrives while the child is
+    # still starting (before it could reset it itself) would be dropped
+    def default_sigterm() -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+    return subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)", f"services.{service}"],
+                            preexec_fn=default_sigterm)  # noqa: PLW1509 - a test's own child
 
 
 def test_stop_and_status_reach_every_worker_whatever_n_they_were_started_with(
