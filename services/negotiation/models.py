@@ -260,6 +260,8 @@ class Workspace(Model):
     received_at: AwareDatetime | None = None
     registered_at: AwareDatetime | None = None
     deadline_tier: int | None = None
+    deadline_from_investigation: bool = Field(
+        False, description="The deadline came from investigation (tiers, pauses); intake's does not replace it.")
     deadline_changes: list[DeadlineChange] = Field(
         default_factory=list, description="Every change of the deadline after registration, with its reason.")
     # from investigation.completed

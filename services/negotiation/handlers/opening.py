@@ -58,7 +58,9 @@ def registration_recorded(ws: Workspace, env: Registered) -> Workspace | None:
         "demand": c.demand,
         "amount_disputed": ws.amount_disputed if c.amount_disputed is None else c.amount_disputed,
         # investigation's deadline (tiers, pauses) wins over intake's once it is known
-        "deadline_at": ws.deadline_at if ws.investigation_event_id and ws.deadline_at else c.deadline_at,
+        # (not a fallback the workspace gave itself when investigation's event carried none)
+        "deadline_at": ws.deadline_at if ws.deadline_from_investigation and ws.deadline_at else (
+            c.deadline_at or ws.deadline_at),
         "deadline_tier": ws.deadline_tier if ws.investigation_event_id and ws.deadline_tier else (
             c.deadline_tier or ws.deadline_tier),
         "received_at": c.received_at,
@@ -137,6 +139,7 @@ def findings(ws: Workspace, env: Completed, now: datetime | None = None) -> dict
         "amount_disputed": p.amount_disputed or ws.amount_disputed,
         # investigation's deadline counts excluded pauses (external appraisal): it wins
         "deadline_at": p.deadline_at or ws.deadline_at,
+        "deadline_from_investigation": ws.deadline_from_investigation or p.deadline_at is not None,
     }
 
 

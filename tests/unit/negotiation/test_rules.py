@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
@@ -106,3 +106,20 @@ def test_an_offer_beyond_authority_waits_and_owes_nothing_until_approved() -> No
     assert approved.offer("OF-001").status == "superseded"  # type: ignore[union-attr]
     assert [e.event_type for e in owed] == ["settlement.approved", "settlement.proposed", "customer.notified"]
     assert new.offer(offer.offer_id).status == "pending_approval"  # type: ignore[union-attr]
+
+
+def test_intakes_deadline_replaces_the_fallback_when_registration_comes_after_the_findings() -> None:
+    """Two topics, two agents: complaint.registered may arrive after investigation.completed.
+    A fallback deadline the workspace gave itself must not beat intake's real one; a deadline
+    investigation sent does."""
+    from services.negotiation.handlers.opening import registration_recorded
+    from tests.support.events import registered
+
+    reg = registered("K1", received_at=NOW - timedelta(days=15), deadline_days=15)
+    ws = opened(Workspace(case_id="K1"), completed(), settings=SETTINGS, now=NOW)  # no deadline came
+    after = registration_recorded(ws, reg)
+    assert after is not None and after.deadline_at == reg.payload.deadline_at  # intake's, due now
+    by_investigation = NOW + timedelta(days=30)
+    ws = opened(Workspace(case_id="K1"), completed(deadline_at=by_investigation), settings=SETTINGS, now=NOW)
+    after = registration_recorded(ws, reg)
+    assert after is not None and after.deadline_at == by_investigation
