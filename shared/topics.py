@@ -70,6 +70,7 @@ CATALOGUE: dict[str, TopicSpec] = {
         _spec(followup.SettlementExecuted, "The agreed remedy was carried out.", "negotiation"),
         _spec(negotiation.CaseEscalated, "The case goes to mediation or litigation.", "followup"),
         _spec(followup.FollowupCompleted, "The satisfaction callback was made."),
+        _spec(followup.CaseReopened, "A dissatisfied callback reopened the case for negotiation.", "negotiation"),
         _spec(followup.CaseClosed, "The case was closed.", "intake", "negotiation"),
         # read by people (operations) through supervision, which keeps every service's alerts
         TopicSpec(supervision.SupervisionAlert.event_type, "Something needs a person's attention.",

@@ -9,6 +9,7 @@ that acts, and record the token's subject as who did it: a ``by`` in the body is
 
 from __future__ import annotations
 
+import logging
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
@@ -19,11 +20,13 @@ from services.followup.errors import Conflict, NotFound
 from services.followup.models import Execution
 from services.followup.repository import Repository
 from services.followup.settings import Settings
+from shared.audit import chain_for
 from shared.auth import Principal, Role, check_scope, install_auth, require
 from shared.contracts.envelope import utcnow
 from shared.outbox import relay
 
 router = APIRouter()
+log = logging.getLogger(__name__)
 
 #: staff who read executions (investigators have no business here)
 READERS: tuple[Role, ...] = ("agent", "team_lead", "manager", "committee", "ops", "auditor")
@@ -83,7 +86,8 @@ async def _load(repo: Repository, case_id: str, expected_version: int | None, p:
 async def list_executions(
     p: Reader,
     repo: Annotated[Repository, Depends(repo_of)],
-    status: Annotated[str | None, Query(pattern="^(executing|executed|followed_up|closed|reopened|escalated)$")] = None,
+    status: Annotated[
+        str | None, Query(pattern="^(executing|monitoring|executed|followed_up|closed|reopened|escalated)$")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> list[Execution]:
     """List executions, optionally in one status (staff)."""
@@ -114,8 +118,24 @@ async def complete_step(
     if updated is execution:
         return execution
     saved = await repo.save(updated, events)
+    await audit(repo, p, "step_completed", saved, step_id=step_id, evidence_ref=body.evidence_ref)
     await relay(repo.executions, case_id, request.app.state.publisher.send)
     return saved
+
+
+async def audit(repo: Repository, p: Principal, action: str, execution: Execution, **details: str | int | None) -> None:
+    """Put a state change on follow-up's tamper-evident audit chain: who (the token's subject),
+    role, what, when, which case, and the state it left (no personal data).
+
+    The change is already saved: a failure to append is logged, not turned into an error.
+    """
+    try:
+        await chain_for(repo.db).append(
+            who=p.sub, role=p.role, action=action, case_id=execution.case_id,
+            details={"status": execution.status, "version": execution.version, **details},
+        )
+    except Exception:  # noqa: BLE001 - the request's change stands; the log says what is missing
+        log.exception("could not append %s for case %s to the audit chain", action, execution.case_id)
 
 
 @router.post(
@@ -127,11 +147,15 @@ async def complete_step(
 async def callback(
     case_id: str, body: CallbackResult, request: Request, p: Actor, repo: Annotated[Repository, Depends(repo_of)]
 ) -> Execution:
-    """Record the satisfaction callback the caller made: satisfied closes the case, dissatisfied reopens it."""
+    """Record the satisfaction callback the caller made: satisfied closes the case (once the last
+    instalment is paid), dissatisfied reopens it for negotiation."""
     execution = await _load(repo, case_id, body.expected_version, p)
     updated, events = handlers.record_callback(
         execution, satisfied=body.satisfied, score=body.score, comment=body.comment, by=p.sub, now=utcnow()
     )
     saved = await repo.save(updated, events)
+    await audit(repo, p, "callback_recorded", saved, satisfied=body.satisfied, score=body.score)
+    if saved.status == "reopened":
+        await audit(repo, p, "case_reopened", saved, agreement_id=saved.agreement_id)
     await relay(repo.executions, case_id, request.app.state.publisher.send)
     return saved

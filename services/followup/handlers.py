@@ -1,6 +1,19 @@
 """Follow-up's rules: which steps carry out an agreement, when it counts as executed, and
 what the callback decides. Plain functions; no faust, FastAPI or Kafka here.
 
+The case's state follows from its steps and its callback (``settle``):
+
+* ``executing`` — some step of the institution is still to be done;
+* ``monitoring`` — the institution's steps are done but instalments of the agreed plan are
+  still to be paid: the case stays open and watched until the last one is paid;
+* ``executed`` — everything is done; the satisfaction callback is awaited;
+* ``closed`` — a satisfied callback and nothing left to pay (``case.closed``). A satisfied
+  callback made while instalments are open keeps the case ``monitoring``: the closure waits
+  for the last instalment;
+* ``reopened`` — a dissatisfied callback: ``case.reopened`` sends it back to negotiation,
+  whose next agreement replaces the plan (``replan``); ``escalated`` — it left for mediation
+  or litigation.
+
 Deadlines for the institution's steps are working conventions of a complaint desk (a fee
 waiver booked within 2 days, money paid within 5, a credit-report correction request filed
 within 5 so the bureau's 20-day handling can start); the customer's instalments are due on
@@ -14,14 +27,20 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from services.followup.errors import Conflict, NotFound
-from services.followup.models import Execution, Step
+from services.followup.models import Callback, Execution, Step
 from shared.contracts.common import Channel, Language
 from shared.contracts.envelope import Envelope, Payload
-from shared.contracts.followup import CaseClosed, FollowupCompleted, SettlementExecuted
+from shared.contracts.followup import (
+    CaseClosed,
+    CaseReopened,
+    FollowupCompleted,
+    SettlementExecuted,
+)
 from shared.contracts.intake import CustomerNotified
 from shared.contracts.negotiation import CaseEscalated, SettlementAgreed
 from shared.contracts.supervision import SupervisionAlert
 from shared.contracts.terms import InstalmentPlanTerm, term_amount
+from shared.logging import redact
 
 PRODUCER = "followup"
 
@@ -103,101 +122,203 @@ def _notify(execution: Execution, *, kind: str, subject: str, body: str, cause: 
     return [Envelope.wrap(note, case_id=execution.case_id, producer=PRODUCER, cause=cause, occurred_at=now)]
 
 
+Events = list[Envelope[Payload]]
+
+
+def open_instalments(execution: Execution) -> list[Step]:
+    """The customer's instalments not yet paid (pending or missed)."""
+    return [s for s in execution.steps if s.owner == "customer" and s.status != "done"]
+
+
+def _event(execution: Execution, payload: Payload, now: datetime, cause: Envelope[Any] | None = None) -> Envelope[Payload]:
+    return Envelope.wrap(payload, case_id=execution.case_id, producer=PRODUCER, cause=cause, occurred_at=now)
+
+
+def settle(execution: Execution, *, now: datetime, cause: Envelope[Any] | None = None) -> tuple[Execution, Events]:
+    """Move the case to the state its steps and callback say, with the events that owes.
+
+    ``settlement.executed`` (and the customer's notice) once, when the institution's last step
+    is done; ``case.closed`` (and the notice) once, when a satisfied callback is recorded and
+    no instalment is left to pay. Reopened, escalated and closed cases do not move here.
+    """
+    if execution.status not in ("executing", "monitoring", "executed"):
+        return execution, []
+    events: Events = []
+    updated = execution
+    institution_done = all(s.status == "done" for s in execution.steps if s.owner == "institution")
+    if not institution_done:
+        return updated.model_copy(update={"status": "executing"}), events
+    number = execution.case_number
+    if execution.executed_at is None:
+        updated = updated.model_copy(update={"executed_at": now})
+        executed = _event(updated, SettlementExecuted(case_number=number, agreement_id=execution.agreement_id or ""), now)
+        events.append(executed)
+        events += _notify(
+            updated, kind="progress",
+            subject=f"案件 {number} 和解方案已执行 / settlement carried out",
+            body=(
+                f"您的案件 {number} 的和解方案已全部执行完毕。我们将很快回访，了解您是否满意。\n"
+                f"Everything agreed for case {number} has been carried out. "
+                "We will call you shortly to ask whether you are satisfied."
+            ),
+            cause=executed, now=now,
+        )
+    left = open_instalments(updated)
+    if left:
+        return updated.model_copy(update={"status": "monitoring"}), events
+    if updated.callback is not None and updated.callback.satisfied:
+        closed = _event(updated, CaseClosed(case_number=number, outcome="resolved"), now, cause=cause)
+        events.append(closed)
+        events += _notify(
+            updated, kind="outcome",
+            subject=f"案件 {number} 已办结 / case closed",
+            body=(
+                f"您的案件 {number} 约定的事项均已完成，案件已办结。感谢您的耐心。\n"
+                f"Everything agreed for case {number} is done and the case is closed. Thank you for your patience."
+            ),
+            cause=closed, now=now,
+        )
+        return updated.model_copy(update={"status": "closed"}), events
+    return updated.model_copy(update={"status": "executed"}), events
+
+
 def complete_step(
     execution: Execution, step_id: str, *, by: str, evidence_ref: str | None, now: datetime
-) -> tuple[Execution, list[Envelope[Payload]]]:
-    """Mark a step done; when the institution's last step is done, the settlement is executed."""
-    if execution.status == "escalated":
-        raise Conflict("the case was escalated; there is nothing to carry out here")
+) -> tuple[Execution, Events]:
+    """Mark a step done (an instalment: paid); the case then moves as ``settle`` says.
+
+    When the institution's last step is done the settlement is executed; when the last
+    instalment is paid after a satisfied callback the case is closed. Doing a step again
+    changes nothing.
+    """
+    if execution.status in ("escalated", "closed"):
+        raise Conflict(f"case {execution.case_number} is {execution.status}; there is nothing to carry out here")
     step = next((s for s in execution.steps if s.step_id == step_id), None)
     if step is None:
         raise NotFound(f"no step {step_id!r} in case {execution.case_number}")
     if step.status == "done":
         return execution, []  # idempotent
     done = step.model_copy(update={"status": "done", "done_at": now, "done_by": by, "evidence_ref": evidence_ref})
-    steps = [done if s.step_id == step_id else s for s in execution.steps]
-    updated = execution.model_copy(update={"steps": steps})
-    events: list[Envelope[Payload]] = []
-    institution_done = all(s.status == "done" for s in steps if s.owner == "institution")
-    if institution_done and execution.executed_at is None:
-        updated = updated.model_copy(update={"status": "executed", "executed_at": now})
-        executed = Envelope.wrap(
-            SettlementExecuted(case_number=execution.case_number, agreement_id=execution.agreement_id or ""),
-            case_id=execution.case_id, producer=PRODUCER, occurred_at=now,
-        )
-        events.append(executed)
+    updated = execution.model_copy(update={"steps": [done if s.step_id == step_id else s for s in execution.steps]})
+    events: Events = []
+    if done.owner == "customer":
+        left = len(open_instalments(updated))
+        rest_zh = f"还有 {left} 期待还。" if left else "全部分期已还清。"
+        rest_en = f"{left} still to pay." if left else "Every instalment is paid."
         events += _notify(
             updated, kind="progress",
-            subject=f"案件 {execution.case_number} 和解方案已执行 / settlement carried out",
-            body=(
-                f"您的案件 {execution.case_number} 的和解方案已全部执行完毕。我们将很快回访，了解您是否满意。\n"
-                f"Everything agreed for case {execution.case_number} has been carried out. "
-                "We will call you shortly to ask whether you are satisfied."
-            ),
-            cause=executed, now=now,
+            subject=f"案件 {execution.case_number}：{done.title_zh}已收到 / {done.title_en} received",
+            body=(f"我们已收到您案件 {execution.case_number} 的{done.title_zh}。{rest_zh}\n"
+                  f"We have received {done.title_en} for case {execution.case_number}. {rest_en}"),
+            cause=None, now=now,
         )
-    return updated, events
+    updated, settled = settle(updated, now=now)
+    return updated, events + settled
 
 
 def record_callback(
     execution: Execution, *, satisfied: bool, score: int, comment: str, by: str, now: datetime
-) -> tuple[Execution, list[Envelope[Payload]]]:
-    """Record the satisfaction callback; satisfied closes the case, dissatisfied reopens it."""
-    from services.followup.models import Callback
+) -> tuple[Execution, Events]:
+    """Record the satisfaction callback (回访) after the institution carried out its part.
 
-    if execution.status not in ("executed", "reopened"):
+    Satisfied: ``followup.completed``, and the case closes — at once when nothing is left to
+    pay, otherwise when the last instalment is paid (it stays ``monitoring`` until then).
+    Dissatisfied: ``followup.completed`` (reopen), ``case.reopened`` with the customer's
+    reasons for negotiation, and a ``case_reopened`` alert for supervision.
+    """
+    if execution.status not in ("executed", "monitoring"):
         raise Conflict(f"a callback follows execution; case {execution.case_number} is {execution.status}")
     callback = Callback(satisfied=satisfied, score=score, comment=comment, by=by, at=now)
-    completed = Envelope.wrap(
-        FollowupCompleted(case_number=execution.case_number, satisfied=satisfied, reopen=not satisfied),
-        case_id=execution.case_id, producer=PRODUCER, occurred_at=now,
-    )
-    events: list[Envelope[Payload]] = [completed]
+    number = execution.case_number
+    completed = _event(execution, FollowupCompleted(case_number=number, satisfied=satisfied, reopen=not satisfied, score=score), now)
+    events: Events = [completed]
     if satisfied:
-        updated = execution.model_copy(update={"status": "closed", "callback": callback})
-        events.append(
-            Envelope.wrap(
-                CaseClosed(case_number=execution.case_number, outcome="resolved"),
-                case_id=execution.case_id, producer=PRODUCER, cause=completed, occurred_at=now,
+        updated, settled = settle(execution.model_copy(update={"callback": callback}), now=now, cause=completed)
+        if updated.status == "monitoring":
+            left = len(open_instalments(updated))
+            events += _notify(
+                updated, kind="progress",
+                subject=f"案件 {number} 回访已完成 / callback recorded",
+                body=(f"感谢您的反馈。您的案件 {number} 还有 {left} 期分期待还，全部还清后案件即告办结；"
+                      "期间我们会定期告诉您进展。\n"
+                      f"Thank you for your feedback. Case {number} has {left} instalments still to pay; it is closed "
+                      "once the last one is paid, and we will keep you informed until then."),
+                cause=completed, now=now,
             )
-        )
-    else:
-        updated = execution.model_copy(update={"status": "reopened", "callback": callback})
-        events.append(
-            Envelope.wrap(
-                SupervisionAlert(
-                    kind="case_reopened", severity="warning",
-                    message=(
-                        f"客户对案件 {execution.case_number} 的处理不满意（{score}/5），案件重新打开 / "
-                        f"customer not satisfied with case {execution.case_number} ({score}/5); reopened"
-                    ),
-                ),
-                case_id=execution.case_id, producer=PRODUCER, cause=completed, occurred_at=now,
-            )
-        )
+        return updated, events + settled
+    updated = execution.model_copy(update={"status": "reopened", "callback": callback, "reopened_at": now})
+    left = len(open_instalments(execution))
+    events.append(_event(updated, CaseReopened(
+        case_number=number, agreement_id=execution.agreement_id, score=score,
+        reasons=redact(comment)[:2000], open_instalments=left,
+    ), now, cause=completed))
+    events.append(_event(updated, SupervisionAlert(
+        kind="case_reopened", severity="warning",
+        message=(f"客户对案件 {number} 的处理不满意（{score}/5），案件重新打开 / "
+                 f"customer not satisfied with case {number} ({score}/5); reopened"),
+    ), now, cause=completed))
     return updated, events
 
 
-def overdue_steps(execution: Execution, *, now: datetime) -> tuple[Execution, list[Envelope[Payload]]]:
-    """Flag steps past due, once each: the institution's are overdue, the customer's missed."""
+def replan(execution: Execution, event: Envelope[SettlementAgreed], *, now: datetime, tz: str) -> Execution | None:
+    """A new agreement for a reopened case replaces its plan; None when there is nothing to do.
+
+    Only a reopened case takes a new agreement (a redelivered or an old one changes nothing);
+    the earlier agreement is kept in ``previous_agreement_ids``, the version carries on.
+    """
+    if execution.status != "reopened" or event.payload.agreement_id == execution.agreement_id:
+        return None
+    if event.payload.agreement_id in execution.previous_agreement_ids:
+        return None
+    fresh = plan_execution(event, now=now, tz=tz)
+    previous = [*execution.previous_agreement_ids, *([execution.agreement_id] if execution.agreement_id else [])]
+    return fresh.model_copy(update={
+        "version": execution.version, "previous_agreement_ids": previous,
+        "reopened_at": execution.reopened_at,
+    })
+
+
+def escalated_after_reopening(execution: Execution, event: Envelope[CaseEscalated]) -> Execution | None:
+    """A reopened case that negotiation escalated leaves follow-up's work; None otherwise."""
+    if execution.status != "reopened":
+        return None
+    return execution.model_copy(update={"status": "escalated", "escalation_target": event.payload.target})
+
+
+def overdue_steps(execution: Execution, *, now: datetime) -> tuple[Execution, Events]:
+    """Flag steps past due, once each: the institution's are overdue, the customer's missed.
+
+    A missed instalment is a breach of the plan: an ``instalment_missed`` alert for
+    supervision and a reminder to the customer (a late payment is still taken: completing
+    the step marks it paid).
+    """
     if execution.status in ("escalated", "closed"):
         return execution, []
-    events: list[Envelope[Payload]] = []
+    events: Events = []
     steps = []
     for s in execution.steps:
         if s.status == "pending" and s.due_at < now:
             late = "overdue" if s.owner == "institution" else "missed"
             s = s.model_copy(update={"status": late})
             kind = "execution_overdue" if late == "overdue" else "instalment_missed"
-            events.append(
-                Envelope.wrap(
-                    SupervisionAlert(
-                        kind=kind, severity="critical" if late == "overdue" else "warning",
-                        message=f"案件 {execution.case_number}：{s.title_zh}已逾期 / {s.title_en} is past due",
-                        due_at=s.due_at,
-                    ),
-                    case_id=execution.case_id, producer=PRODUCER, occurred_at=now,
+            alert = _event(execution, SupervisionAlert(
+                kind=kind, severity="critical" if late == "overdue" else "warning",
+                message=f"案件 {execution.case_number}：{s.title_zh}已逾期 / {s.title_en} is past due",
+                due_at=s.due_at,
+            ), now)
+            events.append(alert)
+            if late == "missed":
+                amount = f" {s.amount} 元" if s.amount is not None else ""
+                amount_en = f" of CNY {s.amount}" if s.amount is not None else ""
+                events += _notify(
+                    execution, kind="reminder",
+                    subject=f"案件 {execution.case_number}：{s.title_zh}尚未收到 / {s.title_en} not received",
+                    body=(f"我们尚未收到您案件 {execution.case_number} 的{s.title_zh}{amount}。请尽快还款；"
+                          "如有困难，请联系负责您案件的专员商量。\n"
+                          f"We have not received {s.title_en}{amount_en} for case {execution.case_number}. "
+                          "Please pay it as soon as you can; if you have difficulty, contact the person handling "
+                          "your case."),
+                    cause=alert, now=now,
                 )
-            )
         steps.append(s)
     return execution.model_copy(update={"steps": steps}), events

@@ -11,7 +11,7 @@ from shared.contracts.common import Money
 
 Owner = Literal["institution", "customer"]
 StepStatus = Literal["pending", "done", "overdue", "missed"]
-ExecutionStatus = Literal["executing", "executed", "followed_up", "closed", "reopened", "escalated"]
+ExecutionStatus = Literal["executing", "monitoring", "executed", "followed_up", "closed", "reopened", "escalated"]
 
 
 class Step(BaseModel):
@@ -53,6 +53,9 @@ class Execution(BaseModel):
     executed_at: datetime | None = None
     callback: Callback | None = None
     escalation_target: str | None = None
+    reopened_at: datetime | None = Field(None, description="When a dissatisfied callback reopened the case.")
+    previous_agreement_ids: list[str] = Field(
+        default_factory=list, description="Agreements this plan replaced after the case was reopened.")
     version: int = 1
 
 

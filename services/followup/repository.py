@@ -47,6 +47,7 @@ class Repository:
     """MongoDB access for follow-up's own database."""
 
     def __init__(self, db: AsyncDatabase[dict[str, Any]]) -> None:
+        self.db = db
         self.executions = db["executions"]
         self.claims = db["version_claims"]
 
@@ -82,7 +83,7 @@ class Repository:
         return from_document(saved)
 
     async def open_executions(self, limit: int = 1000) -> list[Execution]:
-        cursor = self.executions.find({"status": {"$in": ["executing", "executed", "reopened"]}}).limit(limit)
+        cursor = self.executions.find({"status": {"$in": ["executing", "monitoring", "executed", "reopened"]}}).limit(limit)
         return [from_document(d) async for d in cursor]
 
     async def list(self, status: str | None, limit: int) -> list[Execution]:

@@ -8,7 +8,11 @@ built from this spec by ``shared.service``, the same way for every service.
 - ``investigation.completed`` → ``handlers.open_workspace`` (idempotent per case and revision);
 - ``settlement.executed`` / ``case.closed`` → ``handlers.record_execution`` / ``record_closure``
   (the customer's view follows the case to its end);
+- ``case.reopened`` → ``handlers.record_reopening`` (a dissatisfied callback: the workspace
+  opens again, goes to another agent, the customer is told; on the audit chain);
 - a timer escalates cases near their deadline (``handlers.escalate_near_deadline``);
+- a timer sends the regular progress notice of open cases (``handlers.send_progress_notices``;
+  here because negotiation follows a case from registration to closure);
 - outbox collection ``cases``; the API publishes what a request wrote before it answers;
 - seed: the fairness reference set of past settlements (from the CFPB sample when present).
 """
@@ -23,8 +27,9 @@ from services.negotiation import fairness, handlers
 from services.negotiation.api.deps import Deps
 from services.negotiation.repository import Repository
 from services.negotiation.settings import Settings, get_settings
+from shared.audit import chain_for
 from shared.contracts.envelope import Envelope, utcnow
-from shared.contracts.followup import CaseClosed, SettlementExecuted
+from shared.contracts.followup import CaseClosed, CaseReopened, SettlementExecuted
 from shared.contracts.intake import ComplaintRegistered
 from shared.contracts.investigation import InvestigationCompleted
 from shared.outbox import Written
@@ -84,6 +89,37 @@ async def on_closed(deps: Deps, events: list[Envelope[CaseClosed]]) -> None:
     await each_by_key(events, lambda e: e.case_id, record)
 
 
+async def on_reopened(deps: Deps, events: list[Envelope[CaseReopened]]) -> list[Written]:
+    """Reopen each case a dissatisfied callback sent back; record it on the audit chain."""
+    repo = _repo(deps)
+
+    async def reopen(env: Envelope[CaseReopened]) -> Written | None:
+        ws = await handlers.record_reopening(env, repo=repo, settings=deps.settings, now=utcnow())
+        if ws is None:
+            return None
+        reopening = ws.reopenings[-1]
+        try:
+            await chain_for(repo.db).append(
+                who=env.producer, role="system", action="case_reopened", case_id=env.case_id, at=reopening.at,
+                details={"event_id": str(env.event_id), "score": reopening.score,
+                         "agreement_id": reopening.agreement_id, "previous_agent": reopening.previous_agent,
+                         "agent": reopening.agent},
+            )
+        except Exception:  # noqa: BLE001 - the reopening stands; the log says what is missing
+            log.exception("could not append the reopening of %s to the audit chain", env.case_id)
+        return Written(repo.cases, env.case_id)
+
+    return [w for w in await each_by_key(events, lambda e: e.case_id, reopen) if w is not None]
+
+
+async def send_progress_notices(deps: Deps) -> list[Written]:
+    """Send the regular progress notice of every open case that is due."""
+    repo = _repo(deps)
+    owed = await handlers.send_progress_notices(repo=repo, period_days=deps.settings.progress_notice_days,
+                                                now=utcnow())
+    return [Written(repo.cases, case_id) for case_id in owed]
+
+
 async def escalate_near_deadline(deps: Deps) -> list[Written]:
     """Escalate cases whose deadline is near without an agreement."""
     repo = _repo(deps)
@@ -133,8 +169,10 @@ SPEC: ServiceSpec[Settings, Deps] = ServiceSpec(
         Subscription("completed", ("investigation.completed",), on_completed),
         Subscription("executed", ("settlement.executed",), on_executed),
         Subscription("closed", ("case.closed",), on_closed),
+        Subscription("reopened", ("case.reopened",), on_reopened),
     ],
-    timers=[Timer("near-deadline", lambda s: s.sweep_interval_s, escalate_near_deadline)],
+    timers=[Timer("near-deadline", lambda s: s.sweep_interval_s, escalate_near_deadline),
+            Timer("progress", lambda s: s.progress_sweep_interval_s, send_progress_notices)],
     outboxes=["cases"],
     sweep_interval_s=lambda s: s.sweep_interval_s,
     api="services.negotiation.api",

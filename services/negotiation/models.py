@@ -210,6 +210,18 @@ class Closure(Model):
     event_id: str
 
 
+class Reopening(Model):
+    """Follow-up reopened the case after a dissatisfied callback (``case.reopened``)."""
+
+    at: AwareDatetime
+    event_id: str
+    score: int
+    reasons: str = ""
+    agreement_id: str | None = None
+    previous_agent: str | None = None
+    agent: str | None = Field(None, description="Who takes it up again (None: waiting for a team lead).")
+
+
 class InvestigationDetails(BaseModel):
     """What else ``investigation.completed`` carried, kept for the agent and the dossier."""
 
@@ -291,6 +303,10 @@ class Workspace(Model):
     # from follow-up: settlement.executed, case.closed
     executions: list[ExecutionRecord] = Field(default_factory=list)
     closure: Closure | None = None
+    reopenings: list[Reopening] = Field(default_factory=list, description="Dissatisfied callbacks that reopened it.")
+    # the regular progress notice while the case is open (handlers.progress.progress_notice)
+    progress_due_at: AwareDatetime | None = Field(None, description="When the next progress notice is due.")
+    progress_notices: int = Field(0, description="Progress notices sent; the last period noticed.")
 
     def offer(self, offer_id: str) -> Offer | None:
         """Return the offer with this id, if any."""

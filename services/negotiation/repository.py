@@ -121,6 +121,7 @@ class Repository:
         """Create the indexes queries and idempotency rely on."""
         await self.cases.create_index([("team", ASCENDING), ("status", ASCENDING)], name="by_team")
         await self.cases.create_index([("outbox_pending", ASCENDING)], name="by_outbox")
+        await self.cases.create_index([("progress_due_at", ASCENDING)], name="by_progress_due")
         await self.agents.create_index([("team", ASCENDING)], name="by_team")
         await self.audit.create_index([("case_id", ASCENDING), ("at", ASCENDING)], name="by_case")
         await self.refs.create_index([("ref_id", ASCENDING)], unique=True, name="uniq_ref")
@@ -267,6 +268,16 @@ class Repository:
         """Return ids of open cases whose deadline is before ``before``."""
         cursor = self.cases.find(
             {"status": "open", "deadline_at": {"$lt": before}}, {"_id": 1}
+        ).limit(limit)
+        return [d["_id"] async for d in cursor]
+
+    async def progress_due(self, now: datetime, *, limit: int = 200) -> list[str]:
+        """Return ids of cases neither closed nor escalated whose progress notice is due, or was
+        never planned (``handlers.reports``)."""
+        cursor = self.cases.find(
+            {"status": {"$in": ["awaiting_investigation", "open", "agreed"]}, "closure": None,
+             "$or": [{"progress_due_at": None}, {"progress_due_at": {"$lte": now}}]},
+            {"_id": 1},
         ).limit(limit)
         return [d["_id"] async for d in cursor]
 

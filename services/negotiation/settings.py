@@ -77,6 +77,12 @@ class Settings(CommonSettings):
     sweep_interval_s: float = Field(
         5.0, gt=0, description="How often the worker relays outboxes and checks deadlines."
     )
+    progress_notice_days: int = Field(
+        7, ge=0, le=366,
+        description="Send the customer a progress notice every this many days while the case is open (0: never).",
+    )
+    progress_sweep_interval_s: float = Field(
+        300, gt=0, description="How often the worker looks for cases whose progress notice is due.")
     authority: dict[str, RoleLimit] = Field(
         default_factory=default_authority,
         description="Authority limits per role, JSON (PARLEY_NEGOTIATION_AUTHORITY).",

@@ -19,12 +19,13 @@ from services.negotiation.handlers.ports import Store
 from services.negotiation.models import AgentProfile, Recusal, Workspace
 
 
-async def pick_agent(ws: Workspace, *, repo: Store, team: str | None = None) -> AgentProfile | None:
-    """Pick the least-loaded active agent with the case's skills and no conflict."""
+async def pick_agent(ws: Workspace, *, repo: Store, team: str | None = None,
+                     exclude: str | None = None) -> AgentProfile | None:
+    """Pick the least-loaded active agent with the case's skills and no conflict (not ``exclude``)."""
     best: tuple[float, int, str] | None = None
     chosen = None
     for agent in await repo.list_agents(team):
-        if not agent.active or agent.role != "agent":
+        if not agent.active or agent.role != "agent" or agent.agent_id == exclude:
             continue
         if agent.categories and ws.category not in agent.categories:
             continue

@@ -35,7 +35,8 @@ def test_executed_only_when_every_institution_step_is_done() -> None:
     after_one, events = handlers.complete_step(execution, "s1", by="ops1", evidence_ref="WV-1", now=NOW)
     assert events == [] and after_one.status == "executing"
     after_two, events = handlers.complete_step(after_one, "s2", by="ops1", evidence_ref="PLAN-1", now=NOW)
-    assert after_two.status == "executed" and after_two.executed_at == NOW
+    # the institution's part is done; three instalments are still to be paid: monitoring
+    assert after_two.status == "monitoring" and after_two.executed_at == NOW
     assert [e.event_type for e in events] == ["settlement.executed", "customer.notified"]
     assert events[1].causation_id == str(events[0].event_id)
     # doing it again changes nothing and publishes nothing
@@ -60,13 +61,19 @@ def test_callback_closes_when_satisfied_and_reopens_when_not() -> None:
 
     closed, events = handlers.record_callback(executed, satisfied=True, score=5, comment="", by="cs1", now=NOW)
     assert closed.status == "closed"
-    assert [e.event_type for e in events] == ["followup.completed", "case.closed"]
-    assert events[1].payload.outcome == "resolved"
+    assert [e.event_type for e in events] == ["followup.completed", "case.closed", "customer.notified"]
+    assert events[1].payload.outcome == "resolved" and events[1].causation_id == str(events[0].event_id)
 
     reopened, events = handlers.record_callback(executed, satisfied=False, score=2, comment="还没到账", by="cs1", now=NOW)
-    assert reopened.status == "reopened"
-    assert events[0].payload.reopen is True
-    assert events[1].payload.kind == "case_reopened"
+    assert reopened.status == "reopened" and reopened.reopened_at == NOW
+    assert [e.event_type for e in events] == ["followup.completed", "case.reopened", "supervision.alert"]
+    assert events[0].payload.reopen is True and events[0].payload.score == 2
+    assert events[1].payload.reasons == "还没到账" and events[1].payload.score == 2
+    assert events[1].causation_id == str(events[0].event_id)
+    assert events[2].payload.kind == "case_reopened"
+    # a reopened case waits for negotiation: no second callback, nothing to carry out meanwhile
+    with pytest.raises(Conflict):
+        handlers.record_callback(reopened, satisfied=True, score=5, comment="", by="cs1", now=NOW)
 
 
 def test_overdue_steps_are_flagged_once() -> None:
@@ -74,7 +81,13 @@ def test_overdue_steps_are_flagged_once() -> None:
     later = NOW + timedelta(days=31)  # waiver and plan overdue, first instalment missed
     flagged, events = handlers.overdue_steps(execution, now=later)
     assert [s.status for s in flagged.steps] == ["overdue", "overdue", "missed", "pending", "pending"]
-    assert sorted(e.payload.kind for e in events) == ["execution_overdue", "execution_overdue", "instalment_missed"]
+    alerts = [e for e in events if e.event_type == "supervision.alert"]
+    assert sorted(e.payload.kind for e in alerts) == ["execution_overdue", "execution_overdue", "instalment_missed"]
+    # the customer is told of the missed instalment (and only of that), after the alert
+    [notice] = [e for e in events if e.event_type == "customer.notified"]
+    assert notice.payload.kind == "reminder" and "第 1 期还款" in notice.payload.body and "300.00" in notice.payload.body
+    missed_alert = next(e for e in alerts if e.payload.kind == "instalment_missed")
+    assert notice.causation_id == str(missed_alert.event_id)
     _, again = handlers.overdue_steps(flagged, now=later)
     assert again == []
 
@@ -113,3 +126,81 @@ def test_an_agreement_without_terms_gets_one_step() -> None:
     [step] = execution.steps
     assert (step.step_id, step.kind, step.owner, step.amount) == ("s1", "agreement", "institution", None)
     assert step.title_en == "carry out the agreement term" and step.due_at == NOW + timedelta(days=5)
+
+
+def _paid(execution: handlers.Execution, *step_ids: str) -> tuple[handlers.Execution, list[str]]:
+    kinds: list[str] = []
+    for step_id in step_ids:
+        execution, events = handlers.complete_step(execution, step_id, by="ops1", evidence_ref=f"P-{step_id}", now=NOW)
+        kinds += [e.event_type for e in events]
+    return execution, kinds
+
+
+def test_a_case_with_open_instalments_stays_monitoring_until_the_last_is_paid() -> None:
+    execution = handlers.plan_execution(agreed("c5"), now=NOW, tz="Asia/Shanghai")
+    monitoring, kinds = _paid(execution, "s1", "s2")
+    assert monitoring.status == "monitoring" and kinds == ["settlement.executed", "customer.notified"]
+    assert len(handlers.open_instalments(monitoring)) == 3
+
+    # satisfied at the callback: the closure waits for the instalments
+    satisfied, events = handlers.record_callback(monitoring, satisfied=True, score=5, comment="", by="cs1", now=NOW)
+    assert satisfied.status == "monitoring"
+    assert [e.event_type for e in events] == ["followup.completed", "customer.notified"]
+    assert "3 期" in events[1].payload.body
+
+    two_paid, kinds = _paid(satisfied, "s2-i1", "s2-i2")
+    assert two_paid.status == "monitoring" and "case.closed" not in kinds
+    assert kinds == ["customer.notified", "customer.notified"]  # each instalment acknowledged
+    closed, kinds = _paid(two_paid, "s2-i3")
+    assert closed.status == "closed"
+    assert kinds == ["customer.notified", "case.closed", "customer.notified"]
+    # closed is closed: nothing more to carry out
+    with pytest.raises(Conflict):
+        handlers.complete_step(closed, "s2-i3", by="ops1", evidence_ref=None, now=NOW)
+
+
+def test_instalments_paid_before_the_callback_leave_it_executed_then_closed() -> None:
+    execution = handlers.plan_execution(agreed("c6"), now=NOW, tz="Asia/Shanghai")
+    paid, kinds = _paid(execution, "s2-i1", "s2-i2", "s2-i3", "s1")
+    assert paid.status == "executing"  # the plan is not set up yet (s2)
+    paid, kinds = _paid(paid, "s2")
+    assert paid.status == "executed" and kinds == ["settlement.executed", "customer.notified"]
+    closed, events = handlers.record_callback(paid, satisfied=True, score=4, comment="", by="cs1", now=NOW)
+    assert closed.status == "closed"
+    assert [e.event_type for e in events] == ["followup.completed", "case.closed", "customer.notified"]
+
+
+def test_a_missed_instalment_paid_late_still_counts() -> None:
+    execution = handlers.plan_execution(agreed("c7"), now=NOW, tz="Asia/Shanghai")
+    done, _ = _paid(execution, "s1", "s2")
+    late, _ = handlers.overdue_steps(done, now=NOW + timedelta(days=31))
+    assert [s.status for s in late.steps if s.owner == "customer"] == ["missed", "pending", "pending"]
+    assert len(handlers.open_instalments(late)) == 3
+    paid, _ = _paid(late, "s2-i1")
+    assert [s.status for s in paid.steps if s.owner == "customer"] == ["done", "pending", "pending"]
+
+
+def test_a_dissatisfied_callback_with_open_instalments_reopens_and_says_how_many_are_left() -> None:
+    execution = handlers.plan_execution(agreed("c8"), now=NOW, tz="Asia/Shanghai")
+    done, _ = _paid(execution, "s1", "s2", "s2-i1")
+    reopened, events = handlers.record_callback(
+        done, satisfied=False, score=1, comment="电话 13812345678 一直打不通", by="cs2", now=NOW)
+    payload = events[1].payload
+    assert payload.open_instalments == 2 and payload.agreement_id == "agr-c8"
+    assert "13812345678" not in payload.reasons and "138****5678" in payload.reasons
+
+
+def test_a_new_agreement_replaces_the_plan_of_a_reopened_case_only() -> None:
+    execution = handlers.plan_execution(agreed("c9"), now=NOW, tz="Asia/Shanghai")
+    done, _ = _paid(execution, "s1", "s2")
+    assert handlers.replan(done, agreed("c9"), now=NOW, tz="Asia/Shanghai") is None  # not reopened
+    reopened, _ = handlers.record_callback(done, satisfied=False, score=2, comment="no", by="cs1", now=NOW)
+    reopened = reopened.model_copy(update={"version": 4})
+    assert handlers.replan(reopened, agreed("c9"), now=NOW, tz="Asia/Shanghai") is None  # the same agreement
+    new = agreed("c9", terms=[{"kind": "refund", "amount": "50.00"}])
+    new.payload.__dict__["agreement_id"] = "agr-c9-2"
+    replanned = handlers.replan(reopened, new, now=NOW, tz="Asia/Shanghai")
+    assert replanned is not None
+    assert replanned.status == "executing" and replanned.agreement_id == "agr-c9-2"
+    assert replanned.previous_agreement_ids == ["agr-c9"] and replanned.version == 4
+    assert [s.kind for s in replanned.steps] == ["refund"] and replanned.reopened_at == NOW
