@@ -10,25 +10,34 @@ subject is recorded as who did it.
 from __future__ import annotations
 
 import time
+import uuid
+from datetime import date, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
+from fastapi.responses import Response
 
 from services.supervision import handlers
 from services.supervision.models import (
     AlertNote,
     AlertView,
+    BoardCase,
     CaseWatch,
     DeadLetterView,
+    DeadlineBoard,
     GroupLagView,
+    HeartbeatView,
     LagView,
     PartitionLagView,
+    RemediationIn,
+    RemediationPatch,
+    RemediationView,
 )
 from services.supervision.repository import Repository
 from services.supervision.settings import Settings
 from shared.auth import Principal, Role, install_auth, require
 from shared.contracts.envelope import utcnow
-from shared.errors import NotFound
+from shared.errors import NotFound, Unprocessable
 
 #: who may watch: operations and the auditors (the console reads the same API)
 WATCHERS: tuple[Role, ...] = ("ops", "auditor")
@@ -169,3 +178,149 @@ async def dead_letters(
 ) -> list[DeadLetterView]:
     """List the newest dead letters with their reasons."""
     return [DeadLetterView(**d) for d in await _repo(request).list_dead_letters(limit)]
+
+
+# ------------------------------------------------------------------ evaluation report (issue 13)
+
+From = Annotated[date | None, Query(alias="from", description="First Beijing day (YYYY-MM-DD); default: the 1st of this month.")]
+To = Annotated[date | None, Query(alias="to", description="Last Beijing day, included (YYYY-MM-DD); default: today.")]
+
+
+async def evaluation_report(request: Request, first: date | None, last: date | None) -> dict[str, Any]:
+    """The evaluation report of the cases received from ``first`` to ``last`` (Beijing days)."""
+    from services.supervision import evaluation
+
+    now = utcnow()
+    try:
+        start, end = evaluation.period_bounds(first, last, now)
+    except ValueError as exc:
+        raise Unprocessable(str(exc), field="to") from None
+    repo = _repo(request)
+    limit = request.app.state.settings.report_max_cases
+    cases = await repo.cases_received(start, end, limit)
+    report = evaluation.build_report(cases, start=start, end=end, now=now,
+                                     remediations=await repo.list_remediations())
+    report["period"] |= {"first_day": start.date().isoformat(), "last_day": (end - timedelta(days=1)).date().isoformat(),
+                         "timezone": "Asia/Shanghai", "truncated": len(cases) >= limit}
+    return report
+
+
+@router.get("/reports/evaluation")
+async def evaluation(request: Request, first: From = None, last: To = None,
+                     format: Literal["json", "csv"] = "json") -> Any:
+    """The evaluation report (总结评估) of a period: volumes, stage times, deadline compliance,
+    rates, concessions, satisfaction, root causes with remediation items. ``format=csv`` for CSV."""
+    report = await evaluation_report(request, first, last)
+    if format == "csv":
+        return csv_response(report)
+    return report
+
+
+@router.get("/reports/evaluation.csv", response_class=Response)
+async def evaluation_csv(request: Request, first: From = None, last: To = None) -> Response:
+    """The evaluation report as CSV (UTF-8 with BOM, so spreadsheet programs read the Chinese)."""
+    return csv_response(await evaluation_report(request, first, last))
+
+
+def csv_response(report: dict[str, Any]) -> Response:
+    """The report as a CSV download named after its period."""
+    from services.supervision.evaluation import report_csv
+
+    name = f"parley-evaluation-{report['period']['first_day']}-{report['period']['last_day']}.csv"
+    return Response("\ufeff" + report_csv(report), media_type="text/csv; charset=utf-8",
+                    headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+
+def _remediation_view(doc: dict[str, Any]) -> RemediationView:
+    from services.supervision.evaluation import remediation_view
+
+    return RemediationView(**remediation_view(doc))
+
+
+@router.get("/remediations", response_model=list[RemediationView])
+async def remediations(request: Request,
+                       root_cause: Annotated[str | None, Query(max_length=64)] = None) -> list[RemediationView]:
+    """The remediation register (溯源整改), by due date, optionally of one root cause."""
+    return [_remediation_view(d) for d in await _repo(request).list_remediations(root_cause)]
+
+
+async def create_remediation(request: Request, body: RemediationIn, p: Principal) -> RemediationView:
+    """Add an item to the register as the caller."""
+    from services.supervision.evaluation import new_remediation
+
+    item = new_remediation(remediation_id=f"rem-{uuid.uuid4().hex[:12]}", root_cause=body.root_cause,
+                           owner=body.owner.strip(), action=body.action.strip(), due_date=body.due_date,
+                           status=body.status, by=p.sub, now=utcnow())
+    await _repo(request).add_remediation(item)
+    return _remediation_view(item)
+
+
+@router.post("/remediations", response_model=RemediationView, status_code=201)
+async def add_remediation(body: RemediationIn, request: Request, p: Actor) -> RemediationView:
+    """Add a remediation item (ops): root cause, owner, action, due date, status."""
+    return await create_remediation(request, body, p)
+
+
+async def change_remediation(request: Request, remediation_id: str, body: RemediationPatch,
+                             p: Principal) -> RemediationView:
+    """Change an item as the caller; only fields that differ are written, with a history entry."""
+    from services.supervision.evaluation import edit_remediation
+
+    repo = _repo(request)
+    doc = await repo.remediation(remediation_id)
+    if doc is None:
+        raise NotFound(f"no remediation item {remediation_id!r}")
+    change = edit_remediation(doc, body.model_dump(exclude_none=True), by=p.sub, now=utcnow())
+    if change is not None:
+        await repo.edit_remediation(remediation_id, change["set"], change["history"])
+        doc = await repo.remediation(remediation_id) or doc
+    return _remediation_view(doc)
+
+
+@router.patch("/remediations/{remediation_id}", response_model=RemediationView,
+              responses={404: {"description": "unknown item"}})
+async def patch_remediation(remediation_id: str, body: RemediationPatch, request: Request, p: Actor) -> RemediationView:
+    """Change a remediation item (ops): owner, action, due date, status or root cause."""
+    return await change_remediation(request, remediation_id, body, p)
+
+
+# ------------------------------------------------------------------ deadline board, heartbeats
+
+
+async def board(request: Request, now: datetime) -> DeadlineBoard:
+    """Cases on the clock due today, due this week (Beijing days), and cases breached."""
+    from datetime import time as clock_time
+
+    from shared.clock import REGULATORY_TIMEZONE, beijing_day, zone
+
+    repo = _repo(request)
+    today = beijing_day(now)
+    start = datetime.combine(today, clock_time(0), tzinfo=zone(REGULATORY_TIMEZONE))
+    tomorrow, week_end = start + timedelta(days=1), start + timedelta(days=7 - today.weekday())
+    finished = handlers.FINISHED_FROM_RANK
+
+    def rows(docs: list[dict[str, Any]]) -> list[BoardCase]:
+        return [BoardCase(case_id=d["_id"], **{k: d.get(k) for k in BoardCase.model_fields if k != "case_id"})
+                for d in docs]
+
+    return DeadlineBoard(
+        today=today.isoformat(),
+        due_today=rows(await repo.cases_due_between(max(start, now), tomorrow, finished)),
+        due_this_week=rows(await repo.cases_due_between(max(start, now), week_end, finished)),
+        breached=rows(await repo.breached_cases()),
+    )
+
+
+@router.get("/deadlines", response_model=DeadlineBoard)
+async def deadlines(request: Request) -> DeadlineBoard:
+    """The deadline board: due today, due this week (Monday to Sunday, Beijing), breached."""
+    return await board(request, utcnow())
+
+
+@router.get("/heartbeats", response_model=list[HeartbeatView])
+async def heartbeats(request: Request) -> list[HeartbeatView]:
+    """Every service's workers as the last lag check saw their consumer group: members, lag,
+    last commit, and the open worker_down / worker_stalled alert if any."""
+    states = await _repo(request).heartbeat_states()
+    return [HeartbeatView(group=g, **{k: v for k, v in s.items() if k in HeartbeatView.model_fields})
+            for g, s in sorted(states.items())]

@@ -10,8 +10,12 @@ built from this spec by ``shared.service``, the same way for every service.
   stored once (by event id); its own (producer ``supervision``) are stored when raised;
 - every ``<topic>.dlq`` → ``handlers.record_dead_letter`` (never dead-letters a dead letter);
 - a timer checks deadlines (``handlers.check_deadlines``) and raises alerts;
+- a timer raises ``case_stuck`` for cases with no event in their stage for too long
+  (``handlers.check_stuck``);
 - a timer reads every consumer group's lag (``lag.read_lag``), sets the lag gauges and raises
-  ``consumer_lag`` once per group while it is above the threshold;
+  ``consumer_lag`` once per group while it is above the threshold (resolved when it is back);
+  the same timer reads each group's members (``lag.read_members``): the services' heartbeats
+  (``worker_down``, ``worker_stalled``; ``handlers.heartbeat_step``);
 - outbox collection ``alerts``.
 """
 
@@ -149,7 +153,47 @@ async def check_lag(deps: Deps) -> list[Written]:
             written.append(Written(deps.repo.alerts, alert_id))
     for group in falling:
         await deps.repo.set_lag_above(group, None)
+        await deps.repo.resolve_open_alerts(f"consumer_lag:{group}:", handlers.PRODUCER,
+                                            "积压已回落到阈值以下 / back at or below the threshold", now)
+    written += await check_heartbeats(deps, lags, now)
     return written
+
+
+async def check_heartbeats(deps: Deps, lags: dict[str, list[handlers.PartitionLag]], now: datetime) -> list[Written]:
+    """Each service's heartbeat is its consumer group: members (running workers) and commits.
+    Raise ``worker_down`` / ``worker_stalled`` once per episode, resolve them when it ends."""
+    from services.supervision.lag import read_members
+
+    members = await read_members(deps.settings.kafka)
+    states = await deps.repo.heartbeat_states()
+    written = []
+    s = deps.settings
+    for group, rows in lags.items():
+        pulse = handlers.GroupPulse(group, members.get(group, 0),
+                                    sum(r.committed or 0 for r in rows), handlers.total_lag(rows))
+        state, events = handlers.heartbeat_step(states.get(group), pulse, now=now,
+                                                down_after_s=s.heartbeat_down_after_s,
+                                                stall_after_s=s.heartbeat_stall_after_s)
+        await deps.repo.save_heartbeat(group, state)
+        for what, alert_id in events:
+            if what in ("up", "moving"):
+                await deps.repo.resolve_open_alerts(alert_id, handlers.PRODUCER,
+                                                    "工作进程已恢复 / the workers are back", now)
+                continue
+            seconds = s.heartbeat_down_after_s if what == "down" else s.heartbeat_stall_after_s
+            envelope = Envelope.wrap(handlers.heartbeat_alert(what, pulse, None, seconds),
+                                     case_id=f"heartbeat:{group}", producer=handlers.PRODUCER, occurred_at=now)
+            if await deps.repo.raise_alert(alert_id, envelope):
+                written.append(Written(deps.repo.alerts, alert_id))
+    return written
+
+
+async def check_stuck(deps: Deps) -> list[Written]:
+    """Raise ``case_stuck`` for cases with no event in their stage for longer than it allows."""
+    raised = await handlers.check_stuck(now=utcnow(), after_hours=deps.settings.stuck_after_hours, repo=deps.repo)
+    if raised:
+        log.info("stuck-case sweep raised %d alerts", len(raised))
+    return [Written(deps.repo.alerts, alert_id) for alert_id in raised]
 
 
 def set_lag_gauges(lags: dict[str, list[handlers.PartitionLag]]) -> None:
@@ -184,6 +228,7 @@ SPEC: ServiceSpec[Settings, Deps] = ServiceSpec(
                      dead_letter=False),
     ],
     timers=[Timer("deadlines", lambda s: s.sweep_interval_s, check_deadlines),
+            Timer("stuck", lambda s: s.sweep_interval_s, check_stuck),
             Timer("lag", lambda s: s.lag_interval_s, check_lag)],
     outboxes=["alerts"],
     sweep_interval_s=lambda s: s.sweep_interval_s,

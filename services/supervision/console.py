@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
-from datetime import datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import parse_qs, quote, urlencode
@@ -31,6 +31,7 @@ from urllib.parse import parse_qs, quote, urlencode
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
+from markupsafe import Markup
 
 from services.supervision import handlers
 from services.supervision.models import AlertNote
@@ -38,7 +39,7 @@ from services.supervision.repository import Repository
 from shared.auth import Principal, Role, verifier_of
 from shared.clock import REGULATORY_TIMEZONE, beijing_day, zone
 from shared.contracts.envelope import utcnow
-from shared.errors import Forbidden, NotFound, ParleyError, Unauthenticated
+from shared.errors import Forbidden, NotFound, ParleyError, Unauthenticated, Unprocessable
 
 COOKIE = "parley_console"
 LANG_COOKIE = "parley_lang"
@@ -140,6 +141,64 @@ WORDS: dict[str, tuple[str, str]] = {
     "yes": ("是", "yes"),
     "no": ("否", "no"),
     "read_only": ("审计角色：只读。", "Auditor: read only."),
+    "deadline_board": ("时限看板", "Deadline board"),
+    "due_this_week": ("本周到期", "Due this week"),
+    "report": ("评估报告", "Evaluation report"),
+    "report_title": ("投诉处理总结评估报告", "Complaint handling evaluation report"),
+    "period": ("统计期间", "Period"),
+    "from": ("自", "From"),
+    "to": ("至", "To"),
+    "show": ("生成", "Show"),
+    "download_csv": ("下载 CSV", "Download CSV"),
+    "print": ("打印", "Print"),
+    "cases_received": ("期间受理案件", "Cases received"),
+    "generated_at": ("生成时间", "Generated at"),
+    "volumes": ("案件量", "Volumes"),
+    "by_channel": ("按渠道", "By channel"),
+    "by_product": ("按产品", "By product"),
+    "by_category": ("按类别", "By category"),
+    "by_root_cause": ("按根因", "By root cause"),
+    "by_agent": ("按协商人员", "By agent"),
+    "stage_times": ("各阶段用时（小时）", "Time in each stage (hours)"),
+    "cases_n": ("案件数", "Cases"),
+    "deadline_compliance": ("时限达标情况", "Deadline compliance"),
+    "met": ("按时办结", "Met"),
+    "extended": ("延期后按时办结", "Met after extension"),
+    "pending": ("未到期", "Pending"),
+    "met_rate": ("达标率", "Met rate"),
+    "rates": ("处理结果", "Outcomes"),
+    "rate": ("比率", "Rate"),
+    "rate_settlement": ("和解率", "Settlement rate"),
+    "rate_escalation": ("升级率", "Escalation rate"),
+    "rate_withdrawal": ("撤诉率", "Withdrawal rate"),
+    "rate_repeat_complaint": ("重复投诉率", "Repeat-complaint rate"),
+    "concessions": ("让步金额（元）", "Concessions (CNY)"),
+    "settlements": ("和解数", "Settlements"),
+    "average": ("平均", "Average"),
+    "satisfaction": ("客户满意度", "Satisfaction"),
+    "callbacks": ("回访数", "Callbacks"),
+    "satisfied_rate": ("满意率", "Satisfied"),
+    "mean_score": ("平均评分（1–5）", "Mean score (1–5)"),
+    "top_root_causes": ("主要根因与溯源整改", "Top root causes and remediation"),
+    "root_cause": ("根因", "Root cause"),
+    "share": ("占比", "Share"),
+    "remediation": ("整改事项", "Remediation"),
+    "owner": ("责任人", "Owner"),
+    "action": ("整改措施", "Action"),
+    "due_date": ("完成期限", "Due date"),
+    "add_remediation": ("新增整改事项", "Add a remediation item"),
+    "save": ("保存", "Save"),
+    "rem_open": ("未开始", "Open"),
+    "rem_in_progress": ("进行中", "In progress"),
+    "rem_done": ("已完成", "Done"),
+    "rem_dropped": ("已撤销", "Dropped"),
+    "heartbeats": ("服务心跳", "Service heartbeats"),
+    "members": ("在线工作进程", "Workers"),
+    "last_commit": ("最近提交", "Last commit"),
+    "checked_at": ("检查时间", "Checked at"),
+    "down": ("无工作进程", "down"),
+    "stalled": ("停滞", "stalled"),
+    "ok": ("正常", "ok"),
 }
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).with_name("templates")))
@@ -495,10 +554,10 @@ async def replay(request: Request, p: Actor) -> Response:
 @router.get("/lag", response_class=HTMLResponse)
 async def lag_page(request: Request, p: Watcher) -> Response:
     """Every consumer group's lag per partition (``GET /lag``)."""
-    from services.supervision.api import lag
+    from services.supervision.api import heartbeats, lag
 
     view = await lag(request)
-    return render(request, "lag.html", p, view=view)
+    return render(request, "lag.html", p, view=view, beats=await heartbeats(request))
 
 
 @router.get("/cases", response_class=HTMLResponse)
@@ -526,3 +585,132 @@ async def case_page(case_id: str, request: Request, p: Watcher) -> Response:
     except NotFound as exc:
         return _bad(request, p, exc.message, status=404)
     return render(request, "case.html", p, case=watch)
+
+
+# ------------------------------------------------------------------ deadline board, evaluation report
+
+
+@router.get("/deadlines", response_class=HTMLResponse)
+async def deadlines_page(request: Request, p: Watcher) -> Response:
+    """The deadline board (``GET /deadlines``): due today, due this week, breached."""
+    from services.supervision.api import board
+
+    return render(request, "deadlines.html", p, board=await board(request, utcnow()))
+
+
+def _period_args(request: Request) -> tuple[date | None, date | None] | str:
+    """``from`` and ``to`` of the query as days, or why they are not."""
+    out = []
+    for name in ("from", "to"):
+        text = (request.query_params.get(name) or "").strip()
+        try:
+            out.append(date.fromisoformat(text) if text else None)
+        except ValueError:
+            return f"{name} must be a day as YYYY-MM-DD"
+    return out[0], out[1]
+
+
+async def _report_or_problem(request: Request, p: Principal) -> dict[str, Any] | Response:
+    from services.supervision.api import evaluation_report
+
+    period = _period_args(request)
+    if isinstance(period, str):
+        return _bad(request, p, period, status=422)
+    try:
+        return await evaluation_report(request, *period)
+    except Unprocessable as exc:
+        return _bad(request, p, exc.message, status=422)
+
+
+def _charts(report: dict[str, Any], lang: str) -> dict[str, Markup]:
+    """The report's charts as inline SVG (no script, no asset from the internet)."""
+    from services.supervision.evaluation import bar_chart
+
+    name = "label_zh" if lang == "zh" else "label_en"
+    charts = {dim: bar_chart([(r[name], r["count"]) for r in rows[:12]])
+              for dim, rows in report["volumes"].items()}
+    charts["stage_p50"] = bar_chart([(r[name], r["p50_hours"]) for r in report["stage_times"]
+                                     if r["p50_hours"] is not None], unit=" h")
+    d = report["deadlines"]
+    charts["deadlines"] = bar_chart([(word(k, lang), d[k]) for k in ("met", "extended", "breached", "pending")])
+    charts["satisfaction"] = bar_chart([(r[name], round(100 * (r["satisfied_rate"] or 0), 1))
+                                        for r in report["satisfaction"]["by_category"]], unit=" %")
+    return {k: Markup(v) for k, v in charts.items()}  # noqa: S704 - built from escaped labels and numbers
+
+
+@router.get("/reports/evaluation", response_class=HTMLResponse)
+async def report_page(request: Request, p: Watcher) -> Response:
+    """The evaluation report as a printable page with charts, a CSV link and the remediation register."""
+    from services.supervision.evaluation import REMEDIATION_STATUSES
+
+    report = await _report_or_problem(request, p)
+    if isinstance(report, Response):
+        return report
+    lang = lang_of(request)
+    query = urlencode({"from": report["period"]["first_day"], "to": report["period"]["last_day"]})
+    return render(request, "report.html", p, report=report, charts=_charts(report, lang), query=query,
+                  statuses=REMEDIATION_STATUSES, remediations=await _repo(request).list_remediations())
+
+
+@router.get("/reports/evaluation.csv")
+async def report_csv_download(request: Request, p: Watcher) -> Response:
+    """The evaluation report as CSV (``GET /reports/evaluation.csv``), with the console's session."""
+    from services.supervision.api import csv_response
+
+    report = await _report_or_problem(request, p)
+    return report if isinstance(report, Response) else csv_response(report)
+
+
+def _invalid(request: Request, p: Principal, exc: Any) -> Response:
+    """A 422 page naming each field a form got wrong."""
+    return _bad(request, p, "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()),
+                status=422)
+
+
+def _back_to_report(form: dict[str, str]) -> RedirectResponse:
+    back = {k: form[k] for k in ("from", "to") if form.get(k)}
+    return RedirectResponse("/console/reports/evaluation" + (f"?{urlencode(back)}" if back else "") + "#register",
+                            status_code=303)
+
+
+@router.post("/remediations", response_class=HTMLResponse)
+async def add_remediation_form(request: Request, p: Actor) -> Response:
+    """The register's Add form (ops): ``POST /remediations`` as the caller."""
+    from pydantic import ValidationError
+
+    from services.supervision.api import create_remediation
+    from services.supervision.models import RemediationIn
+
+    form = await _form(request)
+    problem = _check_csrf(request, form)
+    if problem:
+        return _bad(request, p, problem)
+    try:
+        body = RemediationIn(**{k: form.get(k) or None for k in ("root_cause", "owner", "action", "due_date")},
+                             status=form.get("status") or "open")
+    except ValidationError as exc:
+        return _invalid(request, p, exc)
+    await create_remediation(request, body, p)
+    return _back_to_report(form)
+
+
+@router.post("/remediations/{remediation_id}", response_class=HTMLResponse)
+async def edit_remediation_form(remediation_id: str, request: Request, p: Actor) -> Response:
+    """The register's Save form of one item (ops): ``PATCH /remediations/{id}`` as the caller."""
+    from pydantic import ValidationError
+
+    from services.supervision.api import change_remediation
+    from services.supervision.models import RemediationPatch
+
+    form = await _form(request)
+    problem = _check_csrf(request, form)
+    if problem:
+        return _bad(request, p, problem)
+    try:
+        body = RemediationPatch(**{k: form.get(k) or None for k in ("owner", "action", "due_date", "status")})
+        await change_remediation(request, remediation_id, body, p)
+    except ValidationError as exc:
+        return _invalid(request, p, exc)
+    except NotFound as exc:
+        return _bad(request, p, exc.message, status=404)
+    return _back_to_report(form)

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
+from services.supervision.evaluation import facts_of
 from shared.clock import HOLIDAY_SOURCE, REGULATORY_TIMEZONE, as_utc, beijing_day, to_local
 from shared.contracts.envelope import Envelope
 from shared.contracts.supervision import SupervisionAlert
@@ -76,6 +77,8 @@ class CaseChange:
     #: the last deadline set in the batch is provisional (``shared.clock``: a year the holiday
     #: package does not cover)
     provisional: bool | None = None
+    #: the evaluation report's facts the batch's events give the case (``evaluation.facts_of``)
+    facts: dict[str, Any] = field(default_factory=dict)
 
 
 class SupervisionRepository(Protocol):
@@ -153,6 +156,7 @@ def fold_events(envelopes: list[Envelope[Any]]) -> list[CaseChange]:
         number = getattr(envelope.payload, "case_number", None)
         if number:
             change.case_number = number
+        change.facts.update(facts_of(envelope.event_type, envelope.payload))
         if change.last_event_at is None or envelope.occurred_at >= change.last_event_at:
             change.last_event_type, change.last_event_at = envelope.event_type, envelope.occurred_at
     return list(changes.values())
@@ -505,3 +509,127 @@ def lag_alert(group: str, lag: int, threshold: int) -> SupervisionAlert:
         message=(f"消费组 {group} 积压 {lag} 条消息（阈值 {threshold}）/ consumer group {group} is "
                  f"{lag} records behind (threshold {threshold})"),
     )
+
+
+# ------------------------------------------------------------------ stuck cases
+
+#: How long a case may stay in a status without any event before it is "stuck" (hours;
+#: ``PARLEY_SUPERVISION_STUCK_AFTER_HOURS`` overrides, 0 turns a stage's check off). Closed
+#: cases are never stuck.
+DEFAULT_STUCK_AFTER_HOURS: dict[str, float] = {
+    "registered": 24, "investigated": 48, "negotiating": 120, "offer_open": 168, "negotiation_failed": 48,
+    "settled": 720, "escalated": 336, "executed": 168, "followed_up": 72,
+}
+
+
+class StuckRepository(Protocol):
+    """What the stuck-case check needs from storage."""
+
+    async def idle_cases(self, rank: int, before: datetime, limit: int = 500) -> list[dict[str, Any]]: ...
+
+    async def mark_stuck(self, case_id: str, last_event_at: datetime) -> None: ...
+
+    async def raise_alert(self, alert_id: str, envelope: Envelope[SupervisionAlert]) -> bool: ...
+
+
+def stuck_alert_id(case_id: str, status: str, last_event_at: datetime) -> str:
+    """One alert per stay in a stage: the id names the case, the status and its last event."""
+    return f"case_stuck:{case_id}:{status}:{as_utc(last_event_at):%Y%m%dT%H%M%SZ}"
+
+
+async def check_stuck(*, now: datetime, after_hours: Mapping[str, float], repo: StuckRepository) -> list[str]:
+    """Raise ``case_stuck`` (warning) for each case that has had no event for longer than its
+    status allows; once per stay (any later event clears the mark, and a case stuck again
+    after moving on gets a new alert). Paused cases (external appraisal) are not stuck.
+    Returns the ids of the alerts raised."""
+    raised = []
+    for status, hours in after_hours.items():
+        if hours <= 0 or status not in STATUS_RANK or status == "closed":
+            continue
+        for case in await repo.idle_cases(STATUS_RANK[status], now - timedelta(hours=hours)):
+            last = case["last_event_at"]
+            label = case.get("case_number") or case["_id"]
+            idle_h = (as_utc(now) - as_utc(last)).total_seconds() / 3600
+            alert = SupervisionAlert(
+                kind="case_stuck", severity="warning",
+                message=(f"案件 {label} 在“{status}”阶段已 {idle_h:.1f} 小时无任何事件（上限 {hours:g} 小时）/ "
+                         f"case {label} has had no event for {idle_h:.1f} hours in status {status} "
+                         f"(limit {hours:g} hours)"),
+            )
+            alert_id = stuck_alert_id(case["_id"], status, last)
+            if await repo.raise_alert(alert_id, Envelope.wrap(alert, case_id=case["_id"], producer=PRODUCER,
+                                                              occurred_at=now)):
+                raised.append(alert_id)
+            await repo.mark_stuck(case["_id"], last)
+    return raised
+
+
+# ------------------------------------------------------------------ service heartbeats
+
+
+@dataclass(frozen=True)
+class GroupPulse:
+    """What Kafka says of one service's consumer group now."""
+
+    group: str
+    members: int
+    committed: int  # committed offsets summed over the group's partitions
+    lag: int
+
+
+def heartbeat_step(state: Mapping[str, Any] | None, pulse: GroupPulse, *, now: datetime,
+                   down_after_s: float, stall_after_s: float) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+    """The group's new heartbeat state and what happened: ``("down", alert_id)`` when a group
+    that had members has had none for ``down_after_s``, ``("up", prefix)`` when it has members
+    again, ``("stalled", alert_id)`` when it has members and lag but has committed nothing new
+    for ``stall_after_s``, ``("moving", prefix)`` when it commits again.
+
+    The workers' heartbeat is their consumer group: a faust worker is a member while it
+    runs (its consumer heartbeats to the group coordinator), and commits as it processes.
+    A group never seen with members is a service not started yet, not one that stopped."""
+    old = dict(state or {})
+    new: dict[str, Any] = {
+        "members": pulse.members, "committed": pulse.committed, "lag": pulse.lag, "checked_at": now,
+        "seen_members": bool(old.get("seen_members")) or pulse.members > 0,
+        "last_member_at": now if pulse.members > 0 else old.get("last_member_at"),
+        "empty_since": None, "down_alert": old.get("down_alert"),
+        "committed_at": old.get("committed_at") or now, "stall_alert": old.get("stall_alert"),
+    }
+    events: list[tuple[str, str]] = []
+    group = pulse.group
+    if pulse.members > 0:
+        if new["down_alert"]:
+            events.append(("up", f"worker_down:{group}:"))
+            new["down_alert"] = None
+    elif new["seen_members"]:
+        since = old.get("empty_since") or now
+        new["empty_since"] = since
+        if not new["down_alert"] and (as_utc(now) - as_utc(since)).total_seconds() >= down_after_s:
+            new["down_alert"] = f"worker_down:{group}:{as_utc(since):%Y%m%dT%H%M%SZ}"
+            events.append(("down", new["down_alert"]))
+    if pulse.committed != old.get("committed") or pulse.lag == 0 or not old.get("members"):
+        # moving, idle, or (re)joined just now: the stall clock runs only while workers are there
+        new["committed_at"] = now
+        if new["stall_alert"]:
+            events.append(("moving", f"worker_stalled:{group}:"))
+            new["stall_alert"] = None
+    elif pulse.members > 0 and not new["stall_alert"] and \
+            (as_utc(now) - as_utc(new["committed_at"])).total_seconds() >= stall_after_s:
+        new["stall_alert"] = f"worker_stalled:{group}:{as_utc(new['committed_at']):%Y%m%dT%H%M%SZ}"
+        events.append(("stalled", new["stall_alert"]))
+    return new, events
+
+
+def heartbeat_alert(kind: str, pulse: GroupPulse, since: datetime | None, seconds: float) -> SupervisionAlert:
+    """The alert of a service whose workers stopped (``worker_down``) or stopped committing
+    (``worker_stalled``)."""
+    group = pulse.group
+    if kind == "down":
+        return SupervisionAlert(
+            kind="worker_down", severity="critical",
+            message=(f"消费组 {group} 已无在线工作进程（超过 {seconds:g} 秒）/ consumer group {group} has had no "
+                     f"worker for more than {seconds:g} s"))
+    return SupervisionAlert(
+        kind="worker_stalled", severity="critical",
+        message=(f"消费组 {group} 有 {pulse.lag} 条积压，但超过 {seconds:g} 秒未提交新的偏移量 / consumer group "
+                 f"{group} has {pulse.lag} records waiting but committed nothing new for more than {seconds:g} s"))

@@ -71,3 +71,22 @@ async def _committed(admin: AIOKafkaAdminClient, group: str, partitions: list[To
                 raise
             await asyncio.sleep(0.5 * attempt)
     return {}
+
+
+async def read_members(kafka: KafkaSettings) -> dict[str, int]:
+    """Every service's consumer group → how many members (running workers) it has now."""
+    groups = list(consumer_groups(kafka.topic_prefix))
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka.bootstrap,
+                                client_id=f"parley-supervision-members-{uuid.uuid4().hex[:6]}")
+    await admin.start()
+    try:
+        members = dict.fromkeys(groups, 0)
+        for response in await admin.describe_consumer_groups(groups):
+            for described in response.groups:
+                # (error_code, group_id, state, protocol_type, protocol, members, ...)
+                error_code, group_id, members_of = described[0], described[1], described[5]
+                if error_code == 0 and group_id in members:
+                    members[group_id] = len(members_of)
+        return members
+    finally:
+        await admin.close()

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Literal
+from datetime import date, datetime
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 
 class TimelineEntry(BaseModel):
@@ -104,3 +104,79 @@ class LagView(BaseModel):
 
     threshold: int
     groups: list[GroupLagView]
+
+
+RemediationStatus = Literal["open", "in_progress", "done", "dropped"]
+RootCause = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64,
+                                             pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:\-]*$")]
+
+
+class RemediationIn(BaseModel):
+    """A new remediation item (溯源整改) for a root cause: who does what by when."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    root_cause: RootCause = Field(description="The root-cause code investigation gives, e.g. collection_off_hours.")
+    owner: str = Field(min_length=1, max_length=100, description="Who is responsible (team or person).")
+    action: str = Field(min_length=1, max_length=2000, description="What will be changed.")
+    due_date: date
+    status: RemediationStatus = "open"
+
+
+class RemediationPatch(BaseModel):
+    """Changes to a remediation item (fields left out stay as they are)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    root_cause: RootCause | None = None
+    owner: str | None = Field(None, min_length=1, max_length=100)
+    action: str | None = Field(None, min_length=1, max_length=2000)
+    due_date: date | None = None
+    status: RemediationStatus | None = None
+
+
+class RemediationView(BaseModel):
+    """A remediation item with who created and last changed it."""
+
+    remediation_id: str
+    root_cause: str
+    owner: str
+    action: str
+    due_date: date
+    status: RemediationStatus
+    created: AlertAction | None = None
+    updated: AlertAction | None = None
+
+
+class BoardCase(BaseModel):
+    """A case on the deadline board."""
+
+    case_id: str
+    case_number: str | None = None
+    status: str
+    deadline_at: datetime | None = None
+    last_event_type: str | None = None
+    last_event_at: datetime | None = None
+
+
+class DeadlineBoard(BaseModel):
+    """Cases on the clock due today and this week (Beijing days, Monday to Sunday), and breached."""
+
+    today: str
+    due_today: list[BoardCase]
+    due_this_week: list[BoardCase]
+    breached: list[BoardCase]
+
+
+class HeartbeatView(BaseModel):
+    """A service's consumer group as its workers' heartbeat."""
+
+    group: str
+    members: int
+    lag: int
+    committed: int
+    checked_at: datetime
+    last_member_at: datetime | None = None
+    committed_at: datetime | None = None
+    down_alert: str | None = None
+    stall_alert: str | None = None

@@ -26,6 +26,8 @@ class Repository:
         self.dead_letters = db["dead_letters"]
         self.alerts = db["alerts"]
         self.lag_state = db["lag_state"]
+        self.remediations = db["remediations"]
+        self.heartbeats = db["heartbeats"]
 
     async def ensure_indexes(self) -> None:
         await self.dead_letters.create_index(
@@ -34,6 +36,8 @@ class Repository:
         )
         await self.cases.create_index([("deadline_at", ASCENDING)], name="deadline")
         await self.alerts.create_index([("raised_at", ASCENDING)], name="raised_at")
+        await self.cases.create_index([("r.received_at", ASCENDING)], name="received_at")
+        await self.cases.create_index([("status_rank", ASCENDING), ("last_event_at", ASCENDING)], name="stage_idle")
 
     async def apply_changes(self, changes: list[CaseChange]) -> None:
         """Write each case's change with one upsert by ``_id``, several cases at a time.
@@ -49,7 +53,9 @@ class Repository:
             "$addToSet": {"timeline": {"$each": change.timeline}},
             "$setOnInsert": {"alerts": []},
             "$max": {"status_rank": change.status_rank or 0},
-            "$set": {"last_event_type": change.last_event_type, "last_event_at": change.last_event_at},
+            "$set": {"last_event_type": change.last_event_type, "last_event_at": change.last_event_at,
+                     **{f"r.{name}": value for name, value in change.facts.items()}},
+            "$unset": {"stuck": ""},  # an event: the case is not stuck in its stage (any more)
         }
         if change.deadline_at is not None:
             update["$set"]["deadline_at"] = change.deadline_at
@@ -166,6 +172,86 @@ class Repository:
     async def status_counts(self) -> dict[str, int]:
         rows = self.cases.aggregate([{"$group": {"_id": "$status_rank", "n": {"$sum": 1}}}])
         return {status_of(row["_id"]): row["n"] async for row in await rows}
+
+
+    # ------------------------------------------------------------------ evaluation report
+
+    async def cases_received(self, start: datetime, end: datetime, limit: int) -> list[dict[str, Any]]:
+        """The watches of cases received in [start, end): the report's facts, clock and timeline."""
+        cursor = self.cases.find(
+            {"r.received_at": {"$gte": start, "$lt": end}},
+            {"r": 1, "timeline": 1, "deadline_at": 1, "finished_at": 1, "paused": 1, "alerts": 1, "status_rank": 1},
+        ).limit(limit)
+        return [doc async for doc in cursor]
+
+    async def list_remediations(self, root_cause: str | None = None) -> list[dict[str, Any]]:
+        query = {"root_cause": root_cause} if root_cause else {}
+        return [doc async for doc in self.remediations.find(query).sort("due_date", 1)]
+
+    async def add_remediation(self, item: dict[str, Any]) -> bool:
+        try:
+            await self.remediations.insert_one(item)
+        except DuplicateKeyError:
+            return False
+        return True
+
+    async def remediation(self, remediation_id: str) -> dict[str, Any] | None:
+        return await self.remediations.find_one({"_id": remediation_id})
+
+    async def edit_remediation(self, remediation_id: str, fields: dict[str, Any], history: dict[str, Any]) -> None:
+        await self.remediations.update_one({"_id": remediation_id},
+                                           {"$set": fields, "$push": {"history": history}})
+
+    # ------------------------------------------------------------------ stuck cases, deadline board
+
+    async def idle_cases(self, rank: int, before: datetime, limit: int = 500) -> list[dict[str, Any]]:
+        """Cases in the status of ``rank`` whose last event is older than ``before``, not paused,
+        not yet alerted as stuck there (any event clears the mark)."""
+        cursor = self.cases.find(
+            {"status_rank": rank, "last_event_at": {"$lt": before}, "paused": {"$ne": True},
+             "stuck": {"$ne": True}},
+            {"timeline": 0},
+        ).limit(limit)
+        return [_with_status(doc) async for doc in cursor]
+
+    async def mark_stuck(self, case_id: str, last_event_at: datetime) -> None:
+        """Note the stuck alert (unless an event came in meanwhile)."""
+        await self.cases.update_one({"_id": case_id, "last_event_at": last_event_at}, {"$set": {"stuck": True}})
+
+    async def cases_due_between(self, start: datetime | None, end: datetime, finished_from_rank: int,
+                                limit: int = 500) -> list[dict[str, Any]]:
+        """Cases on the clock (not finished, not paused) due in [start, end), earliest first."""
+        due: dict[str, Any] = {"$lt": end}
+        if start is not None:
+            due["$gte"] = start
+        cursor = self.cases.find(
+            {"deadline_at": due, "status_rank": {"$lt": finished_from_rank}, "paused": {"$ne": True}},
+            {"timeline": 0},
+        ).sort("deadline_at", 1).limit(limit)
+        return [_with_status(doc) async for doc in cursor]
+
+    async def breached_cases(self, limit: int = 500) -> list[dict[str, Any]]:
+        """Cases with a ``deadline_breached`` alert, newest deadline first."""
+        cursor = self.cases.find({"alerts": "deadline_breached"}, {"timeline": 0}).sort("deadline_at", -1).limit(limit)
+        return [_with_status(doc) async for doc in cursor]
+
+    # ------------------------------------------------------------------ heartbeats
+
+    async def heartbeat_states(self) -> dict[str, dict[str, Any]]:
+        return {doc["_id"]: doc async for doc in self.heartbeats.find({})}
+
+    async def save_heartbeat(self, group: str, state: dict[str, Any]) -> None:
+        await self.heartbeats.replace_one({"_id": group}, {k: v for k, v in state.items() if k != "_id"},
+                                          upsert=True)
+
+    async def resolve_open_alerts(self, prefix: str, by: str, note: str, now: datetime) -> int:
+        """Resolve the open alerts whose id starts with ``prefix`` (a condition that ended by itself)."""
+        import re
+
+        result = await self.alerts.update_many(
+            {"_id": {"$regex": "^" + re.escape(prefix)}, "resolved": None},
+            {"$set": {"status": "resolved", "resolved": {"by": by, "at": now, "note": note}}})
+        return result.modified_count
 
 
 def _with_status(doc: dict[str, Any]) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
 
+from services.supervision.handlers import DEFAULT_STUCK_AFTER_HOURS, STATUS_RANK
 from shared.settings import CommonSettings
 
 
@@ -39,6 +40,36 @@ class Settings(CommonSettings):
         "partitions) raises one consumer_lag alert until it is back at or below it "
         "(PARLEY_SUPERVISION_LAG_ALERT_THRESHOLD)."
     )
+
+    stuck_after_hours: Annotated[dict[str, float], NoDecode] = Field(
+        default_factory=lambda: dict(DEFAULT_STUCK_AFTER_HOURS),
+        description="Hours a case may stay in a status without any event before a case_stuck alert "
+        "(PARLEY_SUPERVISION_STUCK_AFTER_HOURS, JSON: '{\"registered\": 24, \"negotiating\": 120}'; the "
+        "statuses named replace the defaults, 0 turns a status's check off).",
+    )
+    heartbeat_down_after_s: float = Field(
+        120, gt=0, description="A service's consumer group that had workers and has none for this long "
+        "raises worker_down (PARLEY_SUPERVISION_HEARTBEAT_DOWN_AFTER_S).",
+    )
+    heartbeat_stall_after_s: float = Field(
+        300, gt=0, description="A group with workers and lag that commits nothing new for this long raises "
+        "worker_stalled (PARLEY_SUPERVISION_HEARTBEAT_STALL_AFTER_S).",
+    )
+    report_max_cases: int = Field(
+        200_000, gt=0, description="The most cases one evaluation report reads (PARLEY_SUPERVISION_REPORT_MAX_CASES).",
+    )
+
+    @field_validator("stuck_after_hours", mode="before")
+    @classmethod
+    def _read_stuck(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = json.loads(value) if value.strip() else {}
+        if isinstance(value, dict):
+            unknown = set(value) - set(STATUS_RANK)
+            if unknown:
+                raise ValueError(f"unknown statuses: {', '.join(sorted(unknown))}")
+            return {**DEFAULT_STUCK_AFTER_HOURS, **value}
+        return value
 
     @field_validator("warning_lead_days", mode="before")
     @classmethod
