@@ -1,8 +1,10 @@
 """Authority (授权): what each role may offer alone, and who must approve the rest.
 
 An offer is measured by its total monetary concession (waivers, interest forgone, refunds,
-compensation), its largest waiver percentage, its longest instalment plan and its longest
-deferral. The lowest role whose limits cover all four is the *required role*; a proposer
+compensation), its largest waiver percentage, its longest instalment plan, its longest
+deferral and how far its instalment plan exceeds the disputed balance plus the costs the
+agent stated (by default only a manager or the committee may go above it). The lowest role
+whose limits cover all five is the *required role*; a proposer
 below it cannot show the offer to the customer until someone at or above the required role
 — never the proposer — approves it (approval chain: requested → approved / rejected with a
 reason). Limits are configured per role (``PARLEY_NEGOTIATION_AUTHORITY``).
@@ -33,6 +35,7 @@ class OfferMetrics:
     max_waiver_pct: Decimal
     plan_months: int
     deferral_months: int
+    plan_over_balance: Decimal = Decimal("0")
 
 
 def exceeded(limit: RoleLimit, m: OfferMetrics) -> list[str]:
@@ -46,6 +49,8 @@ def exceeded(limit: RoleLimit, m: OfferMetrics) -> list[str]:
         out.append(f"instalment plan {m.plan_months} months > {limit.max_plan_months}")
     if limit.max_deferral_months is not None and m.deferral_months > limit.max_deferral_months:
         out.append(f"deferral {m.deferral_months} months > {limit.max_deferral_months}")
+    if limit.max_plan_over_balance is not None and m.plan_over_balance > limit.max_plan_over_balance:
+        out.append(f"instalment plan exceeds the disputed balance plus stated costs by {m.plan_over_balance} CNY")
     return out
 
 

@@ -25,6 +25,8 @@ class RoleLimit(BaseModel):
     )
     max_plan_months: int | None = Field(None, description="Longest instalment plan in months.")
     max_deferral_months: int | None = Field(None, description="Longest deferral in months.")
+    max_plan_over_balance: Decimal | None = Field(
+        None, description="How far (CNY) an instalment plan may exceed the disputed balance plus stated costs.")
 
 
 def default_authority() -> dict[str, RoleLimit]:
@@ -32,11 +34,11 @@ def default_authority() -> dict[str, RoleLimit]:
     return {
         "agent": RoleLimit(
             max_concession=Decimal("2000"), max_waiver_pct=Decimal("50"),
-            max_plan_months=24, max_deferral_months=3,
+            max_plan_months=24, max_deferral_months=3, max_plan_over_balance=Decimal("0"),
         ),
         "team_lead": RoleLimit(
             max_concession=Decimal("10000"), max_waiver_pct=Decimal("80"),
-            max_plan_months=36, max_deferral_months=6,
+            max_plan_months=36, max_deferral_months=6, max_plan_over_balance=Decimal("0"),
         ),
         "manager": RoleLimit(
             max_concession=Decimal("50000"), max_waiver_pct=Decimal("100"),

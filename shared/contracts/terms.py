@@ -134,9 +134,20 @@ class InstalmentPlanTerm(TermModel):
     annual_rate_pct: Pct = Field(Decimal("0"), description="Annual rate, % (0: interest-free).")
     method: Literal["annuity", "equal_principal"] = "annuity"
     first_due_date: date
+    stated_costs: Money = Field(
+        Decimal("0"),
+        description=(
+            "Costs the plan repays besides the disputed balance (fees, interest accrued), as the agent states "
+            "them (CNY). A plan above the disputed balance plus these costs needs a manager's approval."
+        ),
+    )
     schedule: list[ScheduleRow] = Field(default_factory=list, description="Computed; input ignored.")
     total_interest: Money | None = Field(None, description="Computed.")
     total_payable: Money | None = Field(None, description="Computed.")
+    note: str | None = Field(
+        None, max_length=500,
+        description="Computed; input ignored: why the term differs from the months asked for (zh-CN / English).",
+    )
 
 
 class Deferral(TermModel):

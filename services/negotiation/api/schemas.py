@@ -134,9 +134,36 @@ class PlanRequest(Model):
 
 class PlanResponse(BaseModel):
     schedule: list[ScheduleRow]
+    months: int = Field(description="The term: the months asked for, or fewer when an instalment would be 0.00.")
+    note: str | None = Field(None, description="Why the term differs from the months asked for (zh-CN / English).")
     total_principal: Money
     total_interest: Money
     total_payable: Money
+
+
+class AffordabilityRequest(Model):
+    """What the customer owes and can spare each month (for an agent sizing a plan)."""
+
+    amount: Money = Field(gt=Decimal("0"), description="Amount the plan would repay (CNY).")
+    monthly_income: Money = Field(description="The customer's monthly income (CNY).")
+    monthly_expenses: Money = Field(description="The customer's necessary monthly expenses (CNY).")
+    annual_rate_pct: Decimal = Field(Decimal("0"), ge=0, le=36, decimal_places=2)
+    method: Literal["annuity", "equal_principal"] = "annuity"
+    first_due_date: date | None = Field(None, description="Default: a month from today (Beijing time).")
+
+
+class AffordabilityResponse(BaseModel):
+    """The plans that fit: the shortest (least interest) and the longest allowed (lowest instalment)."""
+
+    disposable: Decimal = Field(description="Income minus expenses per month (CNY); may be negative.")
+    fits: bool = Field(description="Whether even the longest plan's instalments fit the disposable income.")
+    shortest_months: int | None
+    shortest_instalment: Money | None
+    longest_months: int = Field(description="At most 60.")
+    lowest_instalment: Money = Field(description="The largest instalment of the longest plan.")
+    first_due_date: date
+    explanation_zh: str
+    explanation_en: str
 
 
 class CaseSummary(BaseModel):

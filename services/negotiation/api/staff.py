@@ -32,6 +32,8 @@ from services.negotiation.api.deps import (
     repo_of,
 )
 from services.negotiation.api.schemas import (
+    AffordabilityRequest,
+    AffordabilityResponse,
     ApprovalRequest,
     AssignRequest,
     CaseResult,
@@ -54,8 +56,15 @@ from services.negotiation.auth import Principal
 from services.negotiation.authority import rank
 from services.negotiation.errors import Forbidden, NotFound, Unprocessable
 from services.negotiation.models import AgentProfile, Agreement, Dossier, Workspace
-from services.negotiation.plan import PlanError, compute_plan
+from services.negotiation.plan import (
+    PlanError,
+    add_months,
+    affordability,
+    check_first_due_date,
+    compute_plan,
+)
 from services.negotiation.repository import Repository
+from shared.clock import beijing_day
 from shared.contracts.terms import ScheduleRow
 
 
@@ -134,7 +143,7 @@ async def add_message(case_id: str, body: MessageRequest, p: StaffActor, d: D, i
 async def preview(case_id: str, body: PreviewRequest, p: StaffActor, d: D) -> PreviewResponse:
     """Compute an offer's schedule, fairness comparison and authority without saving it."""
     terms, concession, fairness, check = await handlers.preview_offer(
-        case_id, list(body.terms), p=p, repo=repo_of(d), settings=d.settings)
+        case_id, list(body.terms), p=p, repo=repo_of(d), settings=d.settings, now=d.clock())
     return PreviewResponse(terms=terms, concession=concession, fairness=fairness, authority=check)
 
 
@@ -265,17 +274,36 @@ async def put_agent(agent_id: str, body: AgentProfile, p: Lead, d: D) -> AgentPr
 
 
 @directory.post("/plans/instalment", response_model=PlanResponse, responses=errors(401, 403, 422), tags=["tools"])
-async def plan(body: PlanRequest, p: PlanUser) -> PlanResponse:
-    """Compute an instalment schedule (exact decimals, due dates clamped to month ends)."""
+async def plan(body: PlanRequest, p: PlanUser, d: D) -> PlanResponse:
+    """Compute an instalment schedule (exact decimals, due dates clamped to month ends; the first
+    due date after today and within a year; no instalment of 0.00: the term is shortened, with a note)."""
     try:
+        check_first_due_date(body.first_due_date, beijing_day(d.clock()))
         computed = compute_plan(body.amount, body.months, body.first_due_date,
                                 annual_rate_pct=body.annual_rate_pct, method=body.method)
     except PlanError as exc:
         raise Unprocessable(str(exc), field=exc.field) from None
     rows = [ScheduleRow(number=r.number, due_date=r.due_date, principal=r.principal, interest=r.interest,
                         payment=r.payment, balance_after=r.balance_after) for r in computed.instalments]
-    return PlanResponse(schedule=rows, total_principal=computed.amount,
+    note = f"{computed.note_zh} / {computed.note_en}" if computed.note_en else None
+    return PlanResponse(schedule=rows, months=computed.months, note=note, total_principal=computed.amount,
                         total_interest=computed.total_interest, total_payable=computed.total_payable)
+
+
+@directory.post("/plans/affordability", response_model=AffordabilityResponse, responses=errors(401, 403, 422),
+                tags=["tools"])
+async def plan_affordability(body: AffordabilityRequest, p: PlanUser, d: D) -> AffordabilityResponse:
+    """From the customer's monthly income and expenses: the shortest plan whose instalments fit,
+    and the longest allowed (at most 60 months) with its lowest instalment."""
+    today = beijing_day(d.clock())
+    first = body.first_due_date or add_months(today, 1)
+    try:
+        check_first_due_date(first, today)
+        found = affordability(body.amount, body.monthly_income, body.monthly_expenses, first_due_date=first,
+                              annual_rate_pct=body.annual_rate_pct, method=body.method)
+    except PlanError as exc:
+        raise Unprocessable(str(exc), field=exc.field) from None
+    return AffordabilityResponse(first_due_date=first, **vars(found))
 
 
 @directory.get("/audit", response_model=AuditPage, responses=errors(401, 403, 422), tags=["audit"])

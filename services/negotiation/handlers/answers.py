@@ -40,6 +40,7 @@ from services.negotiation.models import (
 )
 from services.negotiation.settings import Settings
 from services.negotiation.texts import summary
+from shared.clock import beijing_day
 from shared.contracts import negotiation
 from shared.contracts.terms import FeeWaiver
 
@@ -186,8 +187,8 @@ async def counter_offer(
     offer = answerable_offer(ws, offer_id)
     check_version(ws, expected_version)
     by = actor(p)
-    terms = prepare_terms(terms) if terms else []
-    m = offer_metrics(terms)
+    terms = prepare_terms(terms, today=beijing_day(now)) if terms else []
+    m = offer_metrics(terms, ws.amount_disputed)
     fairness = await assess_fairness(ws, terms, m.concession, repo=repo, settings=settings) if terms else None
     counter = Offer(
         offer_id=f"OF-{len(ws.offers) + 1:03d}", party="customer", status="open", terms=terms,

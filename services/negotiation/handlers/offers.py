@@ -4,7 +4,7 @@ authority, opened to the customer or sent up the approval chain; withdrawal; har
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -33,9 +33,11 @@ from services.negotiation.models import (
     OfferEvent,
     Workspace,
 )
-from services.negotiation.plan import PlanError, compute_plan, money
+from services.negotiation.plan import PlanError, check_first_due_date, compute_plan, money
 from services.negotiation.settings import Settings
 from services.negotiation.texts import describe_offer, summary, waived
+from shared.clock import beijing_day
+from shared.clock import now as clock_now
 from shared.contracts import negotiation
 from shared.contracts.envelope import Envelope
 from shared.contracts.terms import (
@@ -49,17 +51,24 @@ from shared.contracts.terms import (
 )
 
 
-def prepare_terms(terms: list[Any]) -> list[Any]:
-    """Compute every instalment plan's schedule; raise ``Unprocessable`` naming a bad field."""
+def prepare_terms(terms: list[Any], *, today: date | None = None) -> list[Any]:
+    """Compute every instalment plan's schedule; raise ``Unprocessable`` naming a bad field.
+
+    A plan's first due date must be after ``today`` (Beijing time; the clock's when not given)
+    and within a year; a term shortened so that no instalment is 0.00 carries the reason in
+    ``note`` (``plan.compute_plan``).
+    """
     out = []
     kinds = [t.kind for t in terms]
     if not terms:
         raise Unprocessable("an offer needs at least one term", field="terms")
     if kinds.count("instalment_plan") > 1:
         raise Unprocessable("an offer may hold one instalment plan", field="terms")
+    today = today or beijing_day(clock_now())
     for i, term in enumerate(terms):
         if isinstance(term, InstalmentPlanTerm):
             try:
+                check_first_due_date(term.first_due_date, today)
                 plan = compute_plan(
                     term.amount, term.months, term.first_due_date,
                     annual_rate_pct=term.annual_rate_pct, method=term.method,
@@ -67,21 +76,25 @@ def prepare_terms(terms: list[Any]) -> list[Any]:
             except PlanError as exc:
                 raise Unprocessable(str(exc), field=f"terms.{i}.{exc.field}") from None
             term = term.model_copy(update={
+                "months": plan.months,
                 "schedule": [ScheduleRow(
                     number=r.number, due_date=r.due_date, principal=r.principal,
                     interest=r.interest, payment=r.payment, balance_after=r.balance_after,
                 ) for r in plan.instalments],
                 "total_interest": plan.total_interest, "total_payable": plan.total_payable,
+                "note": f"{plan.note_zh} / {plan.note_en}" if plan.note_en else None,
             })
         out.append(term)
     return out
 
 
-def offer_metrics(terms: list[Any]) -> OfferMetrics:
-    """Measure an offer for the authority check."""
+def offer_metrics(terms: list[Any], disputed: Decimal | None = None) -> OfferMetrics:
+    """Measure an offer for the authority check (``disputed``: the case's disputed balance;
+    unknown, a plan is not measured against it)."""
     concession = Decimal("0.00")
     max_pct = Decimal("0")
     plan_months = deferral_months = 0
+    over = Decimal("0")
     for t in terms:
         if isinstance(t, FeeWaiver):
             amount = waived(t)
@@ -95,9 +108,11 @@ def offer_metrics(terms: list[Any]) -> OfferMetrics:
             concession += t.amount
         elif isinstance(t, InstalmentPlanTerm):
             plan_months = max(plan_months, t.months)
+            if disputed is not None:
+                over = max(over, t.amount - disputed - t.stated_costs)
         elif isinstance(t, Deferral):
             deferral_months = max(deferral_months, t.months)
-    return OfferMetrics(money(concession), max_pct, plan_months, deferral_months)
+    return OfferMetrics(money(concession), max_pct, plan_months, deferral_months, money(over))
 
 
 async def assess_fairness(ws: Workspace, terms: list[Any], concession: Decimal, *, repo: Store,
@@ -127,11 +142,12 @@ async def assess_fairness(ws: Workspace, terms: list[Any], concession: Decimal, 
 
 
 async def preview_offer(case_id: str, terms: list[Any], *, p: Principal, repo: Store,
-                        settings: Settings) -> tuple[list[Any], Decimal, FairnessComparison, AuthorityCheck]:
+                        settings: Settings, now: datetime | None = None,
+                        ) -> tuple[list[Any], Decimal, FairnessComparison, AuthorityCheck]:
     """Compute schedule, fairness and authority of an offer without saving it."""
     ws = await load_case(case_id, p, repo=repo)
-    terms = prepare_terms(terms)
-    m = offer_metrics(terms)
+    terms = prepare_terms(terms, today=beijing_day(now) if now else None)
+    m = offer_metrics(terms, ws.amount_disputed)
     fairness = await assess_fairness(ws, terms, m.concession, repo=repo, settings=settings)
     return terms, m.concession, fairness, authority_check(p.role, m, settings)
 
@@ -191,8 +207,8 @@ async def make_offer(
     check_version(ws, expected_version)
     if responds_to is not None and ws.offer(responds_to) is None:
         raise Unprocessable(f"offer {responds_to} does not exist on this case", field="responds_to")
-    terms = prepare_terms(terms)
-    m = offer_metrics(terms)
+    terms = prepare_terms(terms, today=beijing_day(now))
+    m = offer_metrics(terms, ws.amount_disputed)
     fairness = await assess_fairness(ws, terms, m.concession, repo=repo, settings=settings)
     justification = (justification or "").strip() or None
     if fairness.flagged and (justification is None or len(justification) < 10):

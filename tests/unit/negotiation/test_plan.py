@@ -8,7 +8,17 @@ from decimal import Decimal
 
 import pytest
 
-from services.negotiation.plan import PlanError, add_months, compute_plan, from_fen, money, to_fen
+from services.negotiation.plan import (
+    MAX_PLAN_MONTHS,
+    PlanError,
+    add_months,
+    affordability,
+    check_first_due_date,
+    compute_plan,
+    from_fen,
+    money,
+    to_fen,
+)
 
 
 def test_annuity_matches_the_textbook_payment() -> None:
@@ -58,7 +68,9 @@ def test_properties_hold_for_many_random_plans(method: str) -> None:
         start = date(2027, rng.randint(1, 12), rng.randint(1, 28) if rng.random() < 0.7 else 28)
         plan = compute_plan(amount, months, start, annual_rate_pct=rate, method=method)  # type: ignore[arg-type]
         rows = plan.instalments
-        assert len(rows) == months
+        assert len(rows) == plan.months <= months
+        assert all(r.payment > 0 for r in rows)  # never an instalment of 0.00
+        assert plan.months == months or plan.note_en
         assert sum(r.principal for r in rows) == money(amount), (amount, months, rate)
         assert rows[-1].balance_after == 0
         assert all(r.payment == r.principal + r.interest for r in rows)
@@ -77,7 +89,7 @@ def test_properties_hold_for_many_random_plans(method: str) -> None:
 @pytest.mark.parametrize(
     ("amount", "months", "rate", "field"),
     [("0", 12, "0", "amount"), ("100", 0, "0", "months"), ("100", 61, "0", "months"),
-     ("100", 12, "-1", "annual_rate_pct"), ("100", 12, "40", "annual_rate_pct"), ("0.05", 12, "0", "months")],
+     ("100", 12, "-1", "annual_rate_pct"), ("100", 12, "40", "annual_rate_pct")],
 )
 def test_bad_parameters_name_the_field(amount: str, months: int, rate: str, field: str) -> None:
     with pytest.raises(PlanError) as err:
@@ -90,3 +102,58 @@ def test_fen_round_trip_is_exact() -> None:
         value = money(Decimal(text))
         assert from_fen(to_fen(value)) == value
     assert money(Decimal("2.005")) == Decimal("2.01")  # ROUND_HALF_UP
+
+
+def test_no_zero_instalments_the_term_is_shortened_and_says_so() -> None:
+    plan = compute_plan(Decimal("1.00"), 36, date(2027, 1, 1))
+    assert plan.requested_months == 36 and plan.months == 34
+    assert all(r.payment > 0 for r in plan.instalments)
+    assert sum(r.payment for r in plan.instalments) == Decimal("1.00")
+    assert "34" in plan.note_zh and "shortened to 34 months" in plan.note_en
+    tiny = compute_plan(Decimal("0.05"), 12, date(2027, 1, 1))
+    assert tiny.months == 5 and [r.payment for r in tiny.instalments] == [Decimal("0.01")] * 5
+    # a term that works is left alone, with no note
+    fine = compute_plan(Decimal("1200"), 12, date(2027, 1, 1))
+    assert fine.months == fine.requested_months == 12 and fine.note_en == ""
+
+
+@pytest.mark.parametrize("first", [date(9999, 1, 31), date(9999, 12, 31), date(9995, 6, 1)])
+def test_a_plan_past_the_year_9999_is_refused_naming_the_first_due_date(first: date) -> None:
+    with pytest.raises(PlanError) as err:
+        compute_plan(Decimal("1000"), 60, first)
+    assert err.value.field == "first_due_date" and "9999" in str(err.value)
+
+
+def test_the_first_due_date_is_in_the_future_and_within_a_year() -> None:
+    today = date(2026, 11, 30)
+    check_first_due_date(date(2026, 12, 1), today)
+    check_first_due_date(date(2027, 11, 30), today)
+    for bad in (date(2026, 11, 30), date(2026, 1, 1), date(2027, 12, 1), date(9999, 12, 31)):
+        with pytest.raises(PlanError) as err:
+            check_first_due_date(bad, today)
+        assert err.value.field == "first_due_date"
+
+
+def test_affordability_gives_the_shortest_and_the_longest_plan_that_fit() -> None:
+    a = affordability(Decimal("12000"), Decimal("8000"), Decimal("7000"), first_due_date=date(2027, 1, 1))
+    assert a.fits and a.disposable == Decimal("1000.00")
+    assert (a.shortest_months, a.shortest_instalment) == (12, Decimal("1000.00"))
+    assert (a.longest_months, a.lowest_instalment) == (MAX_PLAN_MONTHS, Decimal("200.00"))
+    # with interest the shortest plan that fits is longer
+    b = affordability(Decimal("12000"), Decimal("8000"), Decimal("7000"), first_due_date=date(2027, 1, 1),
+                      annual_rate_pct=Decimal("12"))
+    assert b.fits and b.shortest_months is not None and b.shortest_months > 12
+    plan = compute_plan(Decimal("12000"), b.shortest_months, date(2027, 1, 1), annual_rate_pct=Decimal("12"))
+    shorter = compute_plan(Decimal("12000"), b.shortest_months - 1, date(2027, 1, 1), annual_rate_pct=Decimal("12"))
+    assert plan.largest_payment <= Decimal("1000") < shorter.largest_payment
+
+
+def test_affordability_says_when_nothing_fits_and_refuses_negative_figures() -> None:
+    a = affordability(Decimal("12000"), Decimal("5000"), Decimal("4900"), first_due_date=date(2027, 1, 1))
+    assert not a.fits and a.shortest_months is None and a.lowest_instalment == Decimal("200.00")
+    assert "超出其负担能力" in a.explanation_zh and "more than they can pay" in a.explanation_en
+    broke = affordability(Decimal("500"), Decimal("3000"), Decimal("3500"), first_due_date=date(2027, 1, 1))
+    assert not broke.fits and broke.disposable == Decimal("-500.00")
+    with pytest.raises(PlanError) as err:
+        affordability(Decimal("500"), Decimal("-1"), Decimal("0"), first_due_date=date(2027, 1, 1))
+    assert err.value.field == "monthly_income"
