@@ -11,6 +11,15 @@ of calling ``datetime.now``: production passes ``SystemClock()``, tests a ``Manu
 move forward themselves. Both are also plain callables (``clock()``), so they fit where a
 ``Callable[[], datetime]`` is expected.
 
+**The process-wide clock.** ``now()`` (which ``shared.contracts.envelope.utcnow`` returns, and
+every service reads for business time: receipt, deadlines, sweeps, offers, steps) is
+``current_clock().now()``: the system clock, unless the environment asks for an
+``AcceleratedClock`` — ``PARLEY_CLOCK_START`` (ISO-8601 with offset), ``PARLEY_CLOCK_SPEED``
+(simulated seconds per real second) and ``PARLEY_CLOCK_ANCHOR`` (the real epoch second at which
+the simulated time is the start, so several processes agree). ``parley simulate`` starts every
+service with the same three values; ``set_clock`` replaces it in-process (tests). Token expiry,
+leases and outbox grace stay on the machine's clock: they measure real waiting.
+
 The **business calendar** of the regulatory decision deadline lives here too, the one place
 every service asks (rules and sources: ``docs/clock.md``): ``due(received_at, tier_days)``
 gives a ``Deadline`` at the end of Beijing day D+N (the day of receipt D not counted), moved
@@ -25,7 +34,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+import time as _time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -41,6 +52,10 @@ __all__ = [
     "HOLIDAY_SOURCE",
     "REGULATORY_TIMEZONE",
     "TIERS",
+    "CLOCK_ANCHOR_ENV",
+    "CLOCK_SPEED_ENV",
+    "CLOCK_START_ENV",
+    "AcceleratedClock",
     "Clock",
     "Deadline",
     "FixedClock",
@@ -50,11 +65,15 @@ __all__ = [
     "as_utc",
     "beijing_day",
     "calendar_covers",
+    "clock_from_env",
+    "current_clock",
     "due",
     "end_of_day",
     "is_working_day",
     "main",
     "next_working_day",
+    "now",
+    "set_clock",
     "to_local",
     "zone",
 ]
@@ -127,6 +146,118 @@ class ManualClock:
 
 #: A clock fixed at one moment (a ``ManualClock`` nobody advances).
 FixedClock = ManualClock
+
+
+class AcceleratedClock:
+    """Simulated time running ``speed`` times faster than the machine's clock.
+
+    ``now() = start + (real_now - real_start) * speed``: at the real instant ``real_start``
+    (seconds since the epoch, default: when the clock is made) the simulated time is
+    ``start``. Processes given the same ``start``, ``speed`` and ``real_start`` agree on the
+    simulated time, which is how ``parley simulate`` runs every service on one clock.
+    ``real()`` (default ``time.time``) is injectable for tests.
+    """
+
+    def __init__(
+        self,
+        start: datetime,
+        speed: float,
+        *,
+        real_start: float | None = None,
+        real: Any = None,
+    ) -> None:
+        if not speed > 0:
+            raise ValueError(f"speed must be positive, not {speed!r}")
+        self.start = as_utc(start)
+        self.speed = float(speed)
+        self._real = real or _time.time
+        self.real_start = float(real_start) if real_start is not None else float(self._real())
+
+    def now(self) -> datetime:
+        """Return the simulated time, timezone-aware, in UTC."""
+        return self.start + timedelta(seconds=(self._real() - self.real_start) * self.speed)
+
+    def __call__(self) -> datetime:
+        return self.now()
+
+    def real_seconds(self, simulated: timedelta) -> float:
+        """How many real seconds a simulated interval takes on this clock."""
+        return simulated.total_seconds() / self.speed
+
+    def env(self) -> dict[str, str]:
+        """The environment that makes ``clock_from_env`` in another process this same clock."""
+        return {
+            CLOCK_START_ENV: self.start.isoformat(),
+            CLOCK_SPEED_ENV: repr(self.speed),
+            CLOCK_ANCHOR_ENV: repr(self.real_start),
+        }
+
+    def __repr__(self) -> str:
+        return f"AcceleratedClock(start={self.start.isoformat()}, speed={self.speed:g})"
+
+
+# ------------------------------------------------------------------ the process-wide clock
+
+#: The simulated instant at the anchor (ISO-8601 with an offset); unset: the system clock.
+CLOCK_START_ENV: Final = "PARLEY_CLOCK_START"
+#: How many simulated seconds pass per real second (default 1).
+CLOCK_SPEED_ENV: Final = "PARLEY_CLOCK_SPEED"
+#: The real instant (seconds since the epoch) at which the simulated time is the start
+#: (default: when the process first reads the clock). Set it when several processes must
+#: agree on the time.
+CLOCK_ANCHOR_ENV: Final = "PARLEY_CLOCK_ANCHOR"
+
+
+def clock_from_env(environ: dict[str, str] | None = None) -> Clock:
+    """The clock the environment asks for: an ``AcceleratedClock`` when ``PARLEY_CLOCK_START``
+    or ``PARLEY_CLOCK_SPEED`` is set (start default: now; speed default 1; anchor
+    ``PARLEY_CLOCK_ANCHOR``, default now), else ``SystemClock()``. A bad value raises
+    ``ValueError`` naming the variable."""
+    env = os.environ if environ is None else environ
+    raw_start, raw_speed = env.get(CLOCK_START_ENV, "").strip(), env.get(CLOCK_SPEED_ENV, "").strip()
+    raw_anchor = env.get(CLOCK_ANCHOR_ENV, "").strip()
+    if not raw_start and not raw_speed:
+        return SystemClock()
+    try:
+        start = datetime.fromisoformat(raw_start) if raw_start else datetime.now(UTC)
+        start = as_utc(start)
+    except ValueError:
+        raise ValueError(f"{CLOCK_START_ENV}={raw_start!r}: expected ISO-8601 with an offset, "
+                         "e.g. 2026-03-02T09:00:00+08:00") from None
+    try:
+        speed = float(raw_speed) if raw_speed else 1.0
+        if not speed > 0:
+            raise ValueError
+    except ValueError:
+        raise ValueError(f"{CLOCK_SPEED_ENV}={raw_speed!r}: expected a positive number") from None
+    try:
+        anchor = float(raw_anchor) if raw_anchor else None
+    except ValueError:
+        raise ValueError(f"{CLOCK_ANCHOR_ENV}={raw_anchor!r}: expected seconds since the epoch") from None
+    return AcceleratedClock(start, speed, real_start=anchor)
+
+
+_clock: Clock | None = None
+
+
+def current_clock() -> Clock:
+    """The process-wide clock: the one ``set_clock`` put, else ``clock_from_env()`` (read once)."""
+    global _clock
+    if _clock is None:
+        _clock = clock_from_env()
+    return _clock
+
+
+def set_clock(clock: Clock | None) -> None:
+    """Replace the process-wide clock (``None``: read the environment again on next use)."""
+    global _clock
+    _clock = clock
+
+
+def now() -> datetime:
+    """The current business time of this process, aware UTC (``current_clock().now()``).
+    ``shared.contracts.envelope.utcnow`` is this function: every service reads it."""
+    return current_clock().now()
 
 
 def as_utc(moment: datetime) -> datetime:

@@ -56,6 +56,7 @@ from services.intake.repository import (
     RegistrationStore,
 )
 from services.intake.settings import Settings
+from shared import clock as shared_clock
 from shared.contracts.common import Language, Priority, Product
 from shared.contracts.envelope import Envelope
 from shared.contracts.followup import CaseClosed
@@ -89,8 +90,8 @@ FACTS_TEXT_CHARS = 1000
 
 
 def utcnow() -> datetime:
-    """The real clock."""
-    return datetime.now(UTC)
+    """The process-wide clock (shared.clock: the system clock unless PARLEY_CLOCK_* simulates one)."""
+    return shared_clock.now()
 
 
 def complaint_id_for(key: str) -> str:

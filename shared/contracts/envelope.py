@@ -10,11 +10,13 @@ event, so one case's events stay in order on one partition.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, ClassVar, Generic, TypeVar
 from uuid import UUID, uuid4
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from shared.clock import now as clock_now
 
 
 class Payload(BaseModel):
@@ -39,8 +41,9 @@ P = TypeVar("P", bound=Payload)
 
 
 def utcnow() -> datetime:
-    """Return the current time, timezone-aware (UTC)."""
-    return datetime.now(UTC)
+    """Return the current business time, timezone-aware (UTC): the process-wide clock of
+    ``shared.clock`` (the system clock unless ``PARLEY_CLOCK_*`` asks for a simulated one)."""
+    return clock_now()
 
 
 class Envelope(BaseModel, Generic[P]):

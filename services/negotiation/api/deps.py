@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import Depends, Header, Request
@@ -20,6 +20,7 @@ from services.negotiation.handlers.common import conflicted
 from services.negotiation.models import Workspace
 from services.negotiation.repository import Repository
 from services.negotiation.settings import Settings
+from shared import clock as shared_clock
 from shared.auth import Role, RoleGate, authenticate, require
 from shared.http import ErrorBody
 
@@ -35,7 +36,7 @@ class Deps:
         self.settings = settings
         self.repo: Repository | None = repo
         self.send: SendFn | None = send
-        self.clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+        self.clock: Callable[[], datetime] = shared_clock.now
 
 
 def get_deps(request: Request) -> Deps:
