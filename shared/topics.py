@@ -177,7 +177,7 @@ def decode(topic: str, raw: bytes | None) -> Envelope[Any]:
         raise InvalidMessage("value must be a JSON object")
     check_header(topic, data)
     try:
-        return Envelope[entry.payload].model_validate(data)  # type: ignore[name-defined]
+        return Envelope.of(entry.payload).model_validate(data)
     except ValidationError as exc:
         errors = validation_errors(exc)
         raise InvalidMessage(

@@ -97,9 +97,9 @@ FERRETDB_PG_POOL_MAX_CONNS = 500
 # told to use one wherever it can; queries without a usable index still scan.
 INDEX_COMPANIONS_SQL = r"""
 CREATE OR REPLACE FUNCTION parley_gin_companions(idx oid) RETURNS integer LANGUAGE plpgsql AS $$
-DECLARE tbl oid; nkeys int; k int; expr text; field text; made int := 0;
+DECLARE tbl oid; nkeys int; k int; expr text; field text; made int := 0; uniq boolean;
 BEGIN
-  SELECT i.indrelid, i.indnkeyatts INTO tbl, nkeys
+  SELECT i.indrelid, i.indnkeyatts, i.indisunique INTO tbl, nkeys, uniq
     FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_am a ON a.oid = c.relam
    WHERE i.indexrelid = idx AND a.amname = 'btree';
   IF tbl IS NULL OR NOT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = tbl AND attname = '_jsonb') THEN
@@ -113,6 +113,11 @@ BEGIN
           WHERE g.indrelid = tbl AND ga.amname = 'gin' AND pg_get_indexdef(g.indexrelid, 1, false) = expr) THEN
       EXECUTE format('CREATE INDEX ON %s USING gin ((_jsonb -> %L) jsonb_path_ops)', tbl::regclass, field);
       made := made + 1;
+    END IF;
+    -- a non-unique btree on a field other than _id serves no query FerretDB sends (its
+    -- filters are @>, and it sorts in Go) and costs every insert and update an index entry
+    IF field IS NOT NULL AND field <> '_id' AND NOT uniq THEN
+      EXECUTE format('DROP INDEX %s', idx::regclass);
     END IF;
   END LOOP;
   RETURN made;

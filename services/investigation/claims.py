@@ -9,6 +9,7 @@ through English patterns. Pure functions: no I/O.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
@@ -156,8 +157,12 @@ def _amount_after(keywords: str, text: str) -> Decimal | None:
     return value if value is not None and value >= 500 else None
 
 
+@functools.lru_cache(maxsize=4096)
 def read_claims(text: str) -> Claims:
-    """Read the claims and the customer's own figures in a complaint (zh-CN or English)."""
+    """Read the claims and the customer's own figures in a complaint (zh-CN or English).
+
+    Cached: investigating a complaint reads its text twice (the simulated records, the
+    assessment), and ``Claims`` is immutable."""
     patterns = _ZH if re.search(r"[\u4e00-\u9fff]", text) else _EN
     codes = tuple(code for code, pattern in patterns.items() if pattern.search(text))
     per_day = None

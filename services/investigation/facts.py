@@ -104,10 +104,16 @@ def monthly_irr(flows: list[Decimal]) -> Decimal | None:
         return Decimal("0")
 
     def npv(rate: Decimal) -> Decimal:
-        return sum((f / (1 + rate) ** i for i, f in enumerate(flows)), Decimal("0"))
+        total, factor, step = Decimal("0"), Decimal("1"), 1 / (1 + rate)
+        for f in flows:
+            total += f * factor
+            factor *= step
+        return total
 
+    # 48 halvings leave the monthly rate within 2**-48 (4e-15): far inside the 0.0001 to
+    # which the APR is quantized, at 60 % of the 80 it took before
     low, high = Decimal("0"), Decimal("1")
-    for _ in range(80):
+    for _ in range(48):
         mid = (low + high) / 2
         if npv(mid) > 0:
             high = mid
