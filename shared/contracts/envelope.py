@@ -89,7 +89,7 @@ class Envelope(BaseModel, Generic[P]):
         event_id = uuid4()
         if correlation_id is None:
             correlation_id = cause.correlation_id if cause is not None else str(event_id)
-        return Envelope.of(type(payload))(  # type: ignore[no-any-return]
+        return Envelope.of(type(payload))(
             event_id=event_id,
             event_type=payload.event_type,
             schema_version=payload.schema_version,
