@@ -77,9 +77,12 @@ async def test_agreed_settlement_is_executed_followed_up_and_closed(settings: Co
                                     headers=bearer("agent", sub="cs7"))
         assert status == 200 and after["status"] == "closed" and after["callback"]["by"] == "cs7"
 
-    for topic in ("settlement.executed", "followup.completed", "case.closed", "customer.notified"):
+    for topic in ("settlement.executed", "followup.completed", "case.closed"):
         [record] = await read_all(settings, topic, expected=1)
         got = decode(topic, record.value)
         assert got.case_id == "case-f1" and record.key == b"case-f1"
+    # the customer hears that it was carried out, then that it is closed
+    notices = [decode("customer.notified", r.value) for r in await read_all(settings, "customer.notified", expected=2)]
+    assert [n.payload.kind for n in notices] == ["progress", "outcome"] and all(n.case_id == "case-f1" for n in notices)
     closed = decode("case.closed", (await read_all(settings, "case.closed", expected=1))[0].value)
     assert closed.payload.outcome == "resolved"
