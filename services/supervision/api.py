@@ -182,8 +182,10 @@ async def dead_letters(
 
 # ------------------------------------------------------------------ evaluation report (issue 13)
 
-From = Annotated[date | None, Query(alias="from", description="First Beijing day (YYYY-MM-DD); default: the 1st of this month.")]
-To = Annotated[date | None, Query(alias="to", description="Last Beijing day, included (YYYY-MM-DD); default: today.")]
+#: the days a period may name (stored times are UTC: the calendar's first and last days have none)
+DAYS = {"ge": date(1970, 1, 1), "le": date(9998, 12, 31)}
+From = Annotated[date | None, Query(alias="from", description="First Beijing day (YYYY-MM-DD); default: the 1st of this month.", **DAYS)]
+To = Annotated[date | None, Query(alias="to", description="Last Beijing day, included (YYYY-MM-DD); default: today.", **DAYS)]
 
 
 async def evaluation_report(request: Request, first: date | None, last: date | None) -> dict[str, Any]:
@@ -205,7 +207,7 @@ async def evaluation_report(request: Request, first: date | None, last: date | N
     return report
 
 
-@router.get("/reports/evaluation")
+@router.get("/reports/evaluation", responses={200: {"content": {"application/json": {}, "text/csv": {}}}})
 async def evaluation(request: Request, first: From = None, last: To = None,
                      format: Literal["json", "csv"] = "json") -> Any:
     """The evaluation report (总结评估) of a period: volumes, stage times, deadline compliance,

@@ -15,6 +15,12 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
+from aiokafka.protocol.admin import (
+    DescribeGroupsRequest_v0,
+    DescribeGroupsRequest_v1,
+    DescribeGroupsRequest_v2,
+)
+from aiokafka.protocol.api import Request
 
 from services.supervision.handlers import PartitionLag, consumer_groups, partition_lags
 from shared.settings import KafkaSettings
@@ -73,6 +79,20 @@ async def _committed(admin: AIOKafkaAdminClient, group: str, partitions: list[To
     return {}
 
 
+class _DescribeGroups(Request[DescribeGroupsRequest_v0 | DescribeGroupsRequest_v1 | DescribeGroupsRequest_v2]):
+    """DescribeGroups up to v2. aiokafka 0.14's own request also offers v3 but decodes its
+    answer with v2's schema (no ``authorized_operations``), which fails on a broker that
+    answers v3 (Kafka 4.x: "Buffer underrun decoding string")."""
+
+    API_KEY = 15
+
+    def __init__(self, groups: list[str]) -> None:
+        self._groups = groups
+
+    def build(self, request_struct_class: Any) -> Any:
+        return request_struct_class(self._groups)
+
+
 async def read_members(kafka: KafkaSettings) -> dict[str, int]:
     """Every service's consumer group → how many members (running workers) it has now."""
     groups = list(consumer_groups(kafka.topic_prefix))
@@ -81,9 +101,13 @@ async def read_members(kafka: KafkaSettings) -> dict[str, int]:
     await admin.start()
     try:
         members = dict.fromkeys(groups, 0)
-        for response in await admin.describe_consumer_groups(groups):
+        by_node: dict[int, list[str]] = {}
+        for group in groups:
+            by_node.setdefault(await admin.find_coordinator(group), []).append(group)
+        for node, mine in by_node.items():
+            response = await admin._send_request(_DescribeGroups(mine), node)  # noqa: SLF001 (see _DescribeGroups)
             for described in response.groups:
-                # (error_code, group_id, state, protocol_type, protocol, members, ...)
+                # (error_code, group_id, state, protocol_type, protocol, members)
                 error_code, group_id, members_of = described[0], described[1], described[5]
                 if error_code == 0 and group_id in members:
                     members[group_id] = len(members_of)

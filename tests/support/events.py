@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 from shared.contracts.common import Channel, Language, Priority, Product
 from shared.contracts.envelope import Envelope
@@ -76,3 +77,41 @@ def agreed(
         case_id=case_id,
         producer="negotiation",
     )
+
+
+def settled_story(case_id: str, start: datetime, amount: str, *, score: int, agent: str = "a1",
+                  category: str = "collection_conduct", cause: str = "collection_off_hours",
+                  number: int = 1) -> list[Envelope[Any]]:
+    """A case's whole life as its services publish it: registered at ``start``, investigated
+    10 h later, negotiated by ``agent`` from 12 h, agreed at 30 h for ``amount``, executed at
+    40 h, called back at 50 h with ``score`` (satisfied from 3), closed at 51 h."""
+    from shared.contracts.followup import CaseClosed, FollowupCompleted, SettlementExecuted
+    from shared.contracts.investigation import InvestigationCompleted
+    from shared.contracts.negotiation import NegotiationStarted
+
+    reg = registered(case_id, received_at=start, number=number)
+    n = reg.payload.case_number
+
+    def at(hours: float) -> datetime:
+        return start + timedelta(hours=hours)
+
+    agr = agreed(case_id)
+    agr = agr.model_copy(update={"occurred_at": at(30), "payload": agr.payload.model_copy(
+        update={"amount": Decimal(amount), "case_number": n})})
+    return [
+        reg,
+        Envelope.wrap(InvestigationCompleted(
+            case_number=n, category=category, finding="substantiated", root_cause=cause,
+            root_cause_zh="非工作时间催收" if cause == "collection_off_hours" else cause,
+            root_cause_en="Collection off hours" if cause == "collection_off_hours" else cause),
+            case_id=case_id, producer="investigation", occurred_at=at(10)),
+        Envelope.wrap(NegotiationStarted(case_number=n, agent_id=agent, team="t1"), case_id=case_id,
+                      producer="negotiation", occurred_at=at(12)),
+        agr,
+        Envelope.wrap(SettlementExecuted(case_number=n, agreement_id=f"agr-{case_id}"), case_id=case_id,
+                      producer="followup", occurred_at=at(40)),
+        Envelope.wrap(FollowupCompleted(case_number=n, satisfied=score >= 3, score=score), case_id=case_id,
+                      producer="followup", occurred_at=at(50)),
+        Envelope.wrap(CaseClosed(case_number=n, outcome="resolved"), case_id=case_id, producer="followup",
+                      occurred_at=at(51)),
+    ]

@@ -38,8 +38,8 @@ CSRF = re.compile(r'name="csrf" value="([0-9a-f]+)"')
 
 
 @asynccontextmanager
-async def console_app(settings: CommonSettings) -> AsyncIterator[tuple[Any, Settings]]:
-    own = Settings(environment="test", kafka=settings.kafka, mongo=settings.mongo)
+async def console_app(settings: CommonSettings, **extra: Any) -> AsyncIterator[tuple[Any, Settings]]:
+    own = Settings(environment="test", kafka=settings.kafka, mongo=settings.mongo, **extra)
     app = build_api(SPEC, own)
     client = make_client(own.mongo)
     try:

@@ -5,18 +5,17 @@ from __future__ import annotations
 import csv
 import io
 from datetime import UTC, date, datetime, timedelta
-from decimal import Decimal
 from typing import Any
 
 import pytest
 
 from services.supervision import evaluation, handlers
 from shared.contracts.envelope import Envelope
-from shared.contracts.followup import CaseClosed, FollowupCompleted, SettlementExecuted
+from shared.contracts.followup import CaseClosed
 from shared.contracts.investigation import InvestigationCompleted
-from shared.contracts.negotiation import CaseEscalated, NegotiationStarted
+from shared.contracts.negotiation import CaseEscalated
 from shared.contracts.supervision import SupervisionAlert
-from tests.support.events import agreed, registered
+from tests.support.events import registered, settled_story
 
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
 
@@ -37,22 +36,7 @@ def watch(events: list[Envelope[Any]], **extra: Any) -> dict[str, Any]:
 
 
 def settled_case(case_id: str, start: datetime, amount: str, *, score: int, agent: str = "a1") -> dict[str, Any]:
-    reg = registered(case_id, received_at=start)
-    agr = agreed(case_id)
-    agr = agr.model_copy(update={"occurred_at": start + timedelta(hours=30),
-                                 "payload": agr.payload.model_copy(update={"amount": Decimal(amount)})})
-    return watch([
-        reg, investigated(case_id, start + timedelta(hours=10)),
-        Envelope.wrap(NegotiationStarted(case_number="TS-1", agent_id=agent, team="t1"), case_id=case_id,
-                      producer="negotiation", occurred_at=start + timedelta(hours=12)),
-        agr,
-        Envelope.wrap(SettlementExecuted(case_number="TS-1", agreement_id="x"), case_id=case_id,
-                      producer="followup", occurred_at=start + timedelta(hours=40)),
-        Envelope.wrap(FollowupCompleted(case_number="TS-1", satisfied=score >= 3, score=score), case_id=case_id,
-                      producer="followup", occurred_at=start + timedelta(hours=50)),
-        Envelope.wrap(CaseClosed(case_number="TS-1", outcome="resolved"), case_id=case_id, producer="followup",
-                      occurred_at=start + timedelta(hours=51)),
-    ])
+    return watch(settled_story(case_id, start, amount, score=score, agent=agent))
 
 
 def test_report_from_case_facts() -> None:
