@@ -375,15 +375,36 @@ async def _tail_break(store: ChainStore, last: Head) -> Break | None:
     return None
 
 
-async def verify(store: ChainStore) -> Report:
-    """Walk the whole chain by ``_id``; report the first broken record or the intact head."""
+async def verify(store: ChainStore, kept: Head | None = None) -> Report:
+    """Walk the whole chain by ``_id``; report the first broken record or the intact head.
+
+    ``kept`` is a head kept outside the database (an export's last line): the chain must still
+    hold that record with that hash, which catches a tail removed together with the head hint,
+    or a chain rewritten with every later hash recomputed.
+    """
     head = EMPTY
     async for seq, doc in walk(store):
         broken = check(seq, doc, head.hash)
+        if broken is None and kept is not None and seq == kept.seq and doc["hash"] != kept.hash:
+            broken = Break(seq, "edited", f"record {seq} is not the one the kept head names "
+                                          "(its hash differs): the chain was rewritten since")
         if broken is not None:
             return Report(seq - 1, head, broken)
         head = Head(seq, str(doc["hash"]))
+    if kept is not None and head.seq < kept.seq:
+        return Report(head.seq, head, Break(head.seq + 1, "removed", f"record {head.seq + 1} was removed "
+                                            f"(the chain ends at {head.seq}, the kept head is at {kept.seq})"))
     return Report(head.seq, head, await _tail_break(store, head))
+
+
+def kept_head(path: str) -> Head:
+    """The chain head an export recorded: its last line, ``{"head": <hash>, "seq": <n>}``."""
+    with open(path, encoding="utf-8") as fh:
+        lines = [line for line in fh.read().splitlines() if line.strip()]
+    last = json.loads(lines[-1]) if lines else {}
+    if not isinstance(last, dict) or not isinstance(last.get("seq"), int) or not isinstance(last.get("head"), str):
+        raise ValueError(f"{path}: its last line is not an exported chain head")
+    return Head(last["seq"], last["head"])
 
 
 def _in_period(doc: Mapping[str, Any], since: datetime, until: datetime) -> bool:
@@ -460,7 +481,7 @@ async def _run(args: argparse.Namespace) -> int:
     try:
         store = MongoChainStore(client[args.db])
         if args.command == "verify":
-            report = await verify(store)
+            report = await verify(store, kept_head(args.head_from) if args.head_from else None)
         else:
             report = await export(store, since=args.since, until=args.until, out=args.out)
         sys.stdout.write(f"{report}\n")
@@ -476,6 +497,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     v = sub.add_parser("verify", help="walk the chain and report the first broken record")
     v.add_argument("--db", required=True, help="the service's database, e.g. parley_negotiation")
+    v.add_argument("--head-from", metavar="EXPORT", help="an earlier export: the chain must still hold its head")
     e = sub.add_parser("export", help="JSON lines of a period plus the chain head")
     e.add_argument("--db", required=True)
     e.add_argument("--from", dest="since", required=True, type=_when, help="ISO date or time (UTC if no zone)")
