@@ -19,7 +19,7 @@ escalated cases get none.
 from __future__ import annotations
 
 import logging
-from datetime import datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Protocol
 
 from services.negotiation.errors import Conflict
@@ -39,8 +39,9 @@ class ProgressStore(Store, Protocol):
         """Return ids of cases not closed or escalated whose notice is due (or never planned)."""
 
 
-def _start_of(day: object) -> datetime:
-    return as_utc(datetime.combine(day, time(0), tzinfo=zone(REGULATORY_TIMEZONE)))  # type: ignore[call-overload]
+def _start_of(day: date) -> datetime:
+    """00:00 Beijing time of ``day``, as UTC."""
+    return as_utc(datetime.combine(day, time(0), tzinfo=zone(REGULATORY_TIMEZONE)))
 
 
 def progress_notice(ws: Workspace, *, period_days: int, now: datetime) -> tuple[Workspace, Events] | None:
