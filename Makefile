@@ -1,5 +1,5 @@
 # Parley — the two commands of the README, and their helpers.
-#   make demo   bring up Kafka + FerretDB and every service, then run the pipeline demo
+#   make demo   bring up Kafka + FerretDB and every service, then simulate a month (parley simulate)
 #   make test   install everything the tests need and run them (they start their own servers)
 # Both install what they need on a fresh machine (virtualenv, Python packages, Kafka jars,
 # FerretDB). Requires python3 >= 3.11, a JDK >= 17 with Maven, and Go >= 1.24.
@@ -9,7 +9,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STACK  := $(PYTHON) deploy/local/stack.py
 
-.PHONY: setup demo test unit typecheck stop status logs clean lint bench faults
+.PHONY: setup demo demo-story test unit typecheck stop status logs clean lint bench faults
 
 $(VENV)/.installed: pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Parley needs Python 3.11 or newer; python3 is " + sys.version.split()[0])'
@@ -22,10 +22,16 @@ setup: $(VENV)/.installed
 	$(STACK) install
 	@test -f var/models/complaint-classifier.joblib || $(PY) -m services.investigation.train
 
+# the main job: `parley simulate` — the stack, every service on one accelerated clock, a month of
+# DEMO_COMPLAINTS real complaints in about five minutes, the evaluation report (docs/cli.md#simulate)
+DEMO_COMPLAINTS ?= 200
 demo: setup
+	$(PY) -m deploy.cli.main simulate --complaints $(DEMO_COMPLAINTS) $(DEMO_ARGS)
+
+# the older walk-through: six complaints, one case negotiated by script, on the real clock
+demo-story: setup
 	$(STACK) start
 	$(PY) -m deploy.local.services start
-	$(PY) -m deploy.local.services status
 	$(PY) -m deploy.local.demo
 
 test: setup

@@ -1,14 +1,13 @@
 """The ``parley`` app: every command group registered in one place.
 
-Adding a group (``simulate``, ``report``) is a module with a ``typer.Typer`` (or a function)
-and one line here.
+Adding a group is a module with a ``typer.Typer`` (or a function) and one line here.
 """
 
 from __future__ import annotations
 
 import typer
 
-from deploy.cli import backlog, cases, dlq, services, stack, token
+from deploy.cli import backlog, cases, dlq, report, services, simulate, stack, token
 
 app = typer.Typer(
     name="parley",
@@ -25,6 +24,8 @@ app.add_typer(cases.app, name="cases")
 app.add_typer(dlq.app, name="dlq")
 app.command("import")(backlog.import_)
 app.command("token")(token.token)
+app.command("simulate")(simulate.simulate)
+app.command("report")(report.report)
 
 if __name__ == "__main__":
     app()

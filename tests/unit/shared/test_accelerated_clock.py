@@ -75,7 +75,7 @@ def test_speed_must_be_positive(speed: float) -> None:
 
 def test_naive_start_is_refused() -> None:
     with pytest.raises(ValueError, match="naive"):
-        AcceleratedClock(datetime(2026, 3, 2), 2)
+        AcceleratedClock(datetime(2026, 3, 2), 2)  # noqa: DTZ001 - naive on purpose
 
 
 def test_environment_without_clock_settings_is_the_system_clock() -> None:
