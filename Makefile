@@ -20,6 +20,7 @@ $(VENV)/.installed: pyproject.toml
 
 setup: $(VENV)/.installed
 	$(STACK) install
+	sh deploy/local/ensure_chromium.sh
 	@test -f var/models/complaint-classifier.joblib || $(PY) -m services.investigation.train
 
 # the main job: `parley simulate` — the stack, every service on one accelerated clock, a month of
