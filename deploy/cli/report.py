@@ -25,7 +25,7 @@ import csv
 import html
 import io
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -177,12 +177,52 @@ async def gather(apis: Any, frm: datetime, to: datetime, on_progress: Any = None
 
     await asyncio.gather(*(one(r) for r in rows))
     head, source = headline(rows), "computed from intake, negotiation, supervision and follow-up APIs"
-    status, served = await apis.call("GET", "supervision", "/reports/evaluation", ops,
-                                     params={"from": frm.isoformat(), "to": to.isoformat()})
-    if status == 200 and isinstance(served, dict):
-        head = {**head, **{k: v for k, v in served.items() if k in head}}
-        source = "supervision GET /reports/evaluation (per-case rows from the other APIs)"
+    days = whole_days(frm, to)
+    if days is not None:  # supervision's report is by Beijing days, the last one included
+        status, served = await apis.call("GET", "supervision", "/reports/evaluation", ops,
+                                         params={"from": days[0].isoformat(), "to": days[1].isoformat()})
+        if status == 200 and isinstance(served, dict):
+            try:
+                head = {**head, **served_headline(served)}
+                head["open"] = max(head["cases"] - head["settled"] - head["escalated"], 0)
+                source = ("supervision's GET /reports/evaluation for cases, settled, escalated, deadlines and "
+                          "satisfaction; per-case rows and days to decision from the other APIs")
+            except (KeyError, TypeError, ValueError):
+                pass  # another shape: keep the computed numbers
     return Evaluation(frm=frm, to=to, rows=sorted(rows, key=lambda r: r.received_at), headline=head, source=source)
+
+
+def whole_days(frm: datetime, to: datetime) -> tuple[date, date] | None:
+    """(first day, last day included) when [frm, to) is whole Beijing days, else None."""
+    from shared.clock import REGULATORY_TIMEZONE, to_local
+
+    a, b = to_local(frm, REGULATORY_TIMEZONE), to_local(to, REGULATORY_TIMEZONE)
+    if a.time() != time(0) or b.time() != time(0):
+        return None
+    return a.date(), b.date() - timedelta(days=1)
+
+
+def served_headline(served: dict[str, Any]) -> dict[str, Any]:
+    """The headline numbers in supervision's ``GET /reports/evaluation`` answer."""
+    deadlines, rates = served["deadlines"], served["rates"]
+    by_channel = served["satisfaction"]["by_channel"]
+    callbacks = sum(int(r["callbacks"]) for r in by_channel)
+    satisfied = sum(int(r["satisfied"]) for r in by_channel)
+    scored = [(r["mean_score"], r["callbacks"]) for r in by_channel if r.get("mean_score") is not None]
+    met = int(deadlines["met"]) + int(deadlines.get("extended") or 0)
+    return {
+        "cases": int(served["cases"]),
+        "settled": int(rates["settlement"]["cases"]),
+        "escalated": int(rates["escalation"]["cases"]),
+        "deadlines_judged": int(deadlines["decided"]),
+        "deadlines_met": met,
+        "deadlines_met_pct": round(100 * met / int(deadlines["decided"]), 1) if deadlines["decided"] else None,
+        "deadlines_breached": int(deadlines["breached"]),
+        "callbacks": callbacks,
+        "satisfied": satisfied,
+        "satisfaction_pct": round(100 * satisfied / callbacks, 1) if callbacks else None,
+        "avg_score": round(sum(float(m) * n for m, n in scored) / sum(n for _, n in scored), 2) if scored else None,
+    }
 
 
 LABELS = {
@@ -259,7 +299,10 @@ def write(ev: Evaluation, *, stem: str, csv_out: bool = True, html_out: bool = T
 
 
 def show(ev: Evaluation) -> None:
-    table = Table(title=f"evaluation {ev.frm:%Y-%m-%d} – {ev.to:%Y-%m-%d}", show_header=False)
+    from shared.clock import REGULATORY_TIMEZONE, to_local
+
+    frm, to = to_local(ev.frm, REGULATORY_TIMEZONE), to_local(ev.to, REGULATORY_TIMEZONE)
+    table = Table(title=f"evaluation 评估 {frm:%Y-%m-%d %H:%M} – {to:%Y-%m-%d %H:%M} (Beijing)", show_header=False)
     for line in headline_lines(ev.headline):
         table.add_row(line)
     console.print(table)

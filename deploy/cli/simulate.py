@@ -29,7 +29,7 @@ import typer
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
 
 from deploy.cli.common import REPO, CliError, api_url, console, err_console, fail, var_dir
-from shared.clock import AcceleratedClock, as_utc, set_clock
+from shared.clock import AcceleratedClock, as_utc, beijing_day, end_of_day, set_clock
 
 #: Simulated seconds per real second by default: a 30-day month in five minutes.
 DEFAULT_SPEED = 30 * 86400 / 300
@@ -203,7 +203,9 @@ def simulate(
     from deploy.cli.report import evaluate, show, write
 
     time.sleep(min(5.0, 3 * 86400 / speed))  # let the last events reach every service
-    ev = asyncio.run(evaluate(begin, end + timedelta(seconds=1)))
+    first_day, after_day = beijing_day(begin), beijing_day(end) + timedelta(days=1)
+    ev = asyncio.run(evaluate(end_of_day(first_day - timedelta(days=1)) + timedelta(microseconds=1),
+                              end_of_day(after_day - timedelta(days=1)) + timedelta(microseconds=1)))
     show(ev)
     console_url = api_url("supervision") + "/console"
     paths = write(ev, stem=f"simulation-{run_id}", console_url=console_url)
@@ -220,8 +222,7 @@ def simulate(
     for path in paths:
         console.print(f"report: {path}")
     console.print(f"operations console: {console_url}  (sign in with `parley token --role ops --sub me`)")
-    console.print(f"the same numbers again: parley report --from {begin.isoformat()} --to "
-                  f"{(end + timedelta(seconds=1)).isoformat()}")
+    console.print(f"the same numbers again: parley report --from {first_day} --to {after_day} --html")
     console.print("cases: `parley cases search`; dead letters: `parley dlq list`; stop everything: `make stop`")
     if interrupted:
         raise typer.Exit(130)

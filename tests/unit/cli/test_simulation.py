@@ -221,3 +221,20 @@ def test_next_simulation_starts_after_the_last(monkeypatch: pytest.MonkeyPatch, 
     (tmp_path / "simulations").mkdir()
     (tmp_path / "simulations" / "last.json").write_text('{"end": "2026-04-01T01:00:00+00:00"}')
     assert simulate.default_start() == datetime(2026, 4, 2, 1, 0, tzinfo=UTC)
+
+
+def test_supervisions_report_gives_the_headline_when_the_period_is_whole_days() -> None:
+    from shared.clock import end_of_day
+
+    a = end_of_day(datetime(2026, 3, 7).date()) + timedelta(microseconds=1)
+    b = end_of_day(datetime(2026, 4, 7).date()) + timedelta(microseconds=1)
+    assert report.whole_days(a, b) == (datetime(2026, 3, 8).date(), datetime(2026, 4, 7).date())
+    assert report.whole_days(START, b) is None  # 09:00 Beijing is not a day's start
+    served = {"cases": 30, "deadlines": {"met": 18, "extended": 6, "breached": 1, "pending": 5, "decided": 25},
+              "rates": {"settlement": {"cases": 18}, "escalation": {"cases": 7}},
+              "satisfaction": {"by_channel": [{"callbacks": 10, "satisfied": 9, "mean_score": 4.5},
+                                              {"callbacks": 6, "satisfied": 6, "mean_score": 5.0}]}}
+    head = report.served_headline(served)
+    assert head == {"cases": 30, "settled": 18, "escalated": 7, "deadlines_judged": 25, "deadlines_met": 24,
+                    "deadlines_met_pct": 96.0, "deadlines_breached": 1, "callbacks": 16, "satisfied": 15,
+                    "satisfaction_pct": 93.8, "avg_score": 4.69}
