@@ -56,11 +56,17 @@ async def on_agreed(deps: Deps, events: list[Envelope[SettlementAgreed]]) -> Non
         execution = handlers.plan_execution(event, now=now, tz=deps.settings.timezone)
         if await deps.repo.create(execution, []):
             continue
-        existing = await deps.repo.get(event.case_id)
-        replanned = handlers.replan(existing, event, now=now, tz=deps.settings.timezone) if existing else None
-        if replanned is not None:
-            saved = await deps.repo.save(replanned, [])  # a Conflict is retried by the consumer
+        for _ in range(3):  # a step completed meanwhile: read again
+            existing = await deps.repo.get(event.case_id)
+            replanned = handlers.replan(existing, event, now=now, tz=deps.settings.timezone) if existing else None
+            if replanned is None:
+                break
+            try:
+                saved = await deps.repo.save(replanned, [])
+            except Conflict:
+                continue
             await _audit(deps, "plan_replaced", saved, agreement_id=saved.agreement_id)
+            break
 
 
 async def on_escalated(deps: Deps, events: list[Envelope[CaseEscalated]]) -> None:

@@ -306,7 +306,7 @@ class Workspace(Model):
     reopenings: list[Reopening] = Field(default_factory=list, description="Dissatisfied callbacks that reopened it.")
     # the regular progress notice while the case is open (handlers.progress.progress_notice)
     progress_due_at: AwareDatetime | None = Field(None, description="When the next progress notice is due.")
-    progress_notices: int = Field(0, description="Progress notices sent; the last period noticed.")
+    progress_notices: int = Field(0, description="The last period a progress notice went out for (0: none yet).")
 
     def offer(self, offer_id: str) -> Offer | None:
         """Return the offer with this id, if any."""
