@@ -6,7 +6,8 @@
    chain, which verifies.
 2. A dissatisfied callback: follow-up publishes ``case.reopened``; negotiation reopens the
    workspace with the customer's reasons, gives it to another agent than the one who
-   negotiated, and tells the customer; both services' audit chains record it.
+   negotiated, and tells the customer; both services' audit chains record it. The new agent's
+   agreement then replaces the plan in follow-up.
 """
 
 from __future__ import annotations
@@ -217,6 +218,25 @@ async def test_a_dissatisfied_callback_reopens_the_negotiation_with_another_agen
             assert len(told) == 1, [n["payload"]["subject"] for n in notices]
             view = (await cust.get(f"/customer/cases/{case}")).json()
             assert view["stage"] == "open"
+
+        # the new agent agrees a new settlement; follow-up replaces the reopened case's plan with it
+        async with Caller(base, ns, sub=ws["assigned_agent"], role="agent", team="t1") as second, \
+                Caller(base, ns, sub="cust-R", role="customer", customer_id="cust-R") as cust:
+            resp = await second.post(f"/cases/{case}/offers", json={
+                "terms": [{"kind": "refund", "amount": "1300.00", "reason": "全部退还滞纳金和罚息"}],
+                "reason": "回访不满意后重新协商", "justification": "客户回访不满意，复核后全部退还"})
+            assert resp.status_code == 201, resp.text
+            offer = resp.json()["offer"]
+            assert offer["status"] == "open", offer
+            resp = await cust.post(f"/customer/cases/{case}/offers/{offer['offer_id']}/accept", json={})
+            assert resp.status_code == 200, resp.text
+            status, execution = await eventually(
+                lambda: _call("GET", f"{fu}/executions/{case}"),
+                until=lambda answer: answer[0] == 200 and answer[1]["status"] == "executing",
+                what="the replaced plan", timeout=60)
+            assert execution["agreement_id"] == f"AG-{case}-{offer['offer_id']}"
+            assert execution["previous_agreement_ids"] == [f"AG-{case}-{offer_id}"]
+            assert [(s["kind"], s["amount"]) for s in execution["steps"]] == [("refund", "1300.00")]
 
     follow_chain, intact = await _chain(settings, "followup")
     assert intact
