@@ -48,7 +48,15 @@ from shared.kafka.dlq import DEAD_LETTER_COLLECTION, MongoDeadLetterStore
 from shared.kafka.producer import Publisher
 from shared.logging import install_context_filter, setup_logging
 from shared.mongo import make_client, service_database
-from shared.outbox import SWEEP_GRACE, SendFn, Written, batch_token, publish_written, relay_pending
+from shared.outbox import (
+    SWEEP_GRACE,
+    SendFn,
+    Written,
+    batch_token,
+    publish_written,
+    relay_ledgers,
+    relay_pending,
+)
 from shared.settings import CommonSettings
 from shared.topics import decode
 
@@ -198,6 +206,7 @@ async def prepare(spec: ServiceSpec[S, D], settings: S) -> None:
         await spec.indexes(deps)
         for name in spec.outboxes:  # the batch clear and the sweep find outboxes by these
             await runtime.db[name].create_index([("outbox_batch", 1)], name="outbox_batch")
+            await runtime.db[name].create_index([("ledger_batch", 1)], name="ledger_batch")
             try:
                 await runtime.db[name].create_index([("outbox_pending", 1)], name="outbox_pending")
             except OperationFailure as exc:  # the service declared it under a name of its own
@@ -292,6 +301,7 @@ def build_worker(spec: ServiceSpec[S, D], settings: S, **faust_overrides: Any) -
             total = 0
             for name in spec.outboxes:
                 total += await relay_pending(runtime.db[name], send, grace=SWEEP_GRACE)
+            total += await relay_ledgers(runtime.db, send, grace=SWEEP_GRACE)
             return total
 
         _declare_timer(app, "outbox-sweep", spec.sweep_interval_s(settings), sweep_outboxes, None)

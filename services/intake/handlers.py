@@ -30,7 +30,7 @@ per batch, not per complaint, and is idempotent on the channel complaint
    (``CaseNumbers``), insert the new cases and link complaints to open cases (conditional,
    once per case), before waiting on anything;
 5. insert the complaint records together with ``complaint.registered`` and
-   ``customer.notified`` (``shared.outbox.outbox_document``) and return them as ``Written``;
+   ``customer.notified`` (``shared.outbox.ledger_document``) and return them as ``Written``;
    the runtime publishes them after the batch, then acknowledges it.
 """
 
@@ -64,7 +64,7 @@ from shared.contracts.intake import ComplaintRegistered, ComplaintSubmission, Cu
 from shared.errors import InvalidMessage
 from shared.logging import log_context
 from shared.money import yuan_to_fen
-from shared.outbox import Written, outbox_document, publish_written
+from shared.outbox import Written, ledger_document, publish_written
 
 log = logging.getLogger(__name__)
 
@@ -513,6 +513,8 @@ async def _register(
             log.info("complaint %s already registered as %s", key, found["case_number"])
             if found.get("outbox_pending"):
                 written.append(Written(repo.complaints, key, None))
+            if found.get("ledger_batch"):  # its batch's events, if that batch never published them
+                written.append(Written(repo.complaints, None, None, ledger=found["ledger_batch"]))
         submissions = [s for s in submissions if s.key() not in registered and s.key() not in refused]
     if not submissions:
         return written
@@ -596,7 +598,10 @@ async def _register(
         if key in existed:
             log.info("complaint %s was registered concurrently", key)
             continue
-        written.append(Written(repo.complaints, key, record["outbox"]))
+        if "ledger_batch" in record:
+            written.append(Written(repo.complaints, key, record["outbox_ledger"], ledger=record["ledger_batch"]))
+        else:  # registered outside a batch token: the document's own outbox
+            written.append(Written(repo.complaints, key, record["outbox"]))
         with log_context(case_id=record["case_id"], correlation_id=record["complaint_id"]):
             log.info("registered %s as %s (%s, priority %s)",
                      key, record["case_number"], record["role"], record["priority"])
@@ -712,7 +717,7 @@ def _record(p: _Placed, *, settings: Settings, now: datetime, content_hash: str)
         "attachment_refs": [a.ref for a in s.attachments],
         "new_facts": p.new_facts, "clock_restarted": p.clock_restarted,
         "deadline_at": deadline_at, "priority": priority.value, "content_hash": content_hash,
-        **outbox_document([registered_event, notified_event]),
+        **ledger_document([registered_event, notified_event]),
     }
 
 
@@ -746,6 +751,8 @@ async def register_complaint(
         if existing is not None:
             if existing.get("outbox_pending"):
                 await repo.relay(key, send)
+            if existing.get("ledger_batch"):
+                await publish_written([Written(repo.complaints, None, None, ledger=existing["ledger_batch"])], send)
             log.info("complaint %s already registered as %s", key, existing["case_number"])
             return _registration(existing, duplicate=True)
         written = await register_batch(

@@ -85,8 +85,8 @@ T = TypeVar("T")
 PARALLEL = 16
 #: Documents per ``insert_many`` command, and how many such commands run at once (the
 #: server inserts concurrent commands on several connections).
-INSERT_CHUNK = 125
-INSERT_PARALLEL = 4
+INSERT_CHUNK = 250
+INSERT_PARALLEL = 2
 
 
 class KeyedLocks:
@@ -247,7 +247,7 @@ class IntakeRepository:
 
     async def find_complaint(self, key: str) -> Doc | None:
         """Return the registration record of a channel complaint, if registered."""
-        return await self.complaints.find_one({"_id": key}, {"outbox": 0})
+        return await self.complaints.find_one({"_id": key}, {"outbox": 0, "outbox_ledger": 0})
 
     async def find_complaints(self, keys: Iterable[str]) -> dict[str, Doc]:
         """Return the registration records of these complaints that exist (by ``_id``, concurrently)."""
@@ -256,7 +256,9 @@ class IntakeRepository:
         return {k: d for k, d in zip(wanted, docs, strict=True) if d is not None}
 
     async def insert_complaints(self, docs: list[Doc]) -> set[str]:
-        """Insert complaint records (each with its outbox); return the keys that existed already."""
+        """Insert complaint records (each with its events, ``shared.outbox.ledger_document``);
+        return the keys that existed already. The batch's ledger entry is written first."""
+        await outbox.open_ledger(self.complaints, docs)
         return await insert_new(self.complaints, docs)
 
     async def insert_complaint(self, doc: Doc, events: list[Envelope[Any]]) -> Doc | None:

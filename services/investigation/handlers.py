@@ -50,7 +50,7 @@ from shared.contracts.investigation import (
 )
 from shared.errors import Conflict, Forbidden, NotFound, Unprocessable
 from shared.money import to_yuan
-from shared.outbox import Written, outbox_document
+from shared.outbox import Written, ledger_document, outbox_document
 
 log = logging.getLogger(__name__)
 
@@ -475,6 +475,12 @@ class _Case:
         """The outbox the stored document still holds (published again: a crash may have left it)."""
         return dict((self.stored or {}).get("outbox") or {})
 
+    def unpublished_batch(self, repo: InvestigationRepository) -> Written | None:
+        """The batch that inserted the stored document, to publish if it never was (``shared.outbox``
+        checks its ledger entry)."""
+        token = (self.stored or {}).get("ledger_batch")
+        return Written(repo.investigations, None, None, ledger=token) if token else None
+
 
 @dataclass
 class BatchResult:
@@ -543,7 +549,7 @@ async def investigate_batch(events: Sequence[Envelope[ComplaintRegistered]], *, 
                                 revision=last.revision, now=now)
             case_events = [e for step in case.steps for e in step.events]
             if case.stored is None:
-                new_docs.append({**doc, **outbox_document(case_events)})
+                new_docs.append({**doc, **ledger_document(case_events)})
             else:
                 replaced.append((case, doc, case_events))
             continue
@@ -551,9 +557,13 @@ async def investigate_batch(events: Sequence[Envelope[ComplaintRegistered]], *, 
             await repo.add_complaints(case.case_id, case.merged)
         if case.pending():
             written.append(Written(repo.investigations, case.case_id, case.pending()))
+        if (batch := case.unpublished_batch(repo)) is not None:
+            written.append(batch)
 
     inserted = await repo.insert_many(new_docs) if new_docs else set()
-    written += [Written(repo.investigations, d["_id"], d["outbox"]) for d in new_docs if d["_id"] in inserted]
+    written += [Written(repo.investigations, d["_id"], d["outbox_ledger"], ledger=d["ledger_batch"])
+                if "ledger_batch" in d else Written(repo.investigations, d["_id"], d["outbox"])
+                for d in new_docs if d["_id"] in inserted]
     there = [d["_id"] for d in new_docs if d["_id"] not in inserted]
     if there:  # taken as new but already stored: apply their events again, to what is stored
         found = await repo.get_many(there)

@@ -30,7 +30,7 @@ from services.investigation.ports import RecordsRequest
 from services.investigation.records import PRODUCTS, CoreRecords, normalise
 from services.investigation.settings import Settings
 from shared.contracts.envelope import Envelope
-from shared.outbox import outbox_fields
+from shared.outbox import open_ledger, outbox_fields
 
 log = logging.getLogger(__name__)
 
@@ -146,6 +146,7 @@ class Repository:
         return await find_by_ids(self.investigations, case_ids)
 
     async def insert_many(self, docs: Sequence[dict[str, Any]]) -> set[str]:
+        await open_ledger(self.investigations, docs)
         already = await insert_new(self.investigations, docs)
         return {d["_id"] for d in docs if d["_id"] not in already}
 

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from enum import Enum
@@ -97,6 +98,9 @@ def from_store(value: Any) -> Any:
     return value
 
 
+#: How long a process answers an agent's profile from memory (``Repository.get_agent``).
+AGENT_PROFILE_TTL_S = 2.0
+
 class Repository:
     """The service's collections in its own database."""
 
@@ -116,6 +120,7 @@ class Repository:
         self.ref_cells = db["settlement_ref_cells"]
         self.cell_claims = db["settlement_ref_cell_claims"]
         self._linked: set[tuple[str, str]] = set()  # (customer, case) pairs known to be linked
+        self._agents: dict[str, tuple[float, AgentProfile | None]] = {}  # get_agent's memory
 
     async def ensure_indexes(self) -> None:
         """Create the indexes queries and idempotency rely on."""
@@ -287,14 +292,29 @@ class Repository:
         """Create or replace an agent's profile."""
         doc = agent.model_dump(mode="json")
         await self.agents.replace_one({"_id": agent.agent_id}, {"_id": agent.agent_id, **doc}, upsert=True)
+        self._agents.pop(agent.agent_id, None)
 
     async def get_agent(self, agent_id: str) -> AgentProfile | None:
-        """Return an agent's profile, or None."""
+        """Return an agent's profile, or None.
+
+        Every staff request reads its caller's profile (conflicts of interest, 回避) once or
+        twice; a profile read in the last ``AGENT_PROFILE_TTL_S`` seconds is answered from
+        this process's memory (a change made through this repository is seen at once; one
+        made through another process within that time).
+        """
+        now = time.monotonic()
+        hit = self._agents.get(agent_id)
+        if hit is not None and now - hit[0] < AGENT_PROFILE_TTL_S:
+            return hit[1]
         doc = await self.agents.find_one({"_id": agent_id})
-        if doc is None:
-            return None
-        doc.pop("_id")
-        return AgentProfile.model_validate(doc)
+        profile = None
+        if doc is not None:
+            doc.pop("_id")
+            profile = AgentProfile.model_validate(doc)
+        if len(self._agents) > 10_000:
+            self._agents.clear()
+        self._agents[agent_id] = (now, profile)
+        return profile
 
     async def list_agents(self, team: str | None = None) -> list[AgentProfile]:
         """Return agents, of one team if given."""

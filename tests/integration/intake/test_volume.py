@@ -17,6 +17,7 @@ import pytest
 
 from services.intake.repository import IntakeRepository
 from services.intake.settings import Settings
+from shared.outbox import LEDGER_COLLECTION
 from tests.integration.intake.realdata import real_complaints
 from tests.integration.intake.support import encode, produce
 from tests.support.eventually import eventually
@@ -126,9 +127,11 @@ async def test_worker_killed_mid_batch_loses_nothing_and_registers_nothing_twice
     await eventually(all_registered, timeout=480, what=f"{total} registrations", interval=3)
 
     async def outboxes_empty() -> bool:
-        return await repo.complaints.count_documents({"outbox_pending": True}) == 0
+        return (await repo.complaints.count_documents({"outbox_pending": True}) == 0
+                and await repo.db[LEDGER_COLLECTION].count_documents({}) == 0)
 
-    await eventually(outboxes_empty, timeout=60, what="the outbox sweep")
+    # the killed worker's last batch is redelivered to worker-2, which publishes it
+    await eventually(outboxes_empty, timeout=120, what="every batch published")
     assert await repo.complaints.count_documents({}) == total
     assert await repo.cases.count_documents({}) == total, "a complaint was registered twice"
     keys = [k async for k in await repo.cases.aggregate([
