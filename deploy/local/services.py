@@ -11,6 +11,11 @@ service in the service's one consumer group: ``intake-worker``, ``intake-worker-
 each with its own pid and log file and ``PARLEY_WORKER_INDEX`` (1..N; it gives each its own
 faust data directory). ``status --workers N`` expects N; ``stop`` stops every worker it
 finds, whatever N they were started with.
+
+A process that exits while starting is started once more (on a fresh database a service's
+worker and API prepare it at the same moment, and the loser of that race may exit); a second
+exit fails ``start``. The processes inherit this command's environment: ``parley simulate``
+passes the accelerated clock (``PARLEY_CLOCK_*``) and short timer intervals that way.
 """
 
 from __future__ import annotations
@@ -142,6 +147,18 @@ async def _ensure_topics() -> None:
     await ensure_topics(KafkaSettings())
 
 
+def _spawn(proc: Proc) -> subprocess.Popen[bytes]:
+    """Start one process, its output appended to its log, its pid in its pid file."""
+    with proc.logfile.open("ab") as log:
+        log.write(f"\n==== start {time.strftime('%Y-%m-%dT%H:%M:%S')} ====\n".encode())
+        p = subprocess.Popen(
+            proc.args, cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL, start_new_session=True, env=proc.env,
+        )
+    proc.pidfile.write_text(str(p.pid))
+    return p
+
+
 def start(timeout: float = 120, workers: int = 1) -> int:
     RUN_DIR.mkdir(parents=True, exist_ok=True)
     asyncio.run(_ensure_topics())
@@ -154,17 +171,11 @@ def start(timeout: float = 120, workers: int = 1) -> int:
         if _pid(proc):
             print(f"[services] {proc.name} already running (pid {_pid(proc)})")
             continue
-        with proc.logfile.open("ab") as log:
-            log.write(f"\n==== start {time.strftime('%Y-%m-%dT%H:%M:%S')} ====\n".encode())
-            p = subprocess.Popen(
-                proc.args, cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL, start_new_session=True, env=proc.env,
-            )
-        proc.pidfile.write_text(str(p.pid))
-        children[proc.name] = p
+        children[proc.name] = _spawn(proc)
         started.append(proc)
     deadline = time.monotonic() + timeout
     waiting = list(started)
+    retried: set[str] = set()
     while waiting and time.monotonic() < deadline:
         for proc in list(waiting):
             if _ready(proc):
@@ -173,8 +184,16 @@ def start(timeout: float = 120, workers: int = 1) -> int:
             elif children[proc.name].poll() is not None:
                 # our own child: poll() is the truth (right after the fork, /proc/<pid>/cmdline
                 # still shows this script, which once made a starting service look dead)
-                print(f"[services] {proc.name} exited (code {children[proc.name].returncode}); "
-                      f"see {proc.logfile}", file=sys.stderr)
+                code = children[proc.name].returncode
+                if proc.name not in retried:
+                    # once: on a fresh database a service's worker and API prepare it at the same
+                    # moment, and the loser of a race may exit (seen: a duplicate key on first start)
+                    retried.add(proc.name)
+                    print(f"[services] {proc.name} exited while starting (code {code}); starting it once more "
+                          f"(see {proc.logfile})", file=sys.stderr)
+                    children[proc.name] = _spawn(proc)
+                    continue
+                print(f"[services] {proc.name} exited (code {code}); see {proc.logfile}", file=sys.stderr)
                 return 1
         time.sleep(0.5)
     if waiting:
