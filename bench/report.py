@@ -168,6 +168,11 @@ def build_rows(results: dict[str, Any]) -> list[dict[str, str]]:
 
     for name, rss in sorted(results.get("rss", {}).items()):
         rows.append(row(f"RSS {name} (peak / end)", f"{rss['peak_kib'] / 1024:,.0f} / {rss['end_kib'] / 1024:,.0f} MiB"))
+    cpu = results.get("cpu_s") or {}
+    total = sum(cpu.values())
+    for name, seconds in sorted(cpu.items(), key=lambda kv: -kv[1]):
+        rows.append(row(f"CPU {name} over the run", f"{seconds:,.0f} s ({seconds / total:.0%} of the measured processes')"
+                        if total else f"{seconds:,.0f} s"))
     return rows
 
 

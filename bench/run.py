@@ -41,7 +41,7 @@ from bench import raw
 from bench.data import Complaints
 from bench.observe import Observer, now, percentile
 from bench.report import build_rows, chart, print_table, update_readme
-from bench.stack import REPO, Ports, Services, Stack, rss_kib, tree_pss_kib
+from bench.stack import REPO, Ports, Services, Stack, rss_kib, tree_cpu_s, tree_pss_kib
 
 RESULTS = Path(__file__).resolve().parent / "results"
 JWT_SECRET = "bench-secret-that-is-long-enough-for-hs256-0123456789"
@@ -103,6 +103,7 @@ class Bench:
         self.complaints = Complaints(self.run)
         self.results: dict[str, Any] = {"raw_rounds": [], "steps": {}, "notes": []}
         self.rss: dict[str, dict[str, int]] = {}
+        self.cpu: dict[str, float] = {}  # CPU seconds per process tree over the run
         self.spans: list[tuple[str, float, float]] = []  # (step, start, end) for the chart
         self.est_rate: float | None = None  # intake registrations/s, as last measured
         self.step_no = 0
@@ -240,6 +241,10 @@ class Bench:
                 entry = self.rss.setdefault(name, {"peak_kib": 0, "end_kib": 0})
                 entry["peak_kib"] = max(entry["peak_kib"], kib)
                 entry["end_kib"] = kib
+            for name, pid in pids.items():  # where the two cores went: CPU seconds per process tree
+                cpu = tree_cpu_s(pid)
+                if cpu is not None:
+                    self.cpu[name] = max(self.cpu.get(name, 0.0), round(cpu, 1))
             await asyncio.sleep(1)
 
     async def publish(self, batch: list[tuple[str, bytes]]) -> None:
@@ -262,15 +267,25 @@ class Bench:
                 self.say("  " + progress())
         return True
 
-    async def settle(self, why: str) -> None:
-        """Wait (capped) until intake has registered everything published so far."""
-        if self.observer.backlog() == 0:
+    async def settle(self, why: str, *, investigation: bool = False) -> None:
+        """Wait (capped) until intake has registered everything published so far (and, with
+        ``investigation``, until investigation has handled it: on two cores its backlog takes
+        the CPU a probe of the stored-data cost would measure)."""
+        o = self.observer
+
+        def left() -> int:
+            return o.backlog() + (o.investigation_backlog() if investigation else 0)
+
+        if left() == 0:
             return
         cap = self.plan.settle_cap
-        ok = await self.wait_for(lambda: self.observer.backlog() == 0, cap,
-                                 lambda: f"waiting for intake: {self.observer.backlog():,} not registered yet")
+        ok = await self.wait_for(lambda: left() == 0, cap,
+                                 lambda: f"waiting for the pipeline: {o.backlog():,} not registered yet"
+                                 + (f", {o.investigation_backlog():,} not investigated" if investigation else ""))
         if not ok:
-            self.note(f"before {why}: {self.observer.backlog():,} complaints still waited for intake after {cap:.0f} s")
+            self.note(f"before {why}: {o.backlog():,} complaints still waited for intake"
+                      + (f" and {o.investigation_backlog():,} for investigation" if investigation else "")
+                      + f" after {cap:.0f} s")
 
     def dead_check(self) -> None:
         dead = self.services.dead()
@@ -314,7 +329,7 @@ class Bench:
         of them. When the cap ends the probe first, the span is the cap.
         """
         p = self.plan
-        await self.settle(f"the probe at {label}")
+        await self.settle(f"the probe at {label}", investigation=True)
         stored = len(self.observer.new_cases)
         backlog, inv_backlog = self.observer.backlog(), self.observer.investigation_backlog()
         async with self.step(f"time per complaint with {stored:,} cases stored ({p.probe_n} complaints, cap {p.probe_cap:g} s)"):
@@ -693,6 +708,7 @@ class Bench:
             }
             await self.stop()
         self.results["rss"] = self.rss
+        self.results["cpu_s"] = self.cpu
         self.results["total_s"] = round(now() - self.t_start, 1)
         return self.results
 

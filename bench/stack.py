@@ -292,6 +292,21 @@ def children(pid: int) -> list[int]:
     return out
 
 
+def tree_cpu_s(pid: int) -> float | None:
+    """CPU seconds (user + system) used so far by ``pid`` and its descendants, the reaped ones
+    included (``cutime``/``cstime``), from /proc/<pid>/stat; None when it is gone."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total, seen = 0, False
+    for p in [pid, *children(pid)]:
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            total += sum(int(f) for f in fields[11:15])  # utime stime cutime cstime
+            seen = True
+        except (OSError, ValueError, IndexError):
+            continue
+    return total / tick if seen else None
+
+
 def tree_pss_kib(pid: int) -> int | None:
     """Proportional set size of ``pid`` and its descendants in KiB (shared pages split, not repeated)."""
     total, seen = 0, False
