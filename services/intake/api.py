@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -61,10 +62,11 @@ def install_api(app: FastAPI, settings: Settings) -> None:
     """Check the token settings (production refuses unsafe ones) and add intake's OpenAPI body
     schema for ``POST /complaints`` to the spec-built app."""
     install_auth(app, settings)
-    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    generate = app.openapi  # the shared one (error bodies documented)
+    app.openapi = lambda: _openapi(app, generate)  # type: ignore[method-assign]
 
 
-def _openapi(app: FastAPI) -> dict[str, Any]:
+def _openapi(app: FastAPI, generate: Callable[[], dict[str, Any]]) -> dict[str, Any]:
     """The OpenAPI document, with ``ComplaintSubmission`` as the body of ``POST /complaints``.
 
     The route reads the raw body itself (size cap, byte-level errors), so FastAPI cannot
@@ -72,9 +74,7 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
     """
     if app.openapi_schema:
         return app.openapi_schema
-    from fastapi.openapi.utils import get_openapi
-
-    schema = get_openapi(title=app.title, version=app.version, routes=app.routes)
+    schema = generate()
     submission = ComplaintSubmission.model_json_schema(ref_template="#/components/schemas/{model}")
     components = schema.setdefault("components", {}).setdefault("schemas", {})
     components.update(submission.pop("$defs", {}))

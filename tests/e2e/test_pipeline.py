@@ -25,6 +25,7 @@ from shared.auth import mint
 from shared.kafka import ensure_topics
 from shared.settings import AuthSettings, CommonSettings
 from shared.topics import CATALOGUE
+from tests.security.personal_data import assert_no_personal_data
 from tests.support.eventually import eventually
 from tests.support.kafka import read_all
 from tests.support.processes import WORKER_READY, running_service, service_env
@@ -35,6 +36,7 @@ SECRET = "e2e-secret-that-is-long-enough-for-hs256-0123456789"
 PHONE = "13912345678"
 ID_NUMBER = "110101199003071234"
 NAME = "王小明"
+CARD = "6222021234567890123"
 
 
 def _port() -> int:
@@ -92,7 +94,7 @@ async def test_a_complaint_goes_from_intake_to_closure(settings: CommonSettings,
         "customer": {"customer_id": customer_id, "name": NAME, "phone": PHONE, "id_number": ID_NUMBER},
         "product": "credit_card",
         "text": (
-            "我的信用卡只逾期了3天，就被收取了500元滞纳金和800元罚息，合同里没有约定这么高的费用，"
+            f"我的信用卡（卡号 {CARD}）只逾期了3天，就被收取了500元滞纳金和800元罚息，合同里没有约定这么高的费用，"
             "客服也不给解释。要求退还不合理的滞纳金和罚息。联系电话 13912345678。"
         ),
         "amount_disputed": "1300.00",
@@ -204,3 +206,8 @@ async def test_a_complaint_goes_from_intake_to_closure(settings: CommonSettings,
             text = record.value.decode("utf-8")
             assert PHONE not in text and ID_NUMBER not in text and NAME not in text, (name, text[:500])
             assert record.key == case_id.encode(), name
+
+    # and nowhere else either: every topic, collection and service log of the run (tests/security)
+    seen = await assert_no_personal_data(
+        settings, tmp_path, {"name": NAME, "phone number": PHONE, "ID number": ID_NUMBER, "card number": CARD})
+    assert seen["records"] >= 10 and seen["documents"] >= 10 and seen["log_files"] >= 9, seen

@@ -1,0 +1,123 @@
+"""Schemathesis against every API's OpenAPI, on the real stack.
+
+Each HTTP API (intake, negotiation, follow-up, supervision; investigation has none) runs as
+its own process (``python -m services.<name> api``, as production runs it) on this test's
+Kafka and FerretDB. Schemathesis reads the schema the process serves at ``/openapi.json`` and,
+for every operation, sends a bounded number of generated requests — valid ones and invalid
+ones (wrong types, missing fields, out-of-range values) — with a token of a role
+docs/security.md lets through that route (a customer's as well where customers may call it).
+Each answer must
+
+- not be a server error (5xx): bad input is a 4xx naming the field;
+- conform to the schema: a documented status's body validates against its declared schema,
+  and the content type is the declared one.
+
+Path values are generated too, so most reads of a case answer 404; the point is that nothing
+a caller can send makes a 5xx or an undocumented body. ``PARLEY_SCHEMATHESIS_EXAMPLES``
+(default 20) bounds the examples per operation and mode.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import traceback
+from pathlib import Path
+from typing import Any
+
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, Phase, given
+from hypothesis import settings as hsettings
+from hypothesis.errors import Unsatisfiable
+from pydantic import SecretStr
+from schemathesis.checks import not_a_server_error
+from schemathesis.generation import GenerationMode
+from schemathesis.specs.openapi.checks import content_type_conformance, response_schema_conformance
+
+from shared.auth import AuthSettings, mint
+from shared.kafka import ensure_topics
+from shared.settings import CommonSettings
+from tests.integration.test_access_matrix import IDENTITIES, OPEN, documented_matrix
+from tests.support.processes import running_service, service_env
+
+pytestmark = pytest.mark.integration
+
+SECRET = "schemathesis-secret-that-is-long-enough-for-hs256-0123"
+EXAMPLES = int(os.environ.get("PARLEY_SCHEMATHESIS_EXAMPLES", "20"))
+SERVICES = ("intake", "negotiation", "followup", "supervision")
+#: which allowed role calls an operation: the first of these the route lets through
+PREFERENCE = ("manager", "ops", "channel", "team_lead", "agent", "committee", "auditor", "investigator", "customer")
+CHECKS = [not_a_server_error, response_schema_conformance, content_type_conformance]
+
+
+def _port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def callers(allowed: frozenset[str]) -> list[str]:
+    """The roles that call an operation: the preferred allowed role, plus a customer when allowed."""
+    chosen = [next(role for role in PREFERENCE if role in allowed)] if allowed else []
+    if "customer" in allowed and "customer" not in chosen:
+        chosen.append("customer")
+    return chosen
+
+
+def exercise(operation: Any, base_url: str, headers: dict[str, str], mode: GenerationMode) -> str | None:
+    """Run ``EXAMPLES`` generated requests of one mode; the first failure's report, or None."""
+
+    @given(case=operation.as_strategy(generation_mode=mode))
+    @hsettings(max_examples=EXAMPLES, deadline=None, database=None, derandomize=True,
+               phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck),
+               report_multiple_bugs=False)
+    def run(case: Any) -> None:
+        case.call_and_validate(base_url=base_url, headers=headers, checks=CHECKS, timeout=60)
+
+    try:
+        run()
+    except Unsatisfiable:  # nothing to make invalid (no parameters, no body): nothing to send
+        assert mode is GenerationMode.NEGATIVE, f"no valid request of {operation.label} could be generated"
+    except (Exception, BaseExceptionGroup) as exc:  # noqa: BLE001 - collected: every operation is tried, then all failures shown
+        return "".join(traceback.format_exception_only(exc))[-3000:]
+    return None
+
+
+@pytest.mark.timeout(900)
+@pytest.mark.parametrize("name", SERVICES)
+def test_no_request_makes_a_server_error_or_breaks_the_schema(
+    name: str, settings: CommonSettings, tmp_path: Path
+) -> None:
+    asyncio.run(ensure_topics(settings.kafka))
+    matrix = documented_matrix()[name]
+    auth = AuthSettings(secret=SecretStr(SECRET))
+    env = service_env(settings, PARLEY_AUTH_SECRET=SECRET)
+    port = _port()
+    base = f"http://127.0.0.1:{port}"
+    with running_service(f"services.{name}", ["api", "--port", str(port)], env, tmp_path / f"{name}-api.log",
+                         ready_url=f"{base}/health", timeout=180) as api:
+        schema = schemathesis.openapi.from_url(f"{base}/openapi.json")
+        failures: list[str] = []
+        tried = 0
+        for result in schema.get_all_operations():
+            operation = result.ok()
+            key = (operation.method.upper(), operation.path)
+            if key in OPEN:
+                roles: list[str | None] = [None]
+            else:
+                assert key in matrix, f"{key} has no row in docs/security.md"
+                roles = list(callers(matrix[key]))
+            for role in roles:
+                headers = {} if role is None else {
+                    "Authorization": f"Bearer {mint(auth, role=role, **IDENTITIES[role])}"}
+                for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
+                    tried += 1
+                    failure = exercise(operation, base, headers, mode)
+                    if failure is not None:
+                        failures.append(f"--- {key[0]} {key[1]} as {role or 'anonymous'} ({mode.value}):\n{failure}")
+        assert tried >= 4, f"{name}: only {tried} operation runs; is the schema served?"
+        server_errors = api.log_text().count("Traceback")
+        assert not failures, f"{name}: {len(failures)} failing operation runs ({server_errors} tracebacks " \
+                             f"in the API log):\n" + "\n".join(failures)
