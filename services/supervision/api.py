@@ -196,7 +196,7 @@ async def evaluation_report(request: Request, first: date | None, last: date | N
     try:
         start, end = evaluation.period_bounds(first, last, now)
     except ValueError as exc:
-        raise Unprocessable(str(exc), field="to") from None
+        raise Unprocessable(str(exc), field="from" if str(exc).startswith("from") else "to") from None
     repo = _repo(request)
     limit = request.app.state.settings.report_max_cases
     cases = await repo.cases_received(start, end, limit)
@@ -207,18 +207,20 @@ async def evaluation_report(request: Request, first: date | None, last: date | N
     return report
 
 
-@router.get("/reports/evaluation", responses={200: {"content": {"application/json": {}, "text/csv": {}}}})
-async def evaluation(request: Request, first: From = None, last: To = None,
-                     format: Literal["json", "csv"] = "json") -> Any:
+@router.get("/reports/evaluation")
+async def evaluation(request: Request, first: From = None, last: To = None) -> dict[str, Any]:
     """The evaluation report (总结评估) of a period: volumes, stage times, deadline compliance,
-    rates, concessions, satisfaction, root causes with remediation items. ``format=csv`` for CSV."""
-    report = await evaluation_report(request, first, last)
-    if format == "csv":
-        return csv_response(report)
-    return report
+    rates, concessions, satisfaction, root causes with remediation items (CSV: ``.csv``)."""
+    return await evaluation_report(request, first, last)
 
 
-@router.get("/reports/evaluation.csv", response_class=Response)
+class CSVResponse(Response):
+    """A CSV download."""
+
+    media_type = "text/csv"
+
+
+@router.get("/reports/evaluation.csv", response_class=CSVResponse)
 async def evaluation_csv(request: Request, first: From = None, last: To = None) -> Response:
     """The evaluation report as CSV (UTF-8 with BOM, so spreadsheet programs read the Chinese)."""
     return csv_response(await evaluation_report(request, first, last))
@@ -229,8 +231,7 @@ def csv_response(report: dict[str, Any]) -> Response:
     from services.supervision.evaluation import report_csv
 
     name = f"parley-evaluation-{report['period']['first_day']}-{report['period']['last_day']}.csv"
-    return Response("\ufeff" + report_csv(report), media_type="text/csv; charset=utf-8",
-                    headers={"Content-Disposition": f'attachment; filename="{name}"'})
+    return CSVResponse("\ufeff" + report_csv(report), headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
 
 def _remediation_view(doc: dict[str, Any]) -> RemediationView:

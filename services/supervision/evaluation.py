@@ -69,6 +69,9 @@ WITHDRAWN = {"withdrawn", "withdrawal", "customer_withdrew"}
 
 REMEDIATION_STATUSES = ("open", "in_progress", "done", "dropped")
 
+#: the days a report period may name
+EARLIEST_DAY, LATEST_DAY = date(2000, 1, 1), date(2099, 12, 31)
+
 
 def label(dimension: str, key: str | None, lang: str = "zh") -> str:
     """The zh (or en) name of a channel, product, category or stage (the key when unknown)."""
@@ -423,6 +426,9 @@ def period_bounds(first: date | None, last: date | None, now: datetime) -> tuple
     today = beijing_day(now)
     first = first or today.replace(day=1)
     last = last or today
+    for name, day in (("from", first), ("to", last)):
+        if not EARLIEST_DAY <= day <= LATEST_DAY:
+            raise ValueError(f"{name} must be a day from {EARLIEST_DAY} to {LATEST_DAY}")
     if last < first:
         raise ValueError("to must not be before from")
     tz = zone(REGULATORY_TIMEZONE)
