@@ -108,6 +108,7 @@ WORDS: dict[str, tuple[str, str]] = {
     "by": ("处理人", "By"),
     "note": ("备注", "Note"),
     "acknowledge": ("确认", "Acknowledge"),
+    "resolve": ("解决", "Resolve"),
     "none": ("无", "None"),
     "reason": ("原因", "Reason"),
     "source": ("来源", "Source"),
@@ -456,16 +457,28 @@ async def alerts_page(request: Request, p: Watcher) -> Response:
 
 @router.post("/alerts/{alert_id}/acknowledge", response_class=HTMLResponse)
 async def acknowledge(alert_id: str, request: Request, p: Actor) -> Response:
-    """The Acknowledge form: ``POST /alerts/{alert_id}/acknowledge`` as the caller (ops)."""
+    """The Acknowledge button: ``POST /alerts/{alert_id}/acknowledge`` as the caller (ops)."""
     from services.supervision.api import acknowledge_alert
 
+    return await _act_on_alert(alert_id, request, p, acknowledge_alert)
+
+
+@router.post("/alerts/{alert_id}/resolve", response_class=HTMLResponse)
+async def resolve(alert_id: str, request: Request, p: Actor) -> Response:
+    """The Resolve button: ``POST /alerts/{alert_id}/resolve`` as the caller (ops)."""
+    from services.supervision.api import resolve_alert
+
+    return await _act_on_alert(alert_id, request, p, resolve_alert)
+
+
+async def _act_on_alert(alert_id: str, request: Request, p: Principal, act: Any) -> Response:
     form = await _form(request)
     problem = _check_csrf(request, form)
     if problem:
         return _bad(request, p, problem)
     note = (form.get("note") or "").strip()[:2000] or None
     try:
-        await acknowledge_alert(alert_id, AlertNote(note=note), request, p)
+        await act(alert_id, AlertNote(note=note), request, p)
     except NotFound as exc:
         return _bad(request, p, exc.message, status=404)
     back = form.get("back") or ""

@@ -152,6 +152,16 @@ async def test_console_for_ops_and_auditors(settings: CommonSettings) -> None:
             assert acked["acknowledged"]["by"] == "ops-me" and acked["acknowledged"]["note"] == "calling back"
             assert alert_id not in await page(http, "/console/alerts?status=open")
             assert "ops-me" in await page(http, "/console/alerts?status=acknowledged")
+            # then resolved through the same row's Resolve button
+            assert "/resolve" in await page(http, "/console/alerts?status=acknowledged")
+            assert (await http.post(f"/console/alerts/{alert_id}/resolve", data={"note": "x"})).status_code == 400
+            resolved = await http.post(f"/console/alerts/{alert_id}/resolve",
+                                       data={"note": "customer called back", "csrf": csrf, "back": "acknowledged"})
+            assert resolved.status_code == 303
+            [done_alert] = [a for a in (await http.get("/alerts?status=resolved", headers=api)).json()
+                            if a["alert_id"] == alert_id]
+            assert done_alert["resolved"]["by"] == "ops-me" and done_alert["acknowledged"]["note"] == "calling back"
+            assert alert_id not in await page(http, "/console/alerts?status=acknowledged")
 
             # dead letters: listed with reason, source and position; replayed once, however often pressed
             html = await page(http, "/console/dead-letters")
@@ -200,6 +210,7 @@ async def test_console_for_ops_and_auditors(settings: CommonSettings) -> None:
             assert "/console/dead-letters/replay" not in await page(http, "/console/dead-letters")
             assert "Auditor: read only." in await page(http, "/console?lang=en")
             assert (await http.post("/console/alerts/event:another/acknowledge", data={"csrf": csrf})).status_code == 403
+            assert (await http.post("/console/alerts/event:another/resolve", data={"csrf": csrf})).status_code == 403
             assert (await http.post("/console/dead-letters/replay", data=form)).status_code == 403
         async with browser(app) as http:  # the Authorization header works as well as the cookie
             resp = await http.get("/console/alerts", headers={"Authorization": f"Bearer {auditor_token}"})
