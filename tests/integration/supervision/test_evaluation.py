@@ -147,16 +147,22 @@ async def test_evaluation_report_register_board_and_stuck_cases(settings: Common
         assert (await repo.cases.find_one({"_id": "ev-d"})).get("stuck") is None
 
 
+async def joined(settings: CommonSettings, group: str) -> AIOKafkaConsumer:
+    """A real consumer in ``group`` (as intake's worker would be), once it has its partitions."""
+    consumer = AIOKafkaConsumer(settings.kafka.topic("complaint.received"), bootstrap_servers=settings.kafka.bootstrap,
+                                group_id=group, session_timeout_ms=10_000, heartbeat_interval_ms=1_000)
+    await consumer.start()
+    await eventually(lambda: consumer.assignment(), timeout=60, what="the consumer joined")
+    return consumer
+
+
 async def test_heartbeats_from_a_real_consumer_group(settings: CommonSettings) -> None:
     await ensure_topics(settings.kafka)
     group = f"{settings.kafka.topic_prefix}parley-intake"
     async with console_app(settings, heartbeat_down_after_s=0.5, heartbeat_stall_after_s=3600) as (app, _own):
         deps = app.state.deps
-        consumer = AIOKafkaConsumer(settings.kafka.topic("complaint.received"), bootstrap_servers=settings.kafka.bootstrap,
-                                    group_id=group, session_timeout_ms=10_000, heartbeat_interval_ms=1_000)
-        await consumer.start()
+        consumer = await joined(settings, group)
         try:
-            await eventually(lambda: consumer.assignment(), timeout=60, what="the consumer joined")
 
             async def members() -> int:
                 await supervision_app.check_lag(deps)
@@ -185,11 +191,8 @@ async def test_heartbeats_from_a_real_consumer_group(settings: CommonSettings) -
             assert f'data-heartbeat="{group}"' in await page(http, "/console/lag")
 
         # the worker comes back: the alert is resolved by supervision
-        consumer = AIOKafkaConsumer(settings.kafka.topic("complaint.received"), bootstrap_servers=settings.kafka.bootstrap,
-                                    group_id=group, session_timeout_ms=10_000, heartbeat_interval_ms=1_000)
-        await consumer.start()
+        consumer = await joined(settings, group)
         try:
-            await eventually(lambda: consumer.assignment(), timeout=60, what="the consumer joined again")
 
             async def resolved() -> Any:
                 await supervision_app.check_lag(deps)
