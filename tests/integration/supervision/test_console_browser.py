@@ -177,7 +177,7 @@ async def test_the_console_in_chromium(settings: CommonSettings, tmp_path: Path)
                     row = page.locator(f'tr[data-alert="{day["alert_id"]}"]')
                     await row.locator("input[name=note]").fill("已联系客户")
                     await shots.take(page, "alerts")
-                    await row.locator("button").click()
+                    await row.locator("button[value=acknowledge]").click()
                     await page.wait_for_load_state()
                     [acked] = [a for a in (await http.get("/alerts?status=acknowledged")).json()
                                if a["alert_id"] == day["alert_id"]]
