@@ -54,6 +54,9 @@ class CaseRow:
     days_to_decision: float | None = None
     on_time: bool | None = None
     escalation_target: str = ""
+    settled: bool = False  # an agreement was reached (it stays one if a callback reopens the case)
+    escalated: bool = False
+    reopened: bool = False
     warned: bool = False
     breached: bool = False
     execution: str = ""
@@ -78,7 +81,7 @@ def _at(value: str | None) -> datetime | None:
 
 def headline(rows: list[CaseRow]) -> dict[str, Any]:
     """The report's headline numbers from the per-case rows."""
-    decided = [r for r in rows if r.status in ("agreed", "escalated")]
+    decided = [r for r in rows if r.decided_at]
     judged = [r for r in rows if r.on_time is not None]
     met = sum(1 for r in judged if r.on_time)
     callbacks = [r for r in rows if r.satisfied is not None]
@@ -86,9 +89,10 @@ def headline(rows: list[CaseRow]) -> dict[str, Any]:
     scores = [r.score for r in callbacks if r.score is not None]
     return {
         "cases": len(rows),
-        "settled": sum(1 for r in rows if r.status == "agreed"),
-        "escalated": sum(1 for r in rows if r.status == "escalated"),
+        "settled": sum(1 for r in rows if r.settled),
+        "escalated": sum(1 for r in rows if r.escalated),
         "open": sum(1 for r in rows if r.status not in ("agreed", "escalated")),
+        "reopened": sum(1 for r in rows if r.reopened),
         "deadlines_judged": len(judged),
         "deadlines_met": met,
         "deadlines_met_pct": round(100 * met / len(judged), 1) if judged else None,
@@ -104,19 +108,32 @@ def headline(rows: list[CaseRow]) -> dict[str, Any]:
     }
 
 
+def regulatory_deadline(ws: dict[str, Any]) -> str | None:
+    """The case's decision deadline in negotiation (with investigation's extension, if any),
+    as it was before a dissatisfied callback reopened the case and gave it a new round's."""
+    reopenings = ws.get("reopenings") or []
+    if reopenings:
+        first = reopenings[0]["at"]
+        for change in ws.get("deadline_changes") or []:
+            if change.get("at") == first and change.get("previous_at"):
+                return str(change["previous_at"])
+    return ws.get("deadline_at")
+
+
 def judge(row: CaseRow, ws: dict[str, Any] | None, watch: dict[str, Any] | None,
           execution: dict[str, Any] | None) -> CaseRow:
     """Fill a row from negotiation's workspace, supervision's watch and follow-up's execution."""
     received = _at(row.received_at)
     if ws:
         row.status, row.category = ws.get("status") or "", ws.get("category") or ""
-        row.deadline_at = ws.get("deadline_at") or row.deadline_at
-        decided: datetime | None = None
-        if ws.get("agreement"):
-            decided = _at(ws["agreement"]["acceptance"]["at"])
-        elif ws.get("escalation"):
-            decided = _at(ws["escalation"]["at"])
+        row.deadline_at = regulatory_deadline(ws) or row.deadline_at
+        row.settled, row.escalated = bool(ws.get("agreement")), bool(ws.get("escalation"))
+        row.reopened = bool(ws.get("reopenings"))
+        if ws.get("escalation"):
             row.escalation_target = ws["escalation"].get("target") or ""
+        times = [t for t in (_at((ws.get("agreement") or {}).get("acceptance", {}).get("at")),
+                             _at((ws.get("escalation") or {}).get("at"))) if t is not None]
+        decided = min(times) if times else None
         if decided is not None:
             row.decided_at = decided.isoformat()
             if received is not None:
@@ -184,7 +201,6 @@ async def gather(apis: Any, frm: datetime, to: datetime, on_progress: Any = None
         if status == 200 and isinstance(served, dict):
             try:
                 head = {**head, **served_headline(served)}
-                head["open"] = max(head["cases"] - head["settled"] - head["escalated"], 0)
                 source = ("supervision's GET /reports/evaluation for cases, settled, escalated, deadlines and "
                           "satisfaction; per-case rows and days to decision from the other APIs")
             except (KeyError, TypeError, ValueError):
@@ -238,7 +254,7 @@ def headline_lines(head: dict[str, Any]) -> list[str]:
     sat = head.get("satisfaction_pct")
     return [
         f"cases 案件: {head['cases']}   settled 和解: {head['settled']}   escalated 升级: {head['escalated']}"
-        f"   still open 未结: {head['open']}",
+        f"   still open 未结: {head['open']}   reopened 重开: {head['reopened']}",
         f"deadlines met 按时: {head['deadlines_met']}/{head['deadlines_judged']}"
         + (f" ({met}%)" if met is not None else "")
         + f"   warnings 预警: {head['deadline_warnings']}   breached 超时: {head['deadlines_breached']}",

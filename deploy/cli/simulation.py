@@ -549,6 +549,9 @@ class Simulation:
         if ex["status"] in ("executed", "followed_up") and not case.called_back:
             case.step = "callback"
             return self.policy.delay(self.rng, self.policy.callback_days)
+        if ex["status"] == "reopened":  # an unhappy callback: negotiation opens a new round
+            case.step = "open"
+            return self._retry(case, timedelta(hours=12))
         if ex["status"] not in ("executing",):
             return None
         now = self.clock.now()
@@ -593,8 +596,11 @@ class Simulation:
                                          self.apis.token("agent", "sim-cs", team=TEAM), body)
         if status == 409:
             return self._retry(case, timedelta(hours=12), most=10)
-        case.called_back = True
         self._note("unhappy callback" if unhappy else "satisfied callback")
+        if unhappy:  # follow-up reopens the case: another agent negotiates a new round
+            case.step, case.attempts, case.done_steps, case.missed = "open", 0, set(), set()
+            return timedelta(hours=12)
+        case.called_back = True
         return None
 
 

@@ -7,7 +7,7 @@ import csv
 import io
 import random
 from collections import Counter
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -141,7 +141,13 @@ def test_judge_reads_decision_deadline_alerts_and_callback() -> None:
     row = report.judge(_row(1), ws, {"alerts": ["deadline_warning"]}, ex)
     assert (row.status, row.days_to_decision, row.on_time, row.warned, row.breached) == ("agreed", 3.0, True,
                                                                                           True, False)
-    assert (row.overdue_steps, row.satisfied, row.score) == (1, True, 5)
+    assert (row.overdue_steps, row.satisfied, row.score, row.settled, row.escalated) == (1, True, 5, True, False)
+    reopened = report.judge(_row(4), {
+        "status": "open", "deadline_at": "2026-04-01T00:00:00+00:00", "reopenings": [{"at": "2026-03-10T00:00:00Z"}],
+        "deadline_changes": [{"at": "2026-03-10T00:00:00Z", "previous_at": "2026-03-17T15:59:59+00:00"}],
+        "agreement": {"acceptance": {"at": "2026-03-05T01:00:00+00:00"}}}, None, None)
+    assert (reopened.settled, reopened.reopened, reopened.on_time) == (True, True, True)
+    assert reopened.deadline_at == "2026-03-17T15:59:59+00:00"  # the regulatory one, not the new round's
     late = report.judge(_row(2), {"status": "escalated", "deadline_at": "2026-03-03T00:00:00+00:00",
                                   "escalation": {"at": "2026-03-04T00:00:00+00:00", "target": "mediation"}},
                         {"alerts": ["deadline_breached"]}, None)
@@ -153,16 +159,20 @@ def test_judge_reads_decision_deadline_alerts_and_callback() -> None:
 
 def test_headline_numbers() -> None:
     rows = [
-        _row(1, status="agreed", on_time=True, days_to_decision=2.0, satisfied=True, score=5),
-        _row(2, status="agreed", on_time=True, days_to_decision=4.0, satisfied=False, score=1, warned=True),
-        _row(3, status="escalated", on_time=False, days_to_decision=16.0, breached=True),
+        _row(1, status="agreed", settled=True, on_time=True, decided_at="x", days_to_decision=2.0, satisfied=True,
+             score=5),
+        _row(2, status="open", settled=True, reopened=True, on_time=True, decided_at="x", days_to_decision=4.0,
+             satisfied=False, score=1, warned=True),
+        _row(3, status="escalated", escalated=True, on_time=False, decided_at="x", days_to_decision=16.0,
+             breached=True),
         _row(4, status="open", on_time=False, breached=True),
-        _row(5, status="open"),
+        _row(5, status="awaiting_investigation"),
     ]
     head = report.headline(rows)
+    assert head["reopened"] == 1
     assert {k: head[k] for k in ("cases", "settled", "escalated", "open", "deadlines_judged", "deadlines_met",
                                  "deadlines_breached", "deadline_warnings", "callbacks", "satisfied")} == {
-        "cases": 5, "settled": 2, "escalated": 1, "open": 2, "deadlines_judged": 4, "deadlines_met": 2,
+        "cases": 5, "settled": 2, "escalated": 1, "open": 3, "deadlines_judged": 4, "deadlines_met": 2,
         "deadlines_breached": 2, "deadline_warnings": 1, "callbacks": 2, "satisfied": 1}
     assert head["deadlines_met_pct"] == 50.0 and head["avg_days_to_decision"] == pytest.approx(7.33)
     assert head["satisfaction_pct"] == 50.0 and head["avg_score"] == 3.0
@@ -226,9 +236,9 @@ def test_next_simulation_starts_after_the_last(monkeypatch: pytest.MonkeyPatch, 
 def test_supervisions_report_gives_the_headline_when_the_period_is_whole_days() -> None:
     from shared.clock import end_of_day
 
-    a = end_of_day(datetime(2026, 3, 7).date()) + timedelta(microseconds=1)
-    b = end_of_day(datetime(2026, 4, 7).date()) + timedelta(microseconds=1)
-    assert report.whole_days(a, b) == (datetime(2026, 3, 8).date(), datetime(2026, 4, 7).date())
+    a = end_of_day(date(2026, 3, 7)) + timedelta(microseconds=1)
+    b = end_of_day(date(2026, 4, 7)) + timedelta(microseconds=1)
+    assert report.whole_days(a, b) == (date(2026, 3, 8), date(2026, 4, 7))
     assert report.whole_days(START, b) is None  # 09:00 Beijing is not a day's start
     served = {"cases": 30, "deadlines": {"met": 18, "extended": 6, "breached": 1, "pending": 5, "decided": 25},
               "rates": {"settlement": {"cases": 18}, "escalation": {"cases": 7}},
