@@ -189,8 +189,13 @@ async def check_heartbeats(deps: Deps, lags: dict[str, list[handlers.PartitionLa
 
 
 async def check_stuck(deps: Deps) -> list[Written]:
-    """Raise ``case_stuck`` for cases with no event in their stage for longer than it allows."""
-    raised = await handlers.check_stuck(now=utcnow(), after_hours=deps.settings.stuck_after_hours, repo=deps.repo)
+    """Resolve ``case_stuck`` alerts of cases that moved on; raise it for cases with no event in
+    their stage for longer than it allows."""
+    now = utcnow()
+    # a stuck case that has had an event since is not stuck any more: supervision resolves it
+    await deps.repo.resolve_alert_ids(await deps.repo.moved_on_stuck_alerts(), handlers.PRODUCER,
+                                      "案件已有新事件 / the case moved on", now)
+    raised = await handlers.check_stuck(now=now, after_hours=deps.settings.stuck_after_hours, repo=deps.repo)
     if raised:
         log.info("stuck-case sweep raised %d alerts", len(raised))
     return [Written(deps.repo.alerts, alert_id) for alert_id in raised]

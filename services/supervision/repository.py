@@ -218,6 +218,25 @@ class Repository:
         """Note the stuck alert (unless an event came in meanwhile)."""
         await self.cases.update_one({"_id": case_id, "last_event_at": last_event_at}, {"$set": {"stuck": True}})
 
+    async def moved_on_stuck_alerts(self, limit: int = 500) -> list[str]:
+        """Ids of unresolved ``case_stuck`` alerts whose case has had an event since (no mark)."""
+        alerts = [doc async for doc in self.alerts.find(
+            {"kind": "case_stuck", "resolved": None}, {"_id": 1, "case_id": 1}).limit(limit)]
+        if not alerts:
+            return []
+        still = {doc["_id"] async for doc in self.cases.find(
+            {"_id": {"$in": sorted({a["case_id"] for a in alerts})}, "stuck": True}, {"_id": 1})}
+        return [a["_id"] for a in alerts if a["case_id"] not in still]
+
+    async def resolve_alert_ids(self, alert_ids: list[str], by: str, note: str, now: datetime) -> int:
+        """Resolve these alerts (those not resolved yet) as ``by``."""
+        if not alert_ids:
+            return 0
+        result = await self.alerts.update_many(
+            {"_id": {"$in": alert_ids}, "resolved": None},
+            {"$set": {"status": "resolved", "resolved": {"by": by, "at": now, "note": note}}})
+        return result.modified_count
+
     async def cases_due_between(self, start: datetime | None, end: datetime, finished_from_rank: int,
                                 limit: int = 500) -> list[dict[str, Any]]:
         """Cases on the clock (not finished, not paused) due in [start, end), earliest first."""

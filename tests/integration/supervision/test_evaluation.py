@@ -145,6 +145,9 @@ async def test_evaluation_report_register_board_and_stuck_cases(settings: Common
         await handlers.record_events([registered("ev-d", received_at=now - timedelta(minutes=5), number=4)
                                       .model_copy(update={"occurred_at": datetime.now(UTC)})], repo=repo)
         assert (await repo.cases.find_one({"_id": "ev-d"})).get("stuck") is None
+        await supervision_app.check_stuck(app.state.deps)  # the next sweep resolves the alert
+        doc = await repo.alert(next(s for s in stuck if s.startswith("case_stuck:ev-d")))
+        assert doc["status"] == "resolved" and doc["resolved"]["by"] == "supervision"
 
 
 async def joined(settings: CommonSettings, group: str) -> AIOKafkaConsumer:
