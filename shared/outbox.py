@@ -7,15 +7,15 @@ then publishes each pending event and removes it (``$unset``) once the broker ac
 it. A crash in between leaves the event in the document; the next redelivery or the
 periodic ``relay_pending`` sweep publishes it again. Consumers dedupe on ``event_id``.
 
-**The batch ledger**, for documents a batch *inserts* (``ledger_document``): their events sit
-in ``outbox_ledger`` under the batch's token (``ledger_batch``), and the ledger collection
-holds one entry per (collection, token) while they are unpublished (``open_ledger``, written
-before the documents). Publishing the batch removes that one entry instead of updating every
-document (FerretDB v1 rewrites each document and all its index entries for an update: about
-2 ms a document, three times its insert). A batch that died before publishing leaves its
-entry; a redelivery (``Written(..., ledger=token)`` with no document) or the sweep
-(``relay_ledgers``) publishes every document still carrying the token and removes it. The
-events stay in the document, as the record of what it announced.
+**The batch ledger**, for documents a batch *inserts* (``ledger_document``): their events go
+into the batch's entries in the ledger collection (``open_ledger``, written before the
+documents, at most ``LEDGER_ENTRY_DOCS`` documents' events an entry), and the documents carry
+only the batch's token (``ledger_batch``). Publishing the batch deletes its entries instead of
+updating every document (FerretDB v1 rewrites a whole document and all its index entries for
+an update: about 2 ms a document, three times its insert). A batch that died before
+publishing leaves its entries; a redelivery (``Written(..., ledger=token)`` with no document)
+or the sweep (``relay_ledgers``) publishes the events of the documents that were inserted
+under the token, and deletes them. Nothing of an event stays at rest once it is published.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from typing import Any
 from pymongo import ReturnDocument, UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import BulkWriteError
 
 from shared import metrics
 from shared.contracts.envelope import Envelope
@@ -124,14 +124,18 @@ def outbox_document(events: list[Envelope[Any]]) -> dict[str, Any]:
 #: The collection (in each service's database) of open ledger entries.
 LEDGER_COLLECTION = "outbox_ledger"
 
+#: Most documents whose events one ledger entry holds (an entry stays far below 16 MB).
+LEDGER_ENTRY_DOCS = 200
+
 
 def ledger_document(events: list[Envelope[Any]]) -> dict[str, Any]:
-    """Return the fields of a new document whose ``events`` the batch ledger tracks.
+    """Return the fields of a new document whose ``events`` the batch ledger carries.
 
-    Inside ``batch_token`` only (outside one, this is ``outbox_document``). The inserter calls
-    ``open_ledger`` before inserting such documents and returns
-    ``Written(collection, doc_id, doc["outbox_ledger"], ledger=doc["ledger_batch"])`` for each.
-    The document's own ``outbox`` starts empty, for events later updates owe.
+    Inside ``batch_token`` only (outside one, this is ``outbox_document``). The inserter passes
+    the documents through ``open_ledger``, which moves the events into the batch's ledger
+    entries and returns the documents to insert (they keep only ``ledger_batch``), then returns
+    ``Written(collection, doc_id, doc["outbox_ledger"], ledger=doc["ledger_batch"])`` for each
+    document it inserted. The document's own ``outbox`` starts empty, for events later updates owe.
     """
     token = _BATCH.get()
     if token is None or not events:
@@ -140,46 +144,56 @@ def ledger_document(events: list[Envelope[Any]]) -> dict[str, Any]:
     return {"outbox": {}, "outbox_pending": False, "outbox_ledger": items, "ledger_batch": token}
 
 
-def _ledger_id(collection: AsyncCollection[dict[str, Any]], token: str) -> str:
-    return f"{collection.name}:{token}"
-
-
-async def open_ledger(collection: AsyncCollection[dict[str, Any]], docs: Iterable[dict[str, Any]]) -> None:
-    """Record, before ``docs`` are inserted, that their batch's events are not yet published."""
-    tokens = {d["ledger_batch"] for d in docs if d.get("ledger_batch")}
+async def open_ledger(collection: AsyncCollection[dict[str, Any]],
+                      docs: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Write the batch's ledger entries (its documents' events) and return the documents to
+    insert, without their events. Call it before inserting them."""
+    out: list[dict[str, Any]] = []
+    by_token: dict[str, dict[str, Any]] = {}
+    for d in docs:
+        if d.get("ledger_batch") and "outbox_ledger" in d:
+            by_token.setdefault(d["ledger_batch"], {})[str(d["_id"])] = d["outbox_ledger"]
+            out.append({k: v for k, v in d.items() if k != "outbox_ledger"})
+        else:
+            out.append(d)
     ledger = collection.database[LEDGER_COLLECTION]
-    for token in tokens:
-        if (id(collection.database), _ledger_id(collection, token)) in _OPENED:
-            continue
+    at = datetime.now(UTC)
+    for token, events in by_token.items():
+        ids = list(events)
+        entries = [{"_id": f"{collection.name}:{token}:{n}", "collection": collection.name, "token": token,
+                    "at": at, "events": {i: events[i] for i in ids[start:start + LEDGER_ENTRY_DOCS]}}
+                   for n, start in enumerate(range(0, len(ids), LEDGER_ENTRY_DOCS))]
         try:
-            await ledger.insert_one({"_id": _ledger_id(collection, token), "collection": collection.name,
-                                     "token": token, "at": datetime.now(UTC)})
-        except DuplicateKeyError:
-            pass
-        _OPENED.add((id(collection.database), _ledger_id(collection, token)))
+            await ledger.insert_many(entries, ordered=False)
+        except BulkWriteError as exc:  # the same batch opened again (a retry in this process)
+            if any(e.get("code") != 11000 for e in exc.details.get("writeErrors", [])):
+                raise
+    return out
 
 
 async def relay_ledgers(db: AsyncDatabase[dict[str, Any]], send: SendFn, *,
                         grace: timedelta | None = None, limit: int = 100) -> int:
     """Publish the batches whose writers died before publishing them; return the event count.
 
-    The ledger holds only unpublished batches, so this reads a handful of small documents
-    however much data there is. Entries younger than ``grace`` are left to their writer.
+    The ledger holds only unpublished batches, so this reads a handful of entries however
+    much data there is. Entries younger than ``grace`` are left to their writer.
     """
     cutoff = datetime.now(UTC) - grace if grace is not None else None
-    left: list[Written] = []
-    async for entry in db[LEDGER_COLLECTION].find({}).limit(limit):
+    left: dict[tuple[str, str], Written] = {}
+    async for entry in db[LEDGER_COLLECTION].find({}, {"collection": 1, "token": 1, "at": 1}).limit(limit):
         if cutoff is not None and entry.get("at") is not None and entry["at"] >= cutoff:
             continue
-        left.append(Written(db[entry["collection"]], None, None, ledger=entry["token"]))
-    total = await publish_written(left, send)
+        left.setdefault((entry["collection"], entry["token"]),
+                        Written(db[entry["collection"]], None, None, ledger=entry["token"]))
+    total = await publish_written(list(left.values()), send)
     if total:
         log.info("relayed %d events of %d unpublished batch(es)", total, len(left))
     return total
 
 
 async def _expand_ledgers(items: list[Written]) -> list[Written]:
-    """Replace each whole-batch ``Written`` by the documents of that batch (if still open)."""
+    """Replace each whole-batch ``Written`` by the documents of that batch (if still open):
+    the events its entries hold for the documents that were inserted under its token."""
     out: list[Written] = []
     seen: set[tuple[int, str]] = set()
     for w in items:
@@ -191,11 +205,16 @@ async def _expand_ledgers(items: list[Written]) -> list[Written]:
             continue
         seen.add(key)
         ledger = w.collection.database[LEDGER_COLLECTION]
-        if await ledger.find_one({"_id": _ledger_id(w.collection, w.ledger)}, {"_id": 1}) is None:
-            continue  # published and closed already
-        async for doc in w.collection.find({"ledger_batch": w.ledger}, {"outbox_ledger": 1}):
-            out.append(Written(w.collection, doc["_id"], doc.get("outbox_ledger") or {}, ledger=w.ledger))
-        # a batch whose documents were never inserted (the writer died in between) closes empty
+        events: dict[str, dict[str, Any]] = {}
+        async for entry in ledger.find({"token": w.ledger}):
+            if entry.get("collection") == w.collection.name:
+                events.update(entry.get("events") or {})
+        if not events:
+            continue  # published and closed already (or never opened)
+        async for doc in w.collection.find({"ledger_batch": w.ledger}, {"_id": 1}):
+            if str(doc["_id"]) in events:
+                out.append(Written(w.collection, doc["_id"], events[str(doc["_id"])], ledger=w.ledger))
+        # documents never inserted (the writer died in between) owe nothing: the entry closes
         out.append(Written(w.collection, None, {}, ledger=w.ledger))
     return out
 
@@ -288,9 +307,7 @@ class _RecentlySent:
 
 _SENT = _RecentlySent(200_000)
 
-#: Ledger entries this process opened (database, entry id): a batch retried in the same
-#: process does not insert its entry twice. Bounded like ``_SENT``.
-_OPENED = _RecentlySent(50_000)
+
 
 
 @dataclass(frozen=True)
@@ -361,7 +378,7 @@ async def publish_written(written: Iterable[Written | None], send: SendFn) -> in
             continue
         by_collection.setdefault(id(w.collection), (w.collection, []))[1].append(w)
     for (_, token), collection in closed.items():
-        await collection.database[LEDGER_COLLECTION].delete_one({"_id": _ledger_id(collection, token)})
+        await collection.database[LEDGER_COLLECTION].delete_many({"token": token, "collection": collection.name})
     for collection, sent in by_collection.values():
         await _clear(collection, [w for w in sent if w.pending] , [w for w in sent if not w.pending])
     return sum(len(w.pending or {}) for w in latest.values() if w.doc_id is not None)

@@ -49,6 +49,7 @@ from shared.kafka.producer import Publisher
 from shared.logging import install_context_filter, setup_logging
 from shared.mongo import make_client, service_database
 from shared.outbox import (
+    LEDGER_COLLECTION,
     SWEEP_GRACE,
     SendFn,
     Written,
@@ -207,6 +208,8 @@ async def prepare(spec: ServiceSpec[S, D], settings: S) -> None:
         for name in spec.outboxes:  # the batch clear and the sweep find outboxes by these
             await runtime.db[name].create_index([("outbox_batch", 1)], name="outbox_batch")
             await runtime.db[name].create_index([("ledger_batch", 1)], name="ledger_batch")
+        if spec.outboxes:  # a batch's ledger entries are found and deleted by its token
+            await runtime.db[LEDGER_COLLECTION].create_index([("token", 1)], name="token")
             try:
                 await runtime.db[name].create_index([("outbox_pending", 1)], name="outbox_pending")
             except OperationFailure as exc:  # the service declared it under a name of its own

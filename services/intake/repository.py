@@ -247,7 +247,7 @@ class IntakeRepository:
 
     async def find_complaint(self, key: str) -> Doc | None:
         """Return the registration record of a channel complaint, if registered."""
-        return await self.complaints.find_one({"_id": key}, {"outbox": 0, "outbox_ledger": 0})
+        return await self.complaints.find_one({"_id": key}, {"outbox": 0})
 
     async def find_complaints(self, keys: Iterable[str]) -> dict[str, Doc]:
         """Return the registration records of these complaints that exist (by ``_id``, concurrently)."""
@@ -258,8 +258,7 @@ class IntakeRepository:
     async def insert_complaints(self, docs: list[Doc]) -> set[str]:
         """Insert complaint records (each with its events, ``shared.outbox.ledger_document``);
         return the keys that existed already. The batch's ledger entry is written first."""
-        await outbox.open_ledger(self.complaints, docs)
-        return await insert_new(self.complaints, docs)
+        return await insert_new(self.complaints, await outbox.open_ledger(self.complaints, docs))
 
     async def insert_complaint(self, doc: Doc, events: list[Envelope[Any]]) -> Doc | None:
         """Insert a complaint record together with the events it owes.

@@ -146,8 +146,7 @@ class Repository:
         return await find_by_ids(self.investigations, case_ids)
 
     async def insert_many(self, docs: Sequence[dict[str, Any]]) -> set[str]:
-        await open_ledger(self.investigations, docs)
-        already = await insert_new(self.investigations, docs)
+        already = await insert_new(self.investigations, await open_ledger(self.investigations, docs))
         return {d["_id"] for d in docs if d["_id"] not in already}
 
     async def replace(self, doc: dict[str, Any], expected: dict[str, Any], events: Sequence[Envelope[Any]]) -> bool:

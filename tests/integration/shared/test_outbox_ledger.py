@@ -1,6 +1,7 @@
-"""The batch ledger on the real MongoDB-wire server: a batch's new documents are published by
-removing one ledger entry; a batch that died before publishing is published by a redelivery or
-by the sweep, once; documents updated since keep their own outbox."""
+"""The batch ledger on the real MongoDB-wire server: a batch's new documents' events live in
+its ledger entries, and publishing deletes them (the documents are not written again); a batch
+that died before publishing is published by a redelivery or by the sweep, once; documents
+updated since keep their own outbox."""
 
 from __future__ import annotations
 
@@ -47,8 +48,7 @@ async def _insert_batch(col: Any, n: int, tag: str) -> tuple[str, list[dict[str,
         docs = [{"_id": f"{tag}{i}", **ledger_document([_alert(f"k{tag}{i}", f"{tag}{i}-a"),
                                                       _alert(f"k{tag}{i}", f"{tag}{i}-b")])}
                 for i in range(n)]
-    await open_ledger(col, docs)
-    await col.insert_many(docs)
+    await col.insert_many(await open_ledger(col, docs))
     return token, docs
 
 
@@ -57,15 +57,18 @@ async def test_a_published_batch_closes_its_one_ledger_entry_and_leaves_its_docu
 ) -> None:
     db = mongo_client[settings.mongo.database("ledger")]
     col = db["docs"]
-    token, docs = await _insert_batch(col, 20, "n")
+    token, docs = await _insert_batch(col, 250, "n")
     assert all(d["ledger_batch"] == token and not d["outbox_pending"] for d in docs)
-    assert await db[LEDGER_COLLECTION].count_documents({}) == 1
+    # the events are in the ledger (two entries of at most 200 documents), not in the documents
+    assert await db[LEDGER_COLLECTION].count_documents({}) == 2
+    stored = await col.find_one({"_id": "n3"})
+    assert stored is not None and "outbox_ledger" not in stored and stored["outbox"] == {}
 
     send = Sent()
     count = await publish_written(
         [Written(col, d["_id"], d["outbox_ledger"], ledger=d["ledger_batch"]) for d in docs], send)
-    assert count == 40
-    for i in range(20):  # each document's events in the order written
+    assert count == 500
+    for i in range(250):  # each document's events in the order written
         mine = [m for k, m in send.messages if k == f"kn{i}"]
         assert mine == [f"n{i}-a", f"n{i}-b"]
     assert await db[LEDGER_COLLECTION].count_documents({}) == 0
@@ -75,8 +78,8 @@ async def test_a_published_batch_closes_its_one_ledger_entry_and_leaves_its_docu
     assert await relay_pending(col, again) == 0
     assert await publish_written([Written(col, None, None, ledger=token)], again) == 0
     assert again.messages == []
-    stored = await col.find_one({"_id": "n3"})
-    assert stored is not None and len(stored["outbox_ledger"]) == 2  # what it announced, kept
+    after = await col.find_one({"_id": "n3"})
+    assert after == stored  # published without writing the document again
 
 
 async def test_a_batch_that_died_before_publishing_is_published_once_by_the_sweep_or_a_redelivery(
@@ -114,7 +117,7 @@ async def test_an_entry_whose_documents_were_never_inserted_is_closed_empty(
     col = db["docs"]
     with batch_token():
         docs = [{"_id": "x1", **ledger_document([_alert("kx", "never")])}]
-    await open_ledger(col, docs)  # the writer died between the entry and the insert
+    await open_ledger(col, docs)  # the writer died between the entries and the insert
     send = Sent()
     assert await relay_ledgers(db, send) == 0 and send.messages == []
     assert await db[LEDGER_COLLECTION].count_documents({}) == 0
