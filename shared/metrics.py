@@ -68,6 +68,10 @@ DEADLINES_BREACHED = Gauge(
 ALERTS_BY_STATUS = Gauge(
     "parley_supervision_alerts", "Alerts in supervision's store by status.", ["status"],
 )
+WORKERS = Gauge(
+    "parley_consumer_group_members", "Members (running workers) of each service's consumer group, "
+    "as supervision's heartbeat check read them.", ["group"],
+)
 
 
 def consumed(service: str, topic: str, outcome: str, n: int = 1) -> None:

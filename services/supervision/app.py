@@ -175,6 +175,7 @@ async def check_heartbeats(deps: Deps, lags: dict[str, list[handlers.PartitionLa
                                                 down_after_s=s.heartbeat_down_after_s,
                                                 stall_after_s=s.heartbeat_stall_after_s)
         await deps.repo.save_heartbeat(group, state)
+        metrics.WORKERS.labels(group).set(pulse.members)
         for what, alert_id in events:
             if what in ("up", "moving"):
                 await deps.repo.resolve_open_alerts(alert_id, handlers.PRODUCER,
