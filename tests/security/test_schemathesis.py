@@ -12,8 +12,9 @@ Each answer must
 - conform to the schema: a documented status's body validates against its declared schema,
   and the content type is the declared one.
 
-Path values are generated too, so most reads of a case answer 404; the point is that nothing
-a caller can send makes a 5xx or an undocumented body. ``PARLEY_SCHEMATHESIS_EXAMPLES``
+Path values are generated too, so most reads of a case answer 404; for negotiation and
+follow-up each case route also gets valid requests on a seeded open case (and plan), which
+reach the handlers. ``PARLEY_SCHEMATHESIS_EXAMPLES``
 (default 20) bounds the examples per operation and mode.
 """
 
@@ -23,6 +24,7 @@ import asyncio
 import os
 import socket
 import traceback
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -66,10 +68,58 @@ def callers(allowed: frozenset[str]) -> list[str]:
     return chosen
 
 
-def exercise(operation: Any, base_url: str, headers: dict[str, str], mode: GenerationMode) -> str | None:
-    """Run ``EXAMPLES`` generated requests of one mode; the first failure's report, or None."""
+async def seed(name: str, settings: CommonSettings) -> dict[str, str]:
+    """Real records for the generated requests to reach past the 404s: path values naming them.
 
-    @given(case=operation.as_strategy(generation_mode=mode))
+    Negotiation: an open workspace of the matrix customer, assigned to the matrix agent.
+    Follow-up: an execution plan of the matrix customer with one institution step.
+    """
+    from shared.mongo import make_client, service_database
+
+    client = make_client(settings.mongo)
+    try:
+        db = service_database(client, settings.mongo, name)
+        now = datetime.now(UTC)
+        if name == "negotiation":
+            from services.negotiation import handlers
+            from services.negotiation.models import AgentProfile
+            from services.negotiation.repository import Repository
+            from services.negotiation.settings import Settings
+            from shared.contracts.common import Category
+            from shared.topics import decode
+            from tests.integration.negotiation.support import completed, registered
+
+            repo = Repository(db)
+            await repo.put_agent(AgentProfile(agent_id=IDENTITIES["agent"]["sub"], team=IDENTITIES["agent"]["team"],
+                                              categories=["pricing_fees"]))
+            reg = registered("ST-1", IDENTITIES["customer"]["customer_id"])
+            own = Settings(environment="test", kafka=settings.kafka, mongo=settings.mongo)
+            await handlers.record_registration(decode("complaint.registered", reg.to_bytes()), repo=repo, now=now)
+            await handlers.open_workspace(decode("investigation.completed", completed(
+                "ST-1", category=Category.PRICING_FEES, cause=reg)), repo=repo, settings=own, now=now)
+            return {"case_id": "ST-1"}
+        if name == "followup":
+            from services.followup.models import Execution, Step
+            from services.followup.repository import Repository as Plans
+
+            steps = [Step(step_id="s1", kind="refund", owner="institution", title_zh="退款", title_en="refund",
+                          due_at=now + timedelta(days=3))]
+            await Plans(db).create(Execution(case_id="ST-1", case_number="TS-ST-1",
+                                             customer_id=IDENTITIES["customer"]["customer_id"],
+                                             status="executing", steps=steps), [])
+            return {"case_id": "ST-1", "step_id": "s1"}
+        return {}
+    finally:
+        await client.close()
+
+
+def exercise(operation: Any, base_url: str, headers: dict[str, str], mode: GenerationMode,
+             known: dict[str, str] | None = None) -> str | None:
+    """Run ``EXAMPLES`` generated requests of one mode; the first failure's report, or None.
+
+    ``known`` fixes path values to records that exist (the other values are generated)."""
+
+    @given(case=operation.as_strategy(generation_mode=mode, path_parameters=known or None))
     @hsettings(max_examples=EXAMPLES, deadline=None, database=None, derandomize=True,
                phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck),
                report_multiple_bugs=False)
@@ -91,6 +141,7 @@ def test_no_request_makes_a_server_error_or_breaks_the_schema(
     name: str, settings: CommonSettings, tmp_path: Path
 ) -> None:
     asyncio.run(ensure_topics(settings.kafka))
+    known = asyncio.run(seed(name, settings))
     matrix = documented_matrix()[name]
     auth = AuthSettings(secret=SecretStr(SECRET))
     env = service_env(settings, PARLEY_AUTH_SECRET=SECRET)
@@ -112,11 +163,15 @@ def test_no_request_makes_a_server_error_or_breaks_the_schema(
             for role in roles:
                 headers = {} if role is None else {
                     "Authorization": f"Bearer {mint(auth, role=role, **IDENTITIES[role])}"}
-                for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
+                params = {p.name for p in operation.path_parameters}
+                fixed = {k: v for k, v in known.items() if k in params}
+                runs = [(mode, None) for mode in GenerationMode] + [(GenerationMode.POSITIVE, fixed)] * bool(fixed)
+                for mode, values in runs:
                     tried += 1
-                    failure = exercise(operation, base, headers, mode)
+                    failure = exercise(operation, base, headers, mode, values)
                     if failure is not None:
-                        failures.append(f"--- {key[0]} {key[1]} as {role or 'anonymous'} ({mode.value}):\n{failure}")
+                        on = f" on {values}" if values else ""
+                        failures.append(f"--- {key[0]} {key[1]} as {role or 'anonymous'} ({mode.value}{on}):\n{failure}")
         assert tried >= 4, f"{name}: only {tried} operation runs; is the schema served?"
         server_errors = api.log_text().count("Traceback")
         assert not failures, f"{name}: {len(failures)} failing operation runs ({server_errors} tracebacks " \
