@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import uuid
 from collections import OrderedDict
@@ -160,8 +161,11 @@ async def open_ledger(collection: AsyncCollection[dict[str, Any]],
     at = datetime.now(UTC)
     for token, events in by_token.items():
         ids = list(events)
+        # the events as one JSON string: FerretDB converts a document field by field, and
+        # hundreds of nested items cost it far more than one string of the same size
         entries = [{"_id": f"{collection.name}:{token}:{n}", "collection": collection.name, "token": token,
-                    "at": at, "events": {i: events[i] for i in ids[start:start + LEDGER_ENTRY_DOCS]}}
+                    "at": at, "events": json.dumps({i: _compact(events[i]) for i in ids[start:start + LEDGER_ENTRY_DOCS]},
+                                                   ensure_ascii=False, separators=(",", ":"))}
                    for n, start in enumerate(range(0, len(ids), LEDGER_ENTRY_DOCS))]
         try:
             await ledger.insert_many(entries, ordered=False)
@@ -169,6 +173,16 @@ async def open_ledger(collection: AsyncCollection[dict[str, Any]],
             if any(e.get("code") != 11000 for e in exc.details.get("writeErrors", [])):
                 raise
     return out
+
+
+def _compact(items: dict[str, Any]) -> list[list[str]]:
+    """A document's outbox items as ``[event_id, topic, key, value, order]`` rows (what sending needs)."""
+    return [[event_id, it["topic"], it["key"], it["value"], it.get("order", "")] for event_id, it in items.items()]
+
+
+def _items(rows: list[list[str]]) -> dict[str, Any]:
+    return {event_id: {"topic": topic, "key": key, "value": value, "order": order}
+            for event_id, topic, key, value, order in rows}
 
 
 async def relay_ledgers(db: AsyncDatabase[dict[str, Any]], send: SendFn, *,
@@ -208,7 +222,7 @@ async def _expand_ledgers(items: list[Written]) -> list[Written]:
         events: dict[str, dict[str, Any]] = {}
         async for entry in ledger.find({"token": w.ledger}):
             if entry.get("collection") == w.collection.name:
-                events.update(entry.get("events") or {})
+                events.update({i: _items(rows) for i, rows in json.loads(entry.get("events") or "{}").items()})
         if not events:
             continue  # published and closed already (or never opened)
         async for doc in w.collection.find({"ledger_batch": w.ledger}, {"_id": 1}):
