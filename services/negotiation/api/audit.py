@@ -20,11 +20,11 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from fastapi import FastAPI, Request, Response
-from pydantic import AwareDatetime, BaseModel, Field
+from pydantic import AwareDatetime, BaseModel, Field, field_serializer
 
 from services.negotiation.auth import Principal
 from services.negotiation.repository import Repository
-from shared.audit import chain_for, exported
+from shared.audit import canonical_time, chain_for, exported
 from shared.logging import log_context
 
 log = logging.getLogger(__name__)
@@ -65,6 +65,11 @@ class AuditRecord(BaseModel):
     details: dict[str, Any]
     prev: str
     hash: str
+
+    @field_serializer("at")
+    def _canonical_at(self, at: datetime) -> str:
+        """``at`` exactly as it was hashed (UTC, milliseconds, ``Z``): a reader re-hashes an entry alone."""
+        return canonical_time(at)
 
 
 class AuditPage(BaseModel):
