@@ -40,7 +40,7 @@ from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import OperationFailure
 
-from shared import metrics
+from shared import metrics, tracing
 from shared.http import install_error_handlers
 from shared.kafka.admin import ensure_topics
 from shared.kafka.consume import Incoming, consume_batch, settle
@@ -341,8 +341,9 @@ def _declare_agent(app: Any, settings: CommonSettings, spec: ServiceSpec[Any, An
         async for events in stream.take_events(batch_size, sub.within_s):
             messages = [Incoming.from_faust(e, e.message.topic.removeprefix(prefix)) for e in events]
             if sub.dead_letter:  # settled: handled or dead-lettered somewhere, or not acked
-                await settle(events, functools.partial(consume_batch, messages, decoder, handle,
-                                                       dead_letter=dead_letter, on_result=published))
+                with tracing.consuming(spec.name, messages):
+                    await settle(events, functools.partial(consume_batch, messages, decoder, handle,
+                                                           dead_letter=dead_letter, on_result=published))
                 continue
             for message in messages:  # a reader of dead letters: log, never dead-letter
                 try:
@@ -444,6 +445,7 @@ def run(spec: ServiceSpec[Any, Any], argv: list[str] | None = None) -> int:
         sub.add_parser(name, help=f"{name} (see its own --help)", add_help=False)
     args = parser.parse_args(argv)
     settings = spec.settings()
+    tracing.setup(spec.name)  # PARLEY_TRACE_EXPORTER: none (default), console or file
 
     if args.mode == "worker":
         import faust

@@ -7,6 +7,7 @@ from typing import Any
 
 import faust
 
+from shared import tracing
 from shared.kafka.dlq import DeadLetter, DeadLetterStore, dlq_limit
 from shared.kafka.producer import DeadLetterSender
 from shared.settings import CommonSettings
@@ -83,10 +84,12 @@ def faust_dead_letter(app: faust.App, settings: CommonSettings, consumer: str,
 def faust_send(app: faust.App, settings: CommonSettings) -> Any:
     """Return ``send(topic, key, value)`` publishing to a logical topic via the app's producer.
 
-    Suits ``shared.outbox.relay``; envelope headers are not needed by any consumer.
+    Suits ``shared.outbox.relay``; the record carries the W3C ``traceparent`` derived from
+    the envelope in ``value`` at send time (``shared.tracing``), whichever process sends it.
     """
 
     async def send(topic: str, key: bytes, value: bytes) -> object:
-        return await app.producer.send_and_wait(settings.kafka.topic(topic), key, value, None, None, None)
+        return await app.producer.send_and_wait(settings.kafka.topic(topic), key, value, None, None,
+                                                tracing.outgoing_headers(topic, value))
 
     return send

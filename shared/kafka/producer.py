@@ -7,6 +7,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 
+from shared import tracing
 from shared.contracts.envelope import Envelope
 from shared.settings import KafkaSettings
 
@@ -14,12 +15,14 @@ log = logging.getLogger(__name__)
 
 
 def event_headers(envelope: Envelope[Any]) -> list[tuple[str, bytes]]:
-    """Headers that let a reader route or trace an event without parsing it."""
+    """Headers that let a reader route or trace an event without parsing it (with the W3C
+    ``traceparent`` of its story, ``shared.tracing``)."""
     return [
         ("event_type", envelope.event_type.encode()),
         ("event_id", str(envelope.event_id).encode()),
         ("correlation_id", envelope.correlation_id.encode()),
         ("schema_version", str(envelope.schema_version).encode()),
+        *tracing.envelope_headers(envelope),
     ]
 
 
@@ -73,8 +76,10 @@ class Publisher:
         )
 
     async def send(self, topic: str, key: bytes, value: bytes) -> object:
-        """``send(topic, key, value)`` for ``shared.outbox.relay``."""
-        return await self._producer.send_and_wait(self.settings.topic(topic), value=value, key=key)
+        """``send(topic, key, value)`` for ``shared.outbox.relay``; the record carries the
+        ``traceparent`` of the envelope in ``value`` (``shared.tracing``)."""
+        return await self._producer.send_and_wait(self.settings.topic(topic), value=value, key=key,
+                                                  headers=tracing.outgoing_headers(topic, value))
 
 
 #: The producer's own cap on one uncompressed record for dead letters. The broker checks

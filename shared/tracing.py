@@ -1,0 +1,257 @@
+"""Traces across Kafka: one complaint's journey is one OpenTelemetry trace in every service.
+
+The trace id is *derived*, not carried in state: every event's envelope has the story's
+``correlation_id`` (intake sets it to the complaint id), and ``trace_id_for`` turns it into
+a W3C trace id (the UUID's 128 bits; any other text: the first 128 bits of its SHA-256).
+So an event gets the same trace id whichever process publishes it — the handler's, or an
+outbox sweep in another worker minutes later — and no trace context has to be stored with
+the outbox.
+
+- **Publishing**: every enveloped record gets a W3C ``traceparent`` header
+  (``outgoing_headers`` / ``envelope_headers``): trace id from ``correlation_id``, parent
+  span id from the event's ``event_id`` (``span_id_for``), so a consumer can link to it.
+  When tracing is on, the sender also records a PRODUCER span ``<service> send <topic>``
+  with exactly that span id, whose parent is the span of the event that caused it
+  (``causation_id``): the spans of one complaint form one connected tree.
+- **Consuming**: ``consuming(service, messages)`` records a CONSUMER span
+  ``<service> <topic>`` per record of a batch, its parent read from the record's
+  ``traceparent`` (else derived from the envelope's ``correlation_id``), with the record's
+  topic, partition, offset, event type and case id — never personal data.
+- **Set-up**: ``setup(service)`` reads ``PARLEY_TRACE_EXPORTER`` = ``none`` (default:
+  headers only, no spans, nothing exported), ``console`` (JSON spans on stderr) or ``file``
+  (JSON lines in ``PARLEY_TRACE_FILE``, default ``var/traces/{service}-{pid}.jsonl``;
+  ``{service}`` and ``{pid}`` are filled in). An OTLP exporter can be added to the provider
+  by whoever installs ``opentelemetry-exporter-otlp``; nothing here needs it.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import hashlib
+import json
+import os
+import sys
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+from typing import Any
+
+from opentelemetry import trace
+from opentelemetry.context import Context
+from opentelemetry.propagators.textmap import Getter
+from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, TraceFlags
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+TRACEPARENT = "traceparent"
+EXPORTERS = ("none", "console", "file")
+
+_PROPAGATOR = TraceContextTextMapPropagator()
+#: the ids the next span gets (the send span's ids are derived, not random)
+_NEXT_IDS: contextvars.ContextVar[tuple[int, int] | None] = contextvars.ContextVar(
+    "parley_next_span_ids", default=None)
+_tracer: trace.Tracer | None = None
+_service = ""
+
+
+# ------------------------------------------------------------------ ids
+
+
+def _digest(text: str, bits: int) -> int:
+    value = int.from_bytes(hashlib.sha256(text.encode("utf-8")).digest()[: bits // 8], "big")
+    return value or 1  # an all-zero id is invalid in W3C trace context
+
+
+def trace_id_for(correlation_id: str) -> int:
+    """The W3C trace id of a story: its correlation id's UUID bits, else SHA-256's first 128."""
+    try:
+        value = uuid.UUID(correlation_id).int
+    except ValueError:
+        value = 0
+    return value or _digest(correlation_id, 128)
+
+
+def span_id_for(event_id: str) -> int:
+    """The span id of publishing one event: the first 64 bits of SHA-256 of its id."""
+    return _digest(str(event_id), 64)
+
+
+def traceparent(correlation_id: str, event_id: str) -> str:
+    """The ``traceparent`` header value of an event (version 00, sampled)."""
+    return f"00-{trace_id_for(correlation_id):032x}-{span_id_for(event_id):016x}-01"
+
+
+def _span_context(trace_id: int, span_id: int) -> SpanContext:
+    return SpanContext(trace_id, span_id, is_remote=True, trace_flags=TraceFlags(TraceFlags.SAMPLED))
+
+
+# ------------------------------------------------------------------ headers
+
+
+class _HeaderGetter(Getter[Sequence[tuple[str, bytes]]]):
+    def get(self, carrier: Sequence[tuple[str, bytes]], key: str) -> list[str] | None:
+        found = [v.decode("latin-1") for k, v in carrier if k.lower() == key and v is not None]
+        return found or None
+
+    def keys(self, carrier: Sequence[tuple[str, bytes]]) -> list[str]:
+        return [k for k, _ in carrier]
+
+
+_GETTER = _HeaderGetter()
+
+
+def context_from_headers(headers: Sequence[tuple[str, bytes]]) -> SpanContext | None:
+    """The span context a record's ``traceparent`` header names, if valid."""
+    ctx = _PROPAGATOR.extract(headers, getter=_GETTER)
+    span_context = trace.get_current_span(ctx).get_span_context()
+    return span_context if span_context.is_valid else None
+
+
+def trace_headers(correlation_id: str, event_id: str) -> list[tuple[str, bytes]]:
+    """``[("traceparent", ...)]`` for an event, written by the W3C propagator."""
+    carrier: dict[str, str] = {}
+    span = NonRecordingSpan(_span_context(trace_id_for(correlation_id), span_id_for(event_id)))
+    _PROPAGATOR.inject(carrier, context=trace.set_span_in_context(span, Context()))
+    return [(k, v.encode("ascii")) for k, v in carrier.items()]
+
+
+def _fields(value: bytes | None) -> Mapping[str, Any] | None:
+    if not value:
+        return None
+    try:
+        data = json.loads(value)
+    except ValueError:
+        return None
+    if not isinstance(data, dict) or not isinstance(data.get("correlation_id"), str):
+        return None
+    return data
+
+
+def outgoing_headers(topic: str, value: bytes | None) -> list[tuple[str, bytes]]:
+    """Headers for a record a service sends as (topic, key, value): the ``traceparent`` of
+    the envelope in ``value`` (none for a value that is no envelope), and, when tracing is
+    on, the PRODUCER span it names."""
+    data = _fields(value)
+    if data is None:
+        return []
+    return _send(topic, data["correlation_id"], str(data.get("event_id") or ""),
+                 data.get("causation_id"), data.get("producer"), data.get("event_type"),
+                 data.get("case_id"))
+
+
+def envelope_headers(envelope: Any) -> list[tuple[str, bytes]]:
+    """``outgoing_headers`` for a typed ``Envelope`` (no parsing)."""
+    return _send(envelope.event_type, envelope.correlation_id, str(envelope.event_id),
+                 envelope.causation_id, envelope.producer, envelope.event_type, envelope.case_id)
+
+
+def _send(topic: str, correlation_id: str, event_id: str, causation_id: str | None,
+          producer: str | None, event_type: str | None, case_id: str | None) -> list[tuple[str, bytes]]:
+    headers = trace_headers(correlation_id, event_id)
+    if _tracer is not None:
+        trace_id = trace_id_for(correlation_id)
+        parent = Context()
+        if causation_id:
+            parent = trace.set_span_in_context(
+                NonRecordingSpan(_span_context(trace_id, span_id_for(causation_id))), parent)
+        token = _NEXT_IDS.set((trace_id, span_id_for(event_id)))
+        try:
+            span = _tracer.start_span(f"{producer or _service} send {topic}", context=parent,
+                                      kind=SpanKind.PRODUCER, attributes=_attributes(
+                                          topic, None, None, event_type, case_id))
+        finally:
+            _NEXT_IDS.reset(token)
+        span.end()
+    return headers
+
+
+# ------------------------------------------------------------------ consuming
+
+
+def _attributes(topic: str, partition: int | None, offset: int | None,
+                event_type: str | None, case_id: str | None) -> dict[str, Any]:
+    attrs: dict[str, Any] = {"messaging.system": "kafka", "messaging.destination.name": topic}
+    if partition is not None:
+        attrs["messaging.destination.partition.id"] = str(partition)
+    if offset is not None:
+        attrs["messaging.kafka.offset"] = offset
+    if event_type:
+        attrs["parley.event_type"] = event_type
+    if case_id:
+        attrs["parley.case_id"] = case_id
+    return attrs
+
+
+@contextmanager
+def consuming(service: str, messages: Sequence[Any]) -> Iterator[None]:
+    """A CONSUMER span ``<service> <topic>`` per record (``Incoming``) while the batch is
+    handled; a no-op when tracing is off."""
+    if _tracer is None:
+        yield
+        return
+    with ExitStack() as stack:
+        for message in messages:
+            parent = context_from_headers(message.headers)
+            data = _fields(message.value)
+            if parent is None and data is not None:  # no header: the envelope's own story
+                parent = _span_context(trace_id_for(data["correlation_id"]),
+                                       span_id_for(str(data.get("event_id") or "")))
+            context = trace.set_span_in_context(NonRecordingSpan(parent), Context()) if parent else Context()
+            case_id = data.get("case_id") if data is not None else None
+            stack.enter_context(_tracer.start_as_current_span(
+                f"{service} {message.topic}", context=context, kind=SpanKind.CONSUMER,
+                attributes=_attributes(message.topic, message.partition, message.offset,
+                                       data.get("event_type") if data is not None else None,
+                                       case_id if isinstance(case_id, str) else None),
+                end_on_exit=True, record_exception=False, set_status_on_exception=False))
+        yield
+
+
+# ------------------------------------------------------------------ set-up
+
+
+def enabled() -> bool:
+    """Whether spans are recorded (``setup`` chose an exporter other than ``none``)."""
+    return _tracer is not None
+
+
+def setup(service: str, environ: Mapping[str, str] | None = None) -> str:
+    """Install the tracer provider ``PARLEY_TRACE_EXPORTER`` asks for; return its name."""
+    global _tracer, _service
+    env = os.environ if environ is None else environ
+    choice = (env.get("PARLEY_TRACE_EXPORTER") or "none").strip().lower()
+    if choice not in EXPORTERS:
+        raise ValueError(f"PARLEY_TRACE_EXPORTER must be one of {', '.join(EXPORTERS)}, not {choice!r}")
+    _service = service
+    if choice == "none":
+        _tracer = None
+        return choice
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import ConsoleSpanExporter, SimpleSpanProcessor
+    from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
+
+    class _DerivedIds(RandomIdGenerator):
+        """Random ids, except for the spans whose ids ``_send`` derived."""
+
+        def generate_span_id(self) -> int:
+            ids = _NEXT_IDS.get()
+            return ids[1] if ids is not None else super().generate_span_id()
+
+        def generate_trace_id(self) -> int:
+            ids = _NEXT_IDS.get()
+            return ids[0] if ids is not None else super().generate_trace_id()
+
+    if choice == "file":
+        template = env.get("PARLEY_TRACE_FILE") or "var/traces/{service}-{pid}.jsonl"
+        path = Path(template.format(service=service, pid=os.getpid()))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        out: Any = path.open("a", encoding="utf-8")
+    else:
+        out = sys.stderr
+    exporter = ConsoleSpanExporter(out=out, formatter=lambda span: span.to_json(indent=None) + "\n")
+    provider = TracerProvider(resource=Resource.create({"service.name": service}),
+                              id_generator=_DerivedIds())
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    _tracer = provider.get_tracer("parley")
+    return choice

@@ -1,0 +1,115 @@
+"""shared.tracing: trace ids derived from correlation ids, traceparent headers that round-trip,
+and spans written as JSON lines that link one story's hops."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from shared import tracing
+from shared.contracts.envelope import Envelope, Payload
+from shared.kafka.consume import Incoming
+from shared.kafka.producer import event_headers
+
+
+class Pinged(Payload):
+    event_type = "complaint.registered"
+    note: str = ""
+
+
+@pytest.fixture(autouse=True)
+def tracing_off() -> Iterator[None]:
+    yield
+    tracing.setup("test", {})  # back to none for the next test
+
+
+def test_a_uuid_correlation_id_is_the_trace_id_itself() -> None:
+    cid = "5f0c6a3e-2b1d-4c8e-9f7a-0123456789ab"
+    assert tracing.trace_id_for(cid) == uuid.UUID(cid).int
+    assert f"{tracing.trace_id_for(cid):032x}" == uuid.UUID(cid).hex
+
+
+def test_other_correlation_ids_hash_to_a_stable_valid_trace_id() -> None:
+    expected = int(hashlib.sha256(b"cmp-0001").hexdigest()[:32], 16)
+    assert tracing.trace_id_for("cmp-0001") == expected == tracing.trace_id_for("cmp-0001")
+    assert tracing.trace_id_for("cmp-0002") != expected
+    # the nil UUID is no valid trace id: hashed instead
+    assert tracing.trace_id_for(str(uuid.UUID(int=0))) != 0
+
+
+def test_traceparent_round_trips_through_headers() -> None:
+    cid, eid = str(uuid.uuid4()), str(uuid.uuid4())
+    headers = tracing.trace_headers(cid, eid)
+    assert headers == [("traceparent", tracing.traceparent(cid, eid).encode())]
+    value = headers[0][1].decode()
+    assert value.startswith(f"00-{uuid.UUID(cid).hex}-") and value.endswith("-01")
+    ctx = tracing.context_from_headers([("event_type", b"x"), *headers])
+    assert ctx is not None
+    assert ctx.trace_id == uuid.UUID(cid).int
+    assert ctx.span_id == tracing.span_id_for(eid)
+    assert ctx.is_remote and ctx.trace_flags.sampled
+
+
+def test_a_broken_or_missing_traceparent_gives_no_context() -> None:
+    assert tracing.context_from_headers([]) is None
+    assert tracing.context_from_headers([("traceparent", b"00-zz-yy-01")]) is None
+    assert tracing.context_from_headers([("traceparent", b"00-" + b"0" * 32 + b"-" + b"1" * 16 + b"-01")]) is None
+
+
+def test_every_published_envelope_and_outbox_value_carries_the_same_traceparent() -> None:
+    env = Envelope.wrap(Pinged(note="x"), case_id="case-1", producer="intake",
+                        correlation_id=str(uuid.uuid4()))
+    expected = ("traceparent", tracing.traceparent(env.correlation_id, str(env.event_id)).encode())
+    assert expected in event_headers(env)
+    # the outbox sends (topic, key, value): the header is derived from the value at send time
+    assert tracing.outgoing_headers("complaint.registered", env.to_bytes()) == [expected]
+    # a value that is no envelope gets no header (and no error)
+    assert tracing.outgoing_headers("complaint.received", b"{not json") == []
+    assert tracing.outgoing_headers("complaint.received", b'{"text": "x"}') == []
+    assert tracing.outgoing_headers("complaint.received", None) == []
+
+
+def test_setup_refuses_an_unknown_exporter() -> None:
+    with pytest.raises(ValueError, match="PARLEY_TRACE_EXPORTER"):
+        tracing.setup("test", {"PARLEY_TRACE_EXPORTER": "jaeger"})
+    assert tracing.setup("test", {}) == "none" and not tracing.enabled()
+
+
+def test_spans_of_one_story_share_its_trace_and_link_hop_to_hop(tmp_path: Path) -> None:
+    path = tmp_path / "{service}.jsonl"
+    assert tracing.setup("investigation", {"PARLEY_TRACE_EXPORTER": "file",
+                                           "PARLEY_TRACE_FILE": str(path)}) == "file"
+    cid = str(uuid.uuid4())
+    cause = Envelope.wrap(Pinged(), case_id="case-9", producer="intake", correlation_id=cid)
+    effect = Envelope.wrap(Pinged(), case_id="case-9", producer="investigation", cause=cause)
+    incoming = Incoming("complaint.registered", b"case-9", cause.to_bytes(), 2, 41, event_headers(cause))
+    bare = Incoming("complaint.registered", b"case-9", cause.to_bytes(), 2, 42, [])  # no header
+    with tracing.consuming("investigation", [incoming, bare]):
+        tracing.outgoing_headers("investigation.completed", effect.to_bytes())
+
+    spans = [json.loads(line) for line in (tmp_path / "investigation.jsonl").read_text().splitlines()]
+    trace_hex = f"0x{uuid.UUID(cid).hex}"
+    assert {s["context"]["trace_id"] for s in spans} == {trace_hex}
+    by_name: dict[str, list[dict[str, object]]] = {}
+    for s in spans:
+        by_name.setdefault(s["name"], []).append(s)
+    consumed = by_name["investigation complaint.registered"]
+    assert len(consumed) == 2
+    for s in consumed:
+        assert s["kind"] == "SpanKind.CONSUMER"
+        assert s["parent_id"] == f"0x{tracing.span_id_for(str(cause.event_id)):016x}"
+        assert s["attributes"]["parley.case_id"] == "case-9"
+        assert s["attributes"]["parley.event_type"] == "complaint.registered"
+        assert s["attributes"]["messaging.destination.partition.id"] == "2"
+    assert {s["attributes"]["messaging.kafka.offset"] for s in consumed} == {41, 42}
+    (sent,) = by_name["investigation send investigation.completed"]
+    # the send span has the span id the record's traceparent names, under its cause's send span
+    assert sent["context"]["span_id"] == f"0x{tracing.span_id_for(str(effect.event_id)):016x}"
+    assert sent["parent_id"] == f"0x{tracing.span_id_for(str(cause.event_id)):016x}"
+    # no personal data in any span: only ids, topics and offsets
+    assert "note" not in json.dumps(spans)
