@@ -6,9 +6,9 @@ the clock ``utcnow()`` reads in every service) and short timer intervals so dead
 run several times a simulated day; 3. the month (``deploy.cli.simulation``): real complaints
 arrive through Kafka and intake's API, simulated agents, customers and operations staff act
 through the APIs, with a progress bar; Ctrl-C stops it cleanly; 4. the evaluation report
-(``deploy.cli.report``, read from the APIs) printed and written to ``var/reports/``; 5. the
-services are restarted at real speed from where the simulated clock stood (the numbers stay
-as reported), and where to look next is printed.
+(``deploy.cli.report``, read from the APIs) printed and written to ``var/reports/`` — after
+the services were restarted at real speed from where the simulated clock stood, so the
+numbers stay what the API says —, and where to look next.
 """
 
 # ruff: noqa: B008 - typer declares options as argument defaults
@@ -69,16 +69,24 @@ def services_env(clock: AcceleratedClock) -> dict[str, str]:
     return env
 
 
-def _services(command: str, env: dict[str, str], workers: int | None) -> int:
+def restart_services(clock: AcceleratedClock | None, workers: int | None, *, quiet: bool = False) -> None:
+    """Stop the service processes and start them again on ``clock`` (``None``: on a clock at
+    real speed from where ``current_clock()`` stands once they have stopped). ``quiet``: their
+    output only if something fails."""
+    from shared.clock import current_clock
+
+    capture = {"capture_output": True, "text": True} if quiet else {}
+    env = dict(os.environ)
+    stopped = subprocess.run([sys.executable, "-m", "deploy.local.services", "stop"], cwd=REPO, env=env,
+                             check=False, **capture)  # type: ignore[call-overload]
+    if clock is None:
+        clock = AcceleratedClock(current_clock().now(), 1)
     extra = ["--workers", str(workers)] if workers else []
-    return subprocess.call([sys.executable, "-m", "deploy.local.services", command, *extra], cwd=REPO, env=env)
-
-
-def restart_services(clock: AcceleratedClock, workers: int | None) -> None:
-    """Stop the service processes and start them again on ``clock``."""
-    env = services_env(clock)
-    _services("stop", env, None)
-    if _services("start", env, workers):
+    started = subprocess.run([sys.executable, "-m", "deploy.local.services", "start", *extra], cwd=REPO,
+                             env=services_env(clock), check=False, **capture)  # type: ignore[call-overload]
+    if started.returncode:
+        if quiet:
+            err_console.print((stopped.stdout or "") + (started.stdout or "") + (started.stderr or ""))
         fail("a service did not start: its log is named above (.parley/run/); `parley stack status` "
              "shows whether the servers run")
 
@@ -198,11 +206,16 @@ def simulate(
         console.print(f"  {what}: {count}")
     for what, count in sorted(tally.errors.items()):
         err_console.print(f"  [yellow]trouble[/] {what}: {count}")
+    if not keep_speed:
+        # time stands (nearly) still from here: the report's numbers stay what the API says
+        restart_services(None, workers, quiet=True)
+        console.print("services restarted at real speed from the simulated end "
+                      "(`--keep-speed` leaves them accelerated)")
 
     console.rule("4. report 评估报告 (numbers read from the services' APIs)")
     from deploy.cli.report import evaluate, show, write
 
-    time.sleep(min(5.0, 3 * 86400 / speed))  # let the last events reach every service
+    time.sleep(5.0 if not keep_speed else min(5.0, 3 * 86400 / speed))  # the last events reach every service
     first_day, after_day = beijing_day(begin), beijing_day(end) + timedelta(days=1)
     ev = asyncio.run(evaluate(end_of_day(first_day - timedelta(days=1)) + timedelta(microseconds=1),
                               end_of_day(after_day - timedelta(days=1)) + timedelta(microseconds=1)))
@@ -215,9 +228,6 @@ def simulate(
                                  "speed": speed, "complaints": complaints, "interrupted": interrupted,
                                  "reports": [str(p) for p in paths], "headline": ev.headline}, indent=1))
 
-    if not keep_speed:
-        console.rule("5. services back at real speed (from the simulated end)")
-        restart_services(AcceleratedClock(clock.now(), 1), workers)
     console.rule("where to look next 下一步")
     for path in paths:
         console.print(f"report: {path}")
