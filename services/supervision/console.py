@@ -200,6 +200,7 @@ WORDS: dict[str, tuple[str, str]] = {
     "down": ("无工作进程", "down"),
     "stalled": ("停滞", "stalled"),
     "ok": ("正常", "ok"),
+    "not_started": ("未启动", "not started"),
 }
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).with_name("templates")))

@@ -176,6 +176,7 @@ class HeartbeatView(BaseModel):
     lag: int
     committed: int
     checked_at: datetime
+    seen_members: bool = Field(False, description="Ever seen with workers (false: not started yet).")
     last_member_at: datetime | None = None
     committed_at: datetime | None = None
     down_alert: str | None = None
