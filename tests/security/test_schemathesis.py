@@ -15,7 +15,7 @@ Each answer must
 Path values are generated too, so most reads of a case answer 404; for negotiation and
 follow-up each case route also gets valid requests on a seeded open case (and plan), which
 reach the handlers. ``PARLEY_SCHEMATHESIS_EXAMPLES``
-(default 20) bounds the examples per operation and mode.
+(default 15) bounds the examples per operation and mode.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ from tests.support.processes import running_service, service_env
 pytestmark = pytest.mark.integration
 
 SECRET = "schemathesis-secret-that-is-long-enough-for-hs256-0123"
-EXAMPLES = int(os.environ.get("PARLEY_SCHEMATHESIS_EXAMPLES", "20"))
+EXAMPLES = int(os.environ.get("PARLEY_SCHEMATHESIS_EXAMPLES", "15"))
 SERVICES = ("intake", "negotiation", "followup", "supervision")
 #: which allowed role calls an operation: the first of these the route lets through
 PREFERENCE = ("manager", "ops", "channel", "team_lead", "agent", "committee", "auditor", "investigator", "customer")
