@@ -157,6 +157,29 @@ async def _month(clock: AcceleratedClock, *, n: int, lang: str, days: float, see
     return begin, (clock.now() if interrupted else end), tally, interrupted
 
 
+async def settle(most: float = 90.0) -> int | None:
+    """Wait until every service's consumer group has read everything (supervision's
+    ``GET /lag``: total lag 0, twice in a row) or ``most`` seconds passed; the last lag seen."""
+    import httpx
+
+    from deploy.cli.simulation import Apis
+
+    lag: int | None = None
+    calm = 0
+    deadline = time.monotonic() + most
+    async with httpx.AsyncClient(timeout=30) as client:
+        apis = Apis({"supervision": api_url("supervision")}, client)
+        while time.monotonic() < deadline:
+            status, body = await apis.call("GET", "supervision", "/lag", apis.token("ops", "parley-simulate"))
+            if status == 200:
+                lag = sum(int(g.get("lag") or 0) for g in body.get("groups") or [])
+                calm = calm + 1 if lag == 0 else 0
+                if calm >= 2:
+                    break
+            await asyncio.sleep(2)
+    return lag
+
+
 def simulate(
     complaints: int = typer.Option(500, "--complaints", "-n", min=1, help="how many real complaints arrive"),
     lang: str = typer.Option("zh", "--lang", help="zh (黑猫投诉), en (CFPB) or mixed"),
@@ -215,7 +238,7 @@ def simulate(
     console.rule("4. report 评估报告 (numbers read from the services' APIs)")
     from deploy.cli.report import evaluate, show, write
 
-    time.sleep(5.0 if not keep_speed else min(5.0, 3 * 86400 / speed))  # the last events reach every service
+    asyncio.run(settle())  # the last events reach every service before the numbers are read
     first_day, after_day = beijing_day(begin), beijing_day(end) + timedelta(days=1)
     ev = asyncio.run(evaluate(end_of_day(first_day - timedelta(days=1)) + timedelta(microseconds=1),
                               end_of_day(after_day - timedelta(days=1)) + timedelta(microseconds=1)))
