@@ -101,6 +101,16 @@ def from_store(value: Any) -> Any:
 #: How long a process answers an agent's profile from memory (``Repository.get_agent``).
 AGENT_PROFILE_TTL_S = 2.0
 
+
+async def _replace_or_insert(collection: Any, doc: dict[str, Any]) -> None:
+    """``replace_one(..., upsert=True)`` that tolerates a concurrent writer of the same ``_id``:
+    FerretDB v1's upsert is a find then an insert, so the worker and the API seeding a fresh
+    database at the same moment had one of them fail with a duplicate key (the API exited)."""
+    try:
+        await collection.replace_one({"_id": doc["_id"]}, doc, upsert=True)
+    except DuplicateKeyError:
+        await collection.replace_one({"_id": doc["_id"]}, doc)
+
 class Repository:
     """The service's collections in its own database."""
 
@@ -406,9 +416,8 @@ class Repository:
             cell = _cell_id(doc["category"], doc["band"], bool(doc["hardship"]))
             cells.setdefault(cell, {})[_ref_key(doc["ref_id"])] = int(doc["relief_bp"])
         for cell, bp in cells.items():
-            await self.ref_cells.replace_one({"_id": cell}, {"_id": cell, "bp": bp, "version": 1}, upsert=True)
-        await self.meta.replace_one({"_id": "ref_cells_v1"}, {"_id": "ref_cells_v1", "at": datetime.now(UTC)},
-                                    upsert=True)
+            await _replace_or_insert(self.ref_cells, {"_id": cell, "bp": bp, "version": 1})
+        await _replace_or_insert(self.meta, {"_id": "ref_cells_v1", "at": datetime.now(UTC)})
 
     async def peer_pcts(self, query: dict[str, Any]) -> list[Decimal]:
         """Return the relief ratios (%) of past settlements in a fairness scope, read by ``_id``.
