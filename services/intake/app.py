@@ -12,17 +12,27 @@ built from this spec by ``shared.service``, the same way for every service.
 - timers: ``retention`` (``handlers.erase_expired_originals``: originals of cases closed more
   than ``PARLEY_INTAKE_RETENTION_DAYS`` ago are erased) and ``rotation`` (originals still
   under an old key are re-encrypted under ``PARLEY_CRYPTO_ACTIVE_KEY``).
+- audit chain (``shared.audit``, issue 11), who ``intake-worker``, role ``system``: one record
+  per registration batch that registered anything (``registered``: the complaint keys and
+  their case ids, several records only when a large batch overflows one record's details),
+  one per case closed (``case_closed``) and one per retention sweep that erased anything
+  (``originals_erased``: how many, which cases). A failed append is logged, never raised:
+  the change it records stands.
 """
 
 from __future__ import annotations
 
+import json
+import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from services.intake import handlers
 from services.intake.models import ComplaintSubmission, decode_submission
 from services.intake.repository import CaseNumbers, IntakeRepository
 from services.intake.settings import Settings, get_settings
+from shared.audit import MAX_DETAILS_BYTES, chain_for
 from shared.contracts.envelope import Envelope
 from shared.contracts.followup import CaseClosed
 from shared.errors import InvalidMessage
@@ -31,6 +41,12 @@ from shared.outbox import Written
 from shared.service import Runtime, ServiceSpec, Subscription, Timer
 
 SERVICE = "intake"
+
+#: Who the audit chain names for what the worker does on its own.
+WORKER = "intake-worker"
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 @dataclass
@@ -57,15 +73,96 @@ def _decode_submission(message: Incoming) -> Any:
 
 
 async def on_received(deps: Deps, submissions: list[ComplaintSubmission]) -> list[Written]:
-    """Register a batch of channel complaints; their events are published after the batch."""
-    return await handlers.register_batch(
-        submissions, repo=deps.repo, settings=deps.settings, numbers=deps.numbers
-    )
+    """Register a batch of channel complaints; their events are published after the batch.
+
+    What the batch newly registered goes on the audit chain (also when a conflicting
+    duplicate in it is refused after the rest was registered).
+    """
+    try:
+        written = await handlers.register_batch(
+            submissions, repo=deps.repo, settings=deps.settings, numbers=deps.numbers
+        )
+    except handlers.ConflictingDuplicate as exc:
+        await _audit_registered(deps, exc.result)
+        raise
+    await _audit_registered(deps, written)
+    return written
+
+
+def registered_pairs(written: list[Written]) -> list[tuple[str, str]]:
+    """(complaint key, case id) of each complaint a batch newly registered.
+
+    A new record's ``Written`` carries its events (``pending``, keyed by case id); a
+    redelivered complaint found registered carries none and is not counted again.
+    """
+    pairs: list[tuple[str, str]] = []
+    for w in written:
+        if w.doc_id is None or not w.pending:
+            continue
+        case_ids = {str(item.get("key")) for item in w.pending.values() if isinstance(item, Mapping)}
+        pairs.extend((str(w.doc_id), case_id) for case_id in sorted(case_ids))
+    return pairs
+
+
+def audit_parts(items: list[T], limit: int = MAX_DETAILS_BYTES - 200) -> list[list[T]]:
+    """``items`` in as few parts as keep each record's details (their JSON) within the chain's limit."""
+    parts: list[list[T]] = [[]]
+    size = 0
+    for item in items:
+        grows = len(json.dumps(item, ensure_ascii=False).encode("utf-8")) + 4
+        if parts[-1] and size + grows > limit:
+            parts.append([])
+            size = 0
+        parts[-1].append(item)
+        size += grows
+    return [p for p in parts if p]
+
+
+async def _audit_registered(deps: Deps, written: list[Written]) -> None:
+    pairs = registered_pairs(written)
+    parts = audit_parts(pairs)
+    for n, part in enumerate(parts, 1):
+        details: dict[str, Any] = {"count": len(part), "keys": [k for k, _ in part],
+                                   "case_ids": [c for _, c in part]}
+        if len(parts) > 1:
+            details.update(part=n, parts=len(parts), batch_count=len(pairs))
+        await _audit(deps, "registered", None, details)
+
+
+async def _audit(deps: Deps, action: str, case_id: str | None, details: dict[str, Any]) -> None:
+    """Put what the worker did on intake's audit chain (logged, not raised, when it fails)."""
+    try:
+        await chain_for(deps.repo.db).append(who=WORKER, role="system", action=action,
+                                             case_id=case_id, details=details)
+    except Exception:  # noqa: BLE001 - the change stands; the log says what is missing
+        log.exception("could not append %s to the audit chain", action)
+
+
+class _NotingErasures:
+    """The repository as the retention sweep sees it, noting each case whose originals it erased."""
+
+    def __init__(self, repo: IntakeRepository) -> None:
+        self._repo = repo
+        self.case_ids: list[str] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._repo, name)
+
+    async def originals_erased(self, case_id: str, **kwargs: Any) -> None:
+        await self._repo.originals_erased(case_id, **kwargs)
+        self.case_ids.append(case_id)
 
 
 async def erase_expired(deps: Deps) -> None:
-    """Timer: erase the originals whose retention period after closing has ended."""
-    await handlers.erase_expired_originals(repo=deps.repo, settings=deps.settings)
+    """Timer: erase the originals whose retention period after closing has ended (audited
+    when anything was erased)."""
+    noting = _NotingErasures(deps.repo)
+    try:
+        await handlers.erase_expired_originals(repo=cast(IntakeRepository, noting), settings=deps.settings)
+    finally:
+        if noting.case_ids:
+            for part in audit_parts(noting.case_ids):
+                await _audit(deps, "originals_erased", None, {"count": len(part), "case_ids": part})
 
 
 async def rotate_keys(deps: Deps) -> None:
@@ -76,9 +173,11 @@ async def rotate_keys(deps: Deps) -> None:
 async def on_closed(deps: Deps, events: list[Envelope[CaseClosed]]) -> None:
     """Mark cases closed (idempotent); a case intake never registered is bad input."""
     for event in events:
-        if not await handlers.close_case(event, repo=deps.repo):
-            if await deps.repo.find_case(event.case_id) is None:
-                raise InvalidMessage("case_id is not a case intake registered")
+        if await handlers.close_case(event, repo=deps.repo):
+            await _audit(deps, "case_closed", event.case_id,
+                         {"outcome": event.payload.outcome, "event_id": str(event.event_id)})
+        elif await deps.repo.find_case(event.case_id) is None:
+            raise InvalidMessage("case_id is not a case intake registered")
 
 
 SPEC: ServiceSpec[Settings, Deps] = ServiceSpec(

@@ -4,11 +4,14 @@
 Every route is for ``ops`` and ``auditor`` only (``shared.auth``, ``docs/security.md``): the
 router's one dependency answers 401 without a valid token and 403 for any other role.
 Acknowledging and resolving an alert is for ``ops`` alone (auditors read); the token's
-subject is recorded as who did it.
+subject is recorded as who did it. Each acknowledgement, resolution and change of the
+remediation register goes on supervision's audit chain (``shared.audit``) here, once, so the
+console's buttons and forms (which call these functions) are recorded the same way.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from datetime import date, datetime, timedelta
@@ -35,6 +38,7 @@ from services.supervision.models import (
 )
 from services.supervision.repository import Repository
 from services.supervision.settings import Settings
+from shared.audit import canonical_time, chain_for
 from shared.auth import Principal, Role, install_auth, require
 from shared.contracts.envelope import utcnow
 from shared.errors import NotFound, Unprocessable
@@ -47,6 +51,8 @@ ACTORS: tuple[Role, ...] = ("ops",)
 
 router = APIRouter(dependencies=[Depends(require(*WATCHERS))])
 Actor = Annotated[Principal, Depends(require(*ACTORS))]
+
+log = logging.getLogger(__name__)
 
 #: how long /metrics reuses a lag reading (each reading asks Kafka a handful of questions)
 LAG_CACHE_S = 15.0
@@ -141,7 +147,30 @@ async def _act(request: Request, alert_id: str, decide: Any, unless: tuple[str, 
     if fields is not None:
         await repo.set_alert_fields(alert_id, fields, unless=unless)
         doc = await repo.alert(alert_id) or doc
+        if _ours(doc, fields):  # not when someone else's acknowledgement or resolution came first
+            await audit(request, p, f"alert_{fields['status']}", doc.get("case_id"),
+                        alert_id=alert_id, kind=doc.get("kind"), noted=bool(body.note and body.note.strip()))
     return _alert_view(doc)
+
+
+def _ours(doc: dict[str, Any], fields: dict[str, Any]) -> bool:
+    """Whether the stored alert holds the action record this request set (the first one stays)."""
+    mine, stored = fields[fields["status"]], doc.get(fields["status"]) or {}
+    at = stored.get("at")
+    return stored.get("by") == mine["by"] and isinstance(at, datetime) and canonical_time(at) == canonical_time(mine["at"])
+
+
+async def audit(request: Request, p: Principal, action: str, case_id: str | None, **details: Any) -> None:
+    """Put an operator's change on supervision's audit chain: who (the token's subject), role,
+    what, when, which case, and the alert or item (no personal data, no free text).
+
+    The change is already saved: a failure to append is logged, not turned into an error.
+    """
+    try:
+        await chain_for(_repo(request).db).append(who=p.sub, role=p.role, action=action, case_id=case_id,
+                                                  details=details)
+    except Exception:  # noqa: BLE001 - the change stands; the log says what is missing
+        log.exception("could not append %s to the audit chain", action)
 
 
 @router.post("/alerts/{alert_id}/acknowledge", response_model=AlertView,
@@ -254,7 +283,9 @@ async def create_remediation(request: Request, body: RemediationIn, p: Principal
     item = new_remediation(remediation_id=f"rem-{uuid.uuid4().hex[:12]}", root_cause=body.root_cause,
                            owner=body.owner.strip(), action=body.action.strip(), due_date=body.due_date,
                            status=body.status, by=p.sub, now=utcnow())
-    await _repo(request).add_remediation(item)
+    if await _repo(request).add_remediation(item):
+        await audit(request, p, "remediation_added", None, remediation_id=item["_id"],
+                    root_cause=item["root_cause"], status=item["status"], due_date=item["due_date"])
     return _remediation_view(item)
 
 
@@ -277,6 +308,9 @@ async def change_remediation(request: Request, remediation_id: str, body: Remedi
     if change is not None:
         await repo.edit_remediation(remediation_id, change["set"], change["history"])
         doc = await repo.remediation(remediation_id) or doc
+        await audit(request, p, "remediation_changed", None, remediation_id=remediation_id,
+                    changed=sorted(change["history"]["changes"]), status=doc.get("status"),
+                    root_cause=doc.get("root_cause"), due_date=doc.get("due_date"))
     return _remediation_view(doc)
 
 

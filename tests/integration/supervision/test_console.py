@@ -20,6 +20,7 @@ import pytest
 from services.supervision import handlers
 from services.supervision.app import SPEC
 from services.supervision.settings import Settings
+from shared.audit import MongoChainStore, verify
 from shared.auth import mint
 from shared.contracts.envelope import Envelope
 from shared.contracts.followup import CaseClosed
@@ -162,6 +163,9 @@ async def test_console_for_ops_and_auditors(settings: CommonSettings) -> None:
                             if a["alert_id"] == alert_id]
             assert done_alert["resolved"]["by"] == "ops-me" and done_alert["acknowledged"]["note"] == "calling back"
             assert alert_id not in await page(http, "/console/alerts?status=acknowledged")
+            acted = await repo.db["audit_chain"].find({"details.alert_id": alert_id}).sort("_id", 1).to_list()
+            assert [(a["action"], a["who"], a["role"]) for a in acted] == [
+                ("alert_acknowledged", "ops-me", "ops"), ("alert_resolved", "ops-me", "ops")]  # once each
 
             # dead letters: listed with reason, source and position; replayed once, however often pressed
             html = await page(http, "/console/dead-letters")
@@ -180,6 +184,7 @@ async def test_console_for_ops_and_auditors(settings: CommonSettings) -> None:
             assert len(replays) == 1 and replays[0].value == b'{"broken": ' and replays[0].key == b"app-88"
             audit = await repo.db["audit_chain"].find({"action": "console replay dead letter"}).to_list()
             assert [(a["who"], a["details"]["outcome"]) for a in audit] == [("ops-me", "replayed"), ("ops-me", "already")]
+            assert (await verify(MongoChainStore(repo.db))).intact
 
             # lag, the case search and a case's timeline
             lag = await page(http, "/console/lag")

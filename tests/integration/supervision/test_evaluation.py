@@ -20,6 +20,7 @@ from aiokafka import AIOKafkaConsumer
 
 from services.supervision import app as supervision_app
 from services.supervision import handlers
+from shared.audit import MongoChainStore, verify
 from shared.auth import mint
 from shared.clock import beijing_day
 from shared.contracts.envelope import Envelope
@@ -121,6 +122,15 @@ async def test_evaluation_report_register_board_and_stuck_cases(settings: Common
                                           "due_date": "2027-01-15"})
             assert saved.status_code == 303
             assert (await repo.remediation(fee["_id"]))["status"] == "done"
+            # each change of the register is once on the audit chain (API and console alike), which verifies
+            changes = await repo.db["audit_chain"].find({"action": {"$in": ["remediation_added", "remediation_changed"]}}).sort("_id", 1).to_list()
+            assert [(c["action"], c["who"], c["role"], c["details"]["remediation_id"]) for c in changes] == [
+                ("remediation_added", "ops-eval", "ops", item["remediation_id"]),
+                ("remediation_changed", "ops-eval", "ops", item["remediation_id"]),
+                ("remediation_added", changes[2]["who"], "ops", fee["_id"]),
+                ("remediation_changed", changes[2]["who"], "ops", fee["_id"])]
+            assert changes[1]["details"]["changed"] == ["status"] and changes[3]["details"]["status"] == "done"
+            assert (await verify(MongoChainStore(repo.db))).intact
             csv_page = await http.get(f"/console/reports/evaluation.csv?{period}")
             assert csv_page.status_code == 200 and csv_page.headers["content-type"].startswith("text/csv")
             assert "Complaint handling evaluation report" in await page(http, f"/console/reports/evaluation?{period}&lang=en")

@@ -10,9 +10,11 @@ from typing import Any
 import httpx
 import pytest
 
+from shared.audit import AuditChain, MongoChainStore, verify
 from shared.contracts.envelope import Envelope
 from shared.contracts.followup import CaseClosed, FollowupCompleted
 from shared.kafka import DeadLetter, Publisher, ensure_topics
+from shared.mongo import service_database
 from shared.settings import CommonSettings
 from shared.topics import decode
 from tests.support.events import registered
@@ -94,10 +96,12 @@ async def test_supervision_tracks_cases_deadlines_and_dead_letters(settings: Com
             assert (await http.get("/cases/nope")).status_code == 404
 
 
-async def test_alerts_of_every_service_are_acted_on_and_lag_and_metrics_answer(settings: CommonSettings, tmp_path: Path) -> None:
+async def test_alerts_of_every_service_are_acted_on_and_lag_and_metrics_answer(
+        settings: CommonSettings, tmp_path: Path, mongo_client: Any) -> None:
     """Follow-up's alert reaches GET /alerts (supervision's own are not stored twice); an ops
-    person acknowledges and resolves it as their token's subject; /lag shows the worker's group
-    caught up; /metrics answers with parley_ metrics."""
+    person acknowledges and resolves it as their token's subject, each once on supervision's
+    audit chain, which verifies; /lag shows the worker's group caught up; /metrics answers
+    with parley_ metrics."""
     from shared.contracts.supervision import SupervisionAlert
 
     await ensure_topics(settings.kafka)
@@ -134,6 +138,12 @@ async def test_alerts_of_every_service_are_acted_on_and_lag_and_metrics_answer(s
             assert done["status"] == "resolved" and done["resolved"]["by"] == "ops-42"
             assert done["acknowledged"] == acked["acknowledged"]
             assert (await http.post("/alerts/nope/resolve", json={})).status_code == 404
+            store = MongoChainStore(service_database(mongo_client, settings.mongo, "supervision"))
+            chain, _ = await AuditChain(store).read(limit=50)
+            assert [(r["action"], r["who"], r["role"], r["case_id"], r["details"]["alert_id"]) for r in chain] == [
+                ("alert_acknowledged", "ops-42", "ops", "case-r", alert["alert_id"]),
+                ("alert_resolved", "ops-42", "ops", "case-r", alert["alert_id"])]  # ops-7's late one is not
+            assert (await verify(store)).intact
 
             group = f"{settings.kafka.topic_prefix}parley-supervision"
 
