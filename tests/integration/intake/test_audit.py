@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from services.intake import app
+from services.intake.handlers import ConflictingDuplicate
 from services.intake.models import ComplaintSubmission
 from services.intake.repository import CaseNumbers, IntakeRepository
 from services.intake.settings import Settings
@@ -57,6 +58,15 @@ async def test_a_registration_batch_a_closing_and_an_erasure_are_each_one_chain_
     assert records[2]["details"] == {"count": 1, "case_ids": [closed_id]}
     report = await verify(store)
     assert report.intact and report.count == 3
+
+    # a batch refused in part (a complaint id again with other content) records what it registered
+    changed = ComplaintSubmission.model_validate(complaint(1, text="同一投诉编号，内容却不同：这是另一件事，应当被拒绝。"))
+    fresh = ComplaintSubmission.model_validate(complaint(9))
+    with batch_token(), pytest.raises(ConflictingDuplicate):
+        await app.on_received(deps, [changed, fresh])
+    records, _ = await AuditChain(store).read(limit=10)
+    assert [r["details"]["keys"] for r in records[3:]] == [[fresh.key()]]
+    assert (await verify(store)).intact
 
 
 def test_a_large_batch_is_split_to_fit_the_record_size() -> None:
