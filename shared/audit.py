@@ -60,11 +60,13 @@ import sys
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from pymongo.errors import DuplicateKeyError
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 #: The collection, in each service's own database, holding the chain (``_id`` = seq).
 AUDIT_CHAIN = "audit_chain"
@@ -463,6 +465,31 @@ def chain_for(database: Any) -> AuditChain:
             _CHAINS.clear()
         chain = _CHAINS[key] = AuditChain(MongoChainStore(database))
     return chain
+
+
+def in_parts(items: Sequence[T], limit: int = MAX_DETAILS_BYTES - 200) -> list[list[T]]:
+    """``items`` in as few parts as keep each record's details (their JSON) within the limit:
+    a worker's batch (hundreds of case ids) goes on the chain as one record per part."""
+    parts: list[list[T]] = [[]]
+    size = 0
+    for item in items:
+        grows = len(json.dumps(item, ensure_ascii=False).encode("utf-8")) + 4
+        if parts[-1] and size + grows > limit:
+            parts.append([])
+            size = 0
+        parts[-1].append(item)
+        size += grows
+    return [p for p in parts if p]
+
+
+async def append_quietly(database: Any, *, who: str, role: str, action: str, case_id: str | None,
+                         details: Mapping[str, Any]) -> None:
+    """Append a worker's change to its service's chain; a failure is logged, never raised
+    (the change itself is already stored, and the log says what the chain is missing)."""
+    try:
+        await chain_for(database).append(who=who, role=role, action=action, case_id=case_id, details=details)
+    except Exception:  # noqa: BLE001
+        log.exception("could not append %s to the audit chain", action)
 
 
 # ------------------------------------------------------------------ command line

@@ -22,7 +22,6 @@ built from this spec by ``shared.service``, the same way for every service.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -32,7 +31,7 @@ from services.intake import handlers
 from services.intake.models import ComplaintSubmission, decode_submission
 from services.intake.repository import CaseNumbers, IntakeRepository
 from services.intake.settings import Settings, get_settings
-from shared.audit import MAX_DETAILS_BYTES, chain_for
+from shared.audit import append_quietly, in_parts
 from shared.contracts.envelope import Envelope
 from shared.contracts.followup import CaseClosed
 from shared.errors import InvalidMessage
@@ -104,18 +103,8 @@ def registered_pairs(written: list[Written]) -> list[tuple[str, str]]:
     return pairs
 
 
-def audit_parts(items: list[T], limit: int = MAX_DETAILS_BYTES - 200) -> list[list[T]]:
-    """``items`` in as few parts as keep each record's details (their JSON) within the chain's limit."""
-    parts: list[list[T]] = [[]]
-    size = 0
-    for item in items:
-        grows = len(json.dumps(item, ensure_ascii=False).encode("utf-8")) + 4
-        if parts[-1] and size + grows > limit:
-            parts.append([])
-            size = 0
-        parts[-1].append(item)
-        size += grows
-    return [p for p in parts if p]
+#: ``shared.audit.in_parts`` (kept under this name for intake's callers)
+audit_parts = in_parts
 
 
 async def _audit_registered(deps: Deps, written: list[Written]) -> None:
@@ -131,11 +120,8 @@ async def _audit_registered(deps: Deps, written: list[Written]) -> None:
 
 async def _audit(deps: Deps, action: str, case_id: str | None, details: dict[str, Any]) -> None:
     """Put what the worker did on intake's audit chain (logged, not raised, when it fails)."""
-    try:
-        await chain_for(deps.repo.db).append(who=WORKER, role="system", action=action,
-                                             case_id=case_id, details=details)
-    except Exception:  # noqa: BLE001 - the change stands; the log says what is missing
-        log.exception("could not append %s to the audit chain", action)
+    await append_quietly(deps.repo.db, who=WORKER, role="system", action=action, case_id=case_id,
+                         details=details)
 
 
 class _NotingErasures:

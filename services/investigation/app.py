@@ -23,6 +23,7 @@ from services.investigation.ports import Categoriser
 from services.investigation.records import SimulatedCoreSystems
 from services.investigation.repository import RecordsRepository, Repository
 from services.investigation.settings import Settings, get_settings
+from shared.audit import append_quietly, in_parts
 from shared.contracts.envelope import Envelope, utcnow
 from shared.contracts.intake import ComplaintRegistered
 from shared.outbox import Written
@@ -68,19 +69,53 @@ def build_deps(rt: Runtime[Settings]) -> Deps:
 
 
 async def on_registered(deps: Deps, events: list[Envelope[ComplaintRegistered]]) -> list[Written]:
-    """Investigate a batch of registered complaints."""
-    return await handlers.on_registered_batch(
+    """Investigate a batch of registered complaints (what it found goes on the audit chain)."""
+    written = await handlers.on_registered_batch(
         events, repo=deps.repo, records=deps.records, categorise=deps.categorise,
         settings=deps.settings, now=utcnow(),
     )
+    await _audit_findings(deps, "investigated", written)
+    return written
 
 
 async def finish_paused(deps: Deps) -> list[Written]:
     """Finish the paused cases whose appraisal is done."""
-    return await handlers.sweep_paused(
+    written = await handlers.sweep_paused(
         repo=deps.repo, records=deps.records, categorise=deps.categorise,
         settings=deps.settings, now=utcnow(),
     )
+    await _audit_findings(deps, "resumed", written)
+    return written
+
+
+#: Who the audit chain names for what the worker decides on its own.
+WORKER = "investigation-worker"
+
+
+def findings_of(written: list[Written]) -> list[tuple[str, str]]:
+    """(case id, event type) of each event a batch newly wrote: its findings and pauses.
+    A redelivered complaint whose case was stored carries no new events and is not counted."""
+    out: list[tuple[str, str]] = []
+    for w in written:
+        if w.doc_id is None or not w.pending:
+            continue
+        out.extend((str(w.doc_id), str(item.get("topic"))) for item in w.pending.values()
+                   if isinstance(item, dict))
+    return sorted(set(out))
+
+
+async def _audit_findings(deps: Deps, action: str, written: list[Written]) -> None:
+    """One chain record per batch (per part, for a large one): the cases and the events written.
+    The finding itself is in the case's document and its event; the chain says that and when."""
+    found = findings_of(written)
+    parts = in_parts(found)
+    for n, part in enumerate(parts, 1):
+        details: dict[str, object] = {"count": len(part), "case_ids": [c for c, _ in part],
+                                      "events": [e for _, e in part]}
+        if len(parts) > 1:
+            details.update(part=n, parts=len(parts), batch_count=len(found))
+        await append_quietly(deps.repo.investigations.database, who=WORKER, role="system", action=action, case_id=None,
+                             details=details)
 
 
 async def _indexes(deps: Deps) -> None:
