@@ -492,6 +492,20 @@ async def append_quietly(database: Any, *, who: str, role: str, action: str, cas
         log.exception("could not append %s to the audit chain", action)
 
 
+async def append_pairs(database: Any, *, who: str, action: str, pairs: Sequence[tuple[str, str]],
+                       names: tuple[str, str]) -> None:
+    """Put a worker's batch on the chain (role ``system``): ``pairs`` as two parallel lists
+    named ``names`` plus ``count``, in as many records as the details limit needs (each then
+    says ``part``, ``parts`` and ``batch_count``). Nothing is appended for no pairs."""
+    parts = in_parts(list(pairs))
+    for n, part in enumerate(parts, 1):
+        details: dict[str, Any] = {"count": len(part), names[0]: [a for a, _ in part],
+                                   names[1]: [b for _, b in part]}
+        if len(parts) > 1:
+            details.update(part=n, parts=len(parts), batch_count=len(pairs))
+        await append_quietly(database, who=who, role="system", action=action, case_id=None, details=details)
+
+
 # ------------------------------------------------------------------ command line
 
 

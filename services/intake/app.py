@@ -31,7 +31,7 @@ from services.intake import handlers
 from services.intake.models import ComplaintSubmission, decode_submission
 from services.intake.repository import CaseNumbers, IntakeRepository
 from services.intake.settings import Settings, get_settings
-from shared.audit import append_quietly, in_parts
+from shared.audit import append_pairs, append_quietly, in_parts
 from shared.contracts.envelope import Envelope
 from shared.contracts.followup import CaseClosed
 from shared.errors import InvalidMessage
@@ -108,14 +108,8 @@ audit_parts = in_parts
 
 
 async def _audit_registered(deps: Deps, written: list[Written]) -> None:
-    pairs = registered_pairs(written)
-    parts = audit_parts(pairs)
-    for n, part in enumerate(parts, 1):
-        details: dict[str, Any] = {"count": len(part), "keys": [k for k, _ in part],
-                                   "case_ids": [c for _, c in part]}
-        if len(parts) > 1:
-            details.update(part=n, parts=len(parts), batch_count=len(pairs))
-        await _audit(deps, "registered", None, details)
+    await append_pairs(deps.repo.db, who=WORKER, action="registered", pairs=registered_pairs(written),
+                       names=("keys", "case_ids"))
 
 
 async def _audit(deps: Deps, action: str, case_id: str | None, details: dict[str, Any]) -> None:

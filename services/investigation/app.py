@@ -23,7 +23,7 @@ from services.investigation.ports import Categoriser
 from services.investigation.records import SimulatedCoreSystems
 from services.investigation.repository import RecordsRepository, Repository
 from services.investigation.settings import Settings, get_settings
-from shared.audit import append_quietly, in_parts
+from shared.audit import append_pairs
 from shared.contracts.envelope import Envelope, utcnow
 from shared.contracts.intake import ComplaintRegistered
 from shared.outbox import Written
@@ -107,15 +107,8 @@ def findings_of(written: list[Written]) -> list[tuple[str, str]]:
 async def _audit_findings(deps: Deps, action: str, written: list[Written]) -> None:
     """One chain record per batch (per part, for a large one): the cases and the events written.
     The finding itself is in the case's document and its event; the chain says that and when."""
-    found = findings_of(written)
-    parts = in_parts(found)
-    for n, part in enumerate(parts, 1):
-        details: dict[str, object] = {"count": len(part), "case_ids": [c for c, _ in part],
-                                      "events": [e for _, e in part]}
-        if len(parts) > 1:
-            details.update(part=n, parts=len(parts), batch_count=len(found))
-        await append_quietly(deps.repo.investigations.database, who=WORKER, role="system", action=action, case_id=None,
-                             details=details)
+    await append_pairs(deps.repo.investigations.database, who=WORKER, action=action,
+                       pairs=findings_of(written), names=("case_ids", "events"))
 
 
 async def _indexes(deps: Deps) -> None:
