@@ -220,16 +220,29 @@ async def _expand_ledgers(items: list[Written]) -> list[Written]:
         seen.add(key)
         ledger = w.collection.database[LEDGER_COLLECTION]
         events: dict[str, dict[str, Any]] = {}
+        opened: datetime | None = None
         async for entry in ledger.find({"token": w.ledger}):
             if entry.get("collection") == w.collection.name:
                 events.update({i: _items(rows) for i, rows in json.loads(entry.get("events") or "{}").items()})
+                at = entry.get("at")
+                opened = at if opened is None or (at is not None and at < opened) else opened
         if not events:
             continue  # published and closed already (or never opened)
+        found: set[str] = set()
         async for doc in w.collection.find({"ledger_batch": w.ledger}, {"_id": 1}):
             if str(doc["_id"]) in events:
-                out.append(Written(w.collection, doc["_id"], events[str(doc["_id"])], ledger=w.ledger))
-        # documents never inserted (the writer died in between) owe nothing: the entry closes
-        out.append(Written(w.collection, None, {}, ledger=w.ledger))
+                found.add(str(doc["_id"]))
+        # Close the batch only when every document it announced is there, or when its writer is
+        # surely gone (older than the sweep's grace: documents never inserted owe nothing). A
+        # writer still inserting its batch (a rebalance handed the same complaints to another
+        # worker meanwhile) must not find its batch closed under it: its late documents' events
+        # would never go out. Not closing costs at most a second publication (same event ids).
+        young = opened is not None and opened.tzinfo is not None and datetime.now(UTC) - opened < SWEEP_GRACE
+        close = not (set(events) - found and young)
+        for doc_id in sorted(found):
+            out.append(Written(w.collection, doc_id, events[doc_id], ledger=w.ledger, close=close))
+        if close:
+            out.append(Written(w.collection, None, {}, ledger=w.ledger))
     return out
 
 
@@ -339,6 +352,8 @@ class Written:
     #: the batch token when ``pending`` is the document's ``outbox_ledger`` (``ledger_document``);
     #: with ``doc_id`` None: "every document of that batch, if it is still unpublished"
     ledger: str | None = None
+    #: with ``ledger``: whether publishing this may close the batch's ledger entries
+    close: bool = True
 
 
 async def publish_written(written: Iterable[Written | None], send: SendFn) -> int:
@@ -369,7 +384,8 @@ async def publish_written(written: Iterable[Written | None], send: SendFn) -> in
         key = (id(w.collection), w.doc_id, w.ledger)
         merged = {**(latest[key].pending or {})} if key in latest else {}
         merged.update(w.pending or {})
-        latest[key] = Written(w.collection, w.doc_id, merged, ledger=w.ledger)
+        close = w.close and (latest[key].close if key in latest else True)
+        latest[key] = Written(w.collection, w.doc_id, merged, ledger=w.ledger, close=close)
     chains: dict[str, list[tuple[str, dict[str, Any]]]] = {}
     for w in latest.values():
         for event_id, item in sorted((w.pending or {}).items(), key=lambda kv: kv[1].get("order", "")):
@@ -386,12 +402,18 @@ async def publish_written(written: Iterable[Written | None], send: SendFn) -> in
     await asyncio.gather(*(chain(c) for c in chains.values()))
     by_collection: dict[int, tuple[AsyncCollection[dict[str, Any]], list[Written]]] = {}
     closed: dict[tuple[int, str], AsyncCollection[dict[str, Any]]] = {}
+    kept: set[tuple[int, str]] = set()
     for w in latest.values():
-        if w.ledger is not None:  # the batch's documents stay as they are: its entry goes
-            closed[(id(w.collection), w.ledger)] = w.collection
+        if w.ledger is not None:  # the batch's documents stay as they are: its entries go
+            if w.close:
+                closed[(id(w.collection), w.ledger)] = w.collection
+            else:
+                kept.add((id(w.collection), w.ledger))
             continue
         by_collection.setdefault(id(w.collection), (w.collection, []))[1].append(w)
-    for (_, token), collection in closed.items():
+    for (cid, token), collection in closed.items():
+        if (cid, token) in kept:  # part of the batch may still be being written by its writer
+            continue
         await collection.database[LEDGER_COLLECTION].delete_many({"token": token, "collection": collection.name})
     for collection, sent in by_collection.values():
         await _clear(collection, [w for w in sent if w.pending] , [w for w in sent if not w.pending])

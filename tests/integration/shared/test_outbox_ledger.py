@@ -5,7 +5,7 @@ updated since keep their own outbox."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -117,7 +117,35 @@ async def test_an_entry_whose_documents_were_never_inserted_is_closed_empty(
     col = db["docs"]
     with batch_token():
         docs = [{"_id": "x1", **ledger_document([_alert("kx", "never")])}]
-    await open_ledger(col, docs)  # the writer died between the entries and the insert
+    await open_ledger(col, docs)  # the writer died between the entries and the insert (or is slow)
     send = Sent()
+    # young: its writer may still be inserting, so the batch stays open
     assert await relay_ledgers(db, send) == 0 and send.messages == []
+    assert await db[LEDGER_COLLECTION].count_documents({}) == 1
+    # older than the sweep's grace: the writer is gone, the documents never came: closed, nothing sent
+    await db[LEDGER_COLLECTION].update_many({}, {"$set": {"at": datetime.now(UTC) - timedelta(minutes=2)}})
+    assert await relay_ledgers(db, send) == 0 and send.messages == []
+    assert await db[LEDGER_COLLECTION].count_documents({}) == 0
+
+
+async def test_a_batch_still_being_inserted_is_not_closed_by_another_worker(
+    settings: CommonSettings, mongo_client: AsyncMongoClient[Any]
+) -> None:
+    """A rebalance hands a live writer's complaints to another worker: that one publishes what
+    it finds but leaves the batch open, so the writer's late documents still go out."""
+    db = mongo_client[settings.mongo.database("ledger")]
+    col = db["docs"]
+    with batch_token() as token:
+        docs = [{"_id": f"p{i}", **ledger_document([_alert(f"kp{i}", f"p{i}")])} for i in range(4)]
+    to_insert = await open_ledger(col, docs)
+    await col.insert_many(to_insert[:2])  # the writer's first chunk
+    other = Sent()  # the other worker's redelivery of the first two
+    assert await publish_written([Written(col, None, None, ledger=token)], other) == 2
+    assert await db[LEDGER_COLLECTION].count_documents({}) == 1  # still open
+    await col.insert_many(to_insert[2:])  # the writer's second chunk, then it dies
+    later = Sent()  # its own batch redelivered: every document is there now, so it closes
+    assert await publish_written([Written(col, None, None, ledger=token)], later) == 4
+    assert sorted(m for _, m in other.messages) == ["p0", "p1"]
+    # (p0 and p1 were acknowledged in this process already: not sent twice from it)
+    assert sorted(m for _, m in later.messages) == ["p2", "p3"]
     assert await db[LEDGER_COLLECTION].count_documents({}) == 0
