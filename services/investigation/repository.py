@@ -24,7 +24,7 @@ from typing import Any
 from pymongo import ASCENDING
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import BulkWriteError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from services.investigation.ports import RecordsRequest
 from services.investigation.records import PRODUCTS, CoreRecords, normalise
@@ -60,6 +60,17 @@ async def insert_new(collection: AsyncCollection[dict[str, Any]], docs: Sequence
     return set()
 
 
+
+async def _insert_if_missing(collection: AsyncCollection[dict[str, Any]], doc: dict[str, Any]) -> bool:
+    """``$setOnInsert`` upsert that tolerates another process seeding the same ``_id`` at once
+    (FerretDB's upsert is find-then-insert: two workers starting on a fresh database had one
+    exit on a duplicate key). Return whether this call inserted it."""
+    try:
+        result = await collection.update_one({"_id": doc["_id"]}, {"$setOnInsert": doc}, upsert=True)
+    except DuplicateKeyError:
+        return False
+    return result.upserted_id is not None
+
 class RecordsRepository:
     """The simulated core systems' records in MongoDB, one document per customer, read by ``_id``.
 
@@ -79,14 +90,13 @@ class RecordsRepository:
         """Write products and their rate caps if missing; return how many were added."""
         added = 0
         for product in PRODUCTS:
-            result = await self.db["products"].update_one({"_id": product["_id"]}, {"$setOnInsert": product}, upsert=True)
-            added += result.upserted_id is not None
+            added += await _insert_if_missing(self.db["products"], product)
             if product.get("apr_cap") is not None:
                 cap = {"_id": product["_id"], "apr_cap": str(min(settings.rate_cap_apr, Decimal(product["apr_cap"]))),
                        "hard_cap": str(settings.hard_cap_apr),
                        "basis_zh": "综合年化利率不超过 24%（司法保护上限参照），36% 以上部分无效",
                        "basis_en": "all-in APR at most 24% (judicial protection line); above 36% void"}
-                await self.db["rate_caps"].update_one({"_id": product["_id"]}, {"$setOnInsert": cap}, upsert=True)
+                await _insert_if_missing(self.db["rate_caps"], cap)
         return added
 
     async def load_many(self, requests: Sequence[RecordsRequest]) -> dict[str, CoreRecords]:
