@@ -26,7 +26,7 @@ import json
 import logging
 import uuid
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Hashable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -321,12 +321,12 @@ class _RecentlySent:
 
     def __init__(self, size: int) -> None:
         self.size = size
-        self._ids: OrderedDict[Hashable, None] = OrderedDict()
+        self._ids: OrderedDict[str, None] = OrderedDict()
 
     def __contains__(self, event_id: object) -> bool:
         return event_id in self._ids
 
-    def add(self, event_id: Hashable) -> None:
+    def add(self, event_id: str) -> None:
         self._ids[event_id] = None
         if len(self._ids) > self.size:
             self._ids.popitem(last=False)
