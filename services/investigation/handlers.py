@@ -91,6 +91,9 @@ class Assessment:
     deadline_tier: int = 15
     deadline_provisional: bool = False
     extension: DeadlineExtension | None = None
+    #: the category's confidence is under the review threshold: the finding goes out flagged
+    #: ``review_pending`` and the case waits in the review queue (``review.py``)
+    needs_review: bool = False
 
 
 ROOT_CAUSES: list[tuple[str, str, str, str]] = [
@@ -318,6 +321,7 @@ def assess(reg: ComplaintRegistered, *, text: str, category: str, confidence: fl
         paused_days=deadline.paused_days, pause=pause, awaiting_appraisal=awaiting,
         requests=ev.customer_requests(claims), deadline_tier=tier,
         deadline_provisional=deadline.provisional or reg.deadline_provisional, extension=extension,
+        needs_review=float(confidence) < settings.review_threshold,
     )
 
 
@@ -336,7 +340,7 @@ def completed_payload(reg: ComplaintRegistered, a: Assessment, *, case_id: str, 
         complexity_reason_zh="；".join(a.complexity_zh), complexity_reason_en="; ".join(a.complexity_en),
         deadline_at=a.deadline_at, paused_days=a.paused_days, to_request_from_customer=a.requests,
         hardship=a.claims.hardship, deadline_tier=a.deadline_tier, deadline_provisional=a.deadline_provisional,
-        deadline_extension=a.extension,
+        deadline_extension=a.extension, review_pending=a.needs_review,
     )
 
 
@@ -392,6 +396,10 @@ def case_document(env: Envelope[ComplaintRegistered], a: Assessment, *, texts: l
         "remedy_range": a.remedy.model_dump(mode="json"),
         "reasons_zh": a.reasons_zh, "reasons_en": a.reasons_en,
         "fingerprint": fingerprint(a), "updated_at": now,
+        # the review queue (review.py): an indexed status, and what a revised event repeats
+        "review_status": "pending" if a.needs_review else None,
+        "complexity_zh": a.complexity_zh, "complexity_en": a.complexity_en,
+        "requests": a.requests, "hardship": a.claims.hardship,
     }
 
 

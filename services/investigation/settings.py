@@ -35,6 +35,11 @@ class Settings(CommonSettings):
     low_confidence: float = Field(
         0.40, ge=0, le=1, description="Categoriser confidence under which a case is complex (needs a person)."
     )
+    review_threshold: float = Field(
+        0.50, ge=0, le=1, description="Categoriser confidence under which a finding goes out flagged "
+        "review_pending and waits in the investigator review queue (docs/investigation.md#review-queue: "
+        "on the dev set the category is right for 49 % of the cases under 0.50, 79 % of those above).",
+    )
     standard_days: int = Field(
         15, description="Tier of an ordinary case's decision deadline: Beijing days after the day of "
         "receipt (shared.clock.TIERS: 15, 30 or 60; docs/clock.md).",

@@ -99,7 +99,8 @@ class InvestigationCompleted(Payload):
     complex_case: bool = False
     # optional additions (v1, investigation issue 4)
     investigation_id: str | None = None
-    revision: int = Field(1, ge=1, description="Raised when a linked complaint with new facts re-opened it.")
+    revision: int = Field(1, ge=1, description="Raised when a linked complaint with new facts re-opened it, "
+                          "a manager approved the especially complex tier, or an investigator revised it.")
     complaint_ids: list[str] = Field(default_factory=list)
     customer_id: str | None = None
     language: Language | None = None
@@ -134,6 +135,22 @@ class InvestigationCompleted(Payload):
     )
     deadline_extension: DeadlineExtension | None = Field(
         None, description="The manager's approval of the especially complex tier (60 days), when given.",
+    )
+    # optional additions (v1, investigation issue 12): the investigator review queue
+    review_pending: bool = Field(
+        False, description="The category's confidence is under the review threshold: an investigator "
+        "will review the finding; it stands (and the clock runs) until a revision says otherwise.",
+    )
+    revised_by: str | None = Field(
+        None, description="The investigator (token subject) whose review made this revision; None when "
+        "the revision came from investigation itself.",
+    )
+    revised_at: AwareDatetime | None = Field(None, description="When the review was recorded.")
+    revision_reason: str | None = Field(
+        None, description="Why the investigator changed (or confirmed) the finding; personal numbers masked.",
+    )
+    revised_fields: list[str] = Field(
+        default_factory=list, description="What the review changed: category, finding, remedy_range.",
     )
 
 
