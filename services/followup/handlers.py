@@ -101,6 +101,7 @@ def _execution(event: Envelope[SettlementAgreed], steps: list[Step]) -> Executio
     return Execution(
         case_id=event.case_id, case_number=agreed.case_number, agreement_id=agreed.agreement_id,
         customer_id=agreed.customer_id, status="executing", summary=agreed.summary, steps=steps,
+        correlation_id=event.correlation_id,
     )
 
 
@@ -109,6 +110,7 @@ def record_escalation(event: Envelope[CaseEscalated]) -> Execution:
     return Execution(
         case_id=event.case_id, case_number=event.payload.case_number, status="escalated",
         escalation_target=event.payload.target, summary=event.payload.reason,
+        correlation_id=event.correlation_id,
     )
 
 
@@ -119,7 +121,7 @@ def _notify(execution: Execution, *, kind: str, subject: str, body: str, cause: 
         kind=kind, language=Language.ZH_CN, channel=Channel.APP, customer_id=execution.customer_id,
         subject=subject, body=body, case_number=execution.case_number,
     )
-    return [Envelope.wrap(note, case_id=execution.case_id, producer=PRODUCER, cause=cause, occurred_at=now)]
+    return [_event(execution, note, now, cause=cause)]
 
 
 Events = list[Envelope[Payload]]
@@ -131,7 +133,10 @@ def open_instalments(execution: Execution) -> list[Step]:
 
 
 def _event(execution: Execution, payload: Payload, now: datetime, cause: Envelope[Any] | None = None) -> Envelope[Payload]:
-    return Envelope.wrap(payload, case_id=execution.case_id, producer=PRODUCER, cause=cause, occurred_at=now)
+    """An event about ``execution``, in its story (the complaint's correlation id and trace,
+    also for events a request or a timer causes)."""
+    return Envelope.wrap(payload, case_id=execution.case_id, producer=PRODUCER, cause=cause,
+                         correlation_id=execution.correlation_id or None, occurred_at=now)
 
 
 def settle(execution: Execution, *, now: datetime, cause: Envelope[Any] | None = None) -> tuple[Execution, Events]:

@@ -56,6 +56,9 @@ class Execution(BaseModel):
     reopened_at: datetime | None = Field(None, description="When a dissatisfied callback reopened the case.")
     previous_agreement_ids: list[str] = Field(
         default_factory=list, description="Agreements this plan replaced after the case was reopened.")
+    correlation_id: str = Field(
+        "", description="The story's correlation id (the complaint's), from the event that made this record: "
+        "the events follow-up publishes carry it, so they stay in the complaint's trace (shared.tracing).")
     version: int = 1
 
 

@@ -204,3 +204,17 @@ def test_a_new_agreement_replaces_the_plan_of_a_reopened_case_only() -> None:
     assert replanned.status == "executing" and replanned.agreement_id == "agr-c9-2"
     assert replanned.previous_agreement_ids == ["agr-c9"] and replanned.version == 4
     assert [s.kind for s in replanned.steps] == ["refund"] and replanned.reopened_at == NOW
+
+
+def test_events_of_requests_and_timers_stay_in_the_complaints_story() -> None:
+    """A step completed, a callback or a sweep has no event as its cause, yet what it publishes
+    keeps the agreement's correlation id (the complaint's trace, shared.tracing)."""
+    event = agreed("c1", terms=[{"kind": "apology", "text": "抱歉"}])
+    execution = handlers.plan_execution(event, now=NOW, tz="UTC")
+    assert execution.correlation_id == event.correlation_id
+    executed, events = handlers.complete_step(execution, "s1", by="ops", evidence_ref="L-1", now=NOW)
+    closed, more = handlers.record_callback(executed, satisfied=True, score=5, comment="", by="cs1", now=NOW)
+    late, alerts = handlers.overdue_steps(execution, now=NOW + timedelta(days=30))
+    published = events + more + alerts
+    assert {e.event_type for e in published} >= {"settlement.executed", "case.closed", "supervision.alert"}
+    assert {e.correlation_id for e in published} == {event.correlation_id}
