@@ -6,7 +6,8 @@ this spec by ``shared.service``, the same way for every service.
 - ``complaint.registered``, in batches → ``handlers.on_registered_batch`` (one read of the
   cases, one records load, one classifier call and one bulk write per batch);
 - a timer finishes paused cases whose external appraisal is done (``handlers.sweep_paused``);
-- outbox collection ``investigations``.
+- outbox collection ``investigations``;
+- the API (``api.py``): the investigator review queue (``review.py``).
 
 Adapters chosen here: the trained classifier as the ``Categoriser`` and the simulated core
 systems over the records kept in MongoDB as the ``RecordsStore`` (``ports.py``).
@@ -18,7 +19,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from services.investigation import handlers
+from services.investigation import handlers, review
 from services.investigation.ports import Categoriser
 from services.investigation.records import SimulatedCoreSystems
 from services.investigation.repository import RecordsRepository, Repository
@@ -113,6 +114,7 @@ async def _audit_findings(deps: Deps, action: str, written: list[Written]) -> No
 
 async def _indexes(deps: Deps) -> None:
     await deps.repo.ensure_indexes()
+    await review.ensure_indexes(deps.repo.investigations)
     await deps.records_db.ensure_indexes()
 
 
@@ -140,6 +142,11 @@ SPEC: ServiceSpec[Settings, Deps] = ServiceSpec(
     outboxes=["investigations"],
     sweep_interval_s=lambda s: s.sweep_interval_s,
     commands={"seed": _seed_command},
+    api="services.investigation.api",
+    api_title="Parley investigation 初步调查与核实",
+    api_description="调查员复核 — the investigator review queue: low-confidence findings, evidence, "
+    "revised findings with a reason.",
+    default_port=8002,
 )
 
 
