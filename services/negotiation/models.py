@@ -247,6 +247,26 @@ class InvestigationDetails(BaseModel):
         return cls.model_validate(p.model_dump(include=set(cls.model_fields)))
 
 
+class FindingRevision(Model):
+    """A revised ``investigation.completed`` that came after the workspace opened: taken into an
+    open workspace (``applied``), or held back because an agreement (or an escalation) already
+    stands — then raised for the agent, never written over the agreement."""
+
+    event_id: str
+    revision: int
+    at: AwareDatetime
+    applied: bool
+    revised_by: str | None = Field(None, description="The investigator whose review made it (None: new facts).")
+    reason: str = Field("", description="The investigator's reason (personal numbers masked).")
+    category: str
+    finding: str
+    remedy_min: Money | None = None
+    remedy_max: Money | None = None
+    previous_category: str | None = None
+    previous_finding: str | None = None
+    revised_fields: list[str] = Field(default_factory=list)
+
+
 class Workspace(Model):
     """One case's negotiation workspace: complaint, findings, evidence and history in one view."""
 
@@ -290,6 +310,12 @@ class Workspace(Model):
     )
     hardship: bool = False
     hardship_reason: str = ""
+    review_pending: bool = Field(
+        False, description="Investigation's category confidence was low: an investigator will review the "
+        "finding (a revised investigation follows).")
+    finding_revisions: list[FindingRevision] = Field(
+        default_factory=list, description="Revised investigations after opening: applied, or held back "
+        "(an agreement or escalation stands) for the agent to decide on.")
     opened_at: AwareDatetime | None = None
     # negotiation
     team: str | None = None

@@ -2,10 +2,13 @@
 
 ``complaint.registered`` records the customer, text, deadline and amount; ``investigation.
 completed`` opens the workspace (idempotent per case and revision), assigns it by skill and
-load and owes ``negotiation.started``; a later revision updates an open workspace's findings.
+load and owes ``negotiation.started``; a later revision updates an open workspace's findings
+(an investigator's review is told to the customer), while one that comes after an agreement
+or an escalation is recorded and raised for the agent, never written over the agreement; an
+older revision than one already seen is ignored.
 Both are read through their typed contracts (``shared.contracts``): no key guessing.
 
-The rules are pure (``registration_recorded``, ``findings``, ``opened``, ``started``, ``revised``: state in,
+The rules are pure (``registration_recorded``, ``findings``, ``opened``, ``started``, ``revised``, ``held_back``: state in,
 new state and events out); ``record_registration`` and ``open_workspace`` read, call them
 and write, retrying a lost compare-and-set.
 """
@@ -18,11 +21,12 @@ from typing import Any
 
 from services.negotiation.errors import Conflict
 from services.negotiation.handlers.assignment import pick_agent
-from services.negotiation.handlers.common import Events, event, mark
+from services.negotiation.handlers.common import Events, event, mark, notify
 from services.negotiation.handlers.ports import Store
 from services.negotiation.models import (
     AgentProfile,
     DeadlineChange,
+    FindingRevision,
     InvestigationDetails,
     Workspace,
 )
@@ -30,6 +34,7 @@ from services.negotiation.settings import Settings
 from shared.clock import TIERS, beijing_day, due, end_of_day, next_working_day
 from shared.contracts import intake, investigation, negotiation
 from shared.contracts.envelope import Envelope
+from shared.contracts.supervision import SupervisionAlert
 from shared.logging import redact
 
 log = logging.getLogger(__name__)
@@ -136,6 +141,7 @@ def findings(ws: Workspace, env: Completed, now: datetime | None = None) -> dict
         "remedy_range": p.remedy_range,
         "investigation_details": InvestigationDetails.of(p),
         "hardship": ws.hardship or p.hardship or any("hardship" in c for c in p.claims),
+        "review_pending": p.review_pending,
         "amount_disputed": p.amount_disputed or ws.amount_disputed,
         # investigation's deadline counts excluded pauses (external appraisal): it wins
         "deadline_at": p.deadline_at or ws.deadline_at,
@@ -143,11 +149,17 @@ def findings(ws: Workspace, env: Completed, now: datetime | None = None) -> dict
     }
 
 
+def latest_revision(ws: Workspace) -> int:
+    """The newest investigation revision the workspace has seen, applied or held back."""
+    return max([ws.investigation_revision, *(r.revision for r in ws.finding_revisions)])
+
+
 def is_news(ws: Workspace, env: Completed) -> bool:
-    """Whether the event says something the workspace does not hold yet (not a redelivery)."""
+    """Whether the event says something the workspace does not hold yet (not a redelivery, and
+    not older than a revision already seen: a late revision 2 after revision 3 is ignored)."""
     if ws.investigation_event_id is None:
         return True
-    return ws.investigation_event_id != str(env.event_id) and env.payload.revision > ws.investigation_revision
+    return ws.investigation_event_id != str(env.event_id) and env.payload.revision > latest_revision(ws)
 
 
 def opened(ws: Workspace, env: Completed, *, settings: Settings, now: datetime) -> Workspace:
@@ -186,12 +198,68 @@ def started(ws: Workspace, env: Completed, *, agent: AgentProfile | None, settin
     return ws, events
 
 
+def revision_record(ws: Workspace, env: Completed, now: datetime, *, applied: bool) -> FindingRevision:
+    """What a revised investigation said, against what the workspace held."""
+    p = env.payload
+    remedy = p.remedy_range
+    return FindingRevision(
+        event_id=str(env.event_id), revision=p.revision, at=now, applied=applied, revised_by=p.revised_by,
+        reason=redact(p.revision_reason or ""), category=p.category.value, finding=p.finding,
+        remedy_min=remedy.min if remedy else None, remedy_max=remedy.max if remedy else None,
+        previous_category=ws.category, previous_finding=ws.finding, revised_fields=list(p.revised_fields),
+    )
+
+
 def revised(ws: Workspace, env: Completed, now: datetime) -> Workspace:
-    """Take a newer investigation (new facts) into an open workspace."""
+    """Take a newer investigation (new facts, or an investigator's review) into an open
+    workspace with no agreement (``review_notice`` tells the customer of a review)."""
+    p = env.payload
+    record = revision_record(ws, env, now, applied=True)
     ws = ws.model_copy(update=findings(ws, env, now))
-    mark(ws, now, f"investigation revised (revision {env.payload.revision})",
-         detail=f"finding {env.payload.finding}; open offers were made on the earlier findings")
+    ws.finding_revisions = [*ws.finding_revisions, record]
+    why = "reviewed by an investigator" if p.revised_by else "new facts"
+    mark(ws, now, f"investigation revised (revision {p.revision}, {why})",
+         detail=f"finding {record.previous_finding} -> {p.finding}, category {record.previous_category} -> "
+         f"{p.category.value}; open offers were made on the earlier findings")
     return ws
+
+
+FINDING_ZH = {"substantiated": "投诉属实", "partly_substantiated": "投诉部分属实", "unsubstantiated": "投诉不属实"}
+
+
+def review_notice(ws: Workspace, env: Completed, now: datetime) -> Events:
+    """The customer's notice that an investigator reviewed the finding (none for new facts)."""
+    p = env.payload
+    if not p.revised_by:
+        return []
+    return notify(ws, "finding_reviewed",
+                  ("调查结论已复核", f"您的投诉（案件 {ws.case_number}）的调查结论已由调查人员复核：{FINDING_ZH[p.finding]}。"
+                   "承办人员将按复核后的结论与您继续协商。"),
+                  ("Your complaint's findings were reviewed",
+                   f"An investigator reviewed the findings on your complaint (case {ws.case_number}): "
+                   f"{p.finding.replace('_', ' ')}. Your case handler will continue with you on that basis."),
+                  now)
+
+
+def held_back(ws: Workspace, env: Completed, now: datetime) -> tuple[Workspace, Events]:
+    """Record a revised investigation that came after an agreement (or an escalation): the
+    agreement stands as signed; the revision is kept and raised for the agent (timeline and a
+    ``supervision.alert``), who decides whether the customer must be approached again."""
+    p = env.payload
+    record = revision_record(ws, env, now, applied=False)
+    ws = ws.model_copy(update={"finding_revisions": [*ws.finding_revisions, record]})
+    after = "the agreement" if ws.agreement is not None else f"the case was {ws.status}"
+    mark(ws, now, f"investigation revised after {after} (revision {p.revision}): not applied",
+         detail=f"finding {ws.finding} -> {p.finding}, category {ws.category} -> {p.category.value}"
+         + (f", reviewed by {p.revised_by}" if p.revised_by else "") + "; for the agent to decide on")
+    alert = event(ws, SupervisionAlert(
+        kind="finding_revised_after_agreement" if ws.agreement is not None else "finding_revised_after_escalation",
+        severity="warning",
+        message=f"case {ws.case_number or ws.case_id}: investigation revision {p.revision} (finding {p.finding}, "
+        f"category {p.category.value}) came after {after}; not applied — agent {ws.assigned_agent or '(none)'} "
+        "to decide",
+    ), now, cause=env)
+    return ws, [alert]
 
 
 # ------------------------------------------------------------------ commands
@@ -232,11 +300,14 @@ async def open_workspace(
         if not is_news(ws, env):
             return False  # a redelivery, or nothing newer than what we hold
         if ws.investigation_event_id is not None:
-            if ws.status != "open":
-                log.info("revised investigation for a case already %s; kept for the record", ws.status)
-                return False
+            if ws.status != "open" or ws.agreement is not None:
+                log.info("revised investigation for a case already %s; recorded for the agent", ws.status)
+                changed, events = held_back(ws, env, now)
+            else:
+                changed = revised(ws, env, now)
+                events = review_notice(changed, env, now)
             try:
-                await repo.save(revised(ws, env, now), ws.version, [])
+                await repo.save(changed, ws.version, events)
                 return True
             except Conflict:
                 continue
