@@ -28,6 +28,7 @@ from shared.service import build_api
 from shared.settings import CommonSettings
 from shared.topics import decode
 from tests.integration.negotiation.support import SECRET, completed, events, registered
+from tests.support.dates import end_of_february, next_january_31, today
 
 pytestmark = pytest.mark.integration
 
@@ -100,7 +101,7 @@ async def test_bad_input_is_a_422_naming_the_field(api: Api) -> None:
         assert "exactly one of waiver_amount and waiver_pct" in body["detail"]
         resp = await a1.post("/cases/K-422/offers", json={
             "reason": "x", "terms": [{"kind": "instalment_plan", "amount": "100.00", "months": 61,
-                                      "first_due_date": "2027-01-31"}]})
+                                      "first_due_date": (today() + timedelta(days=30)).isoformat()}]})
         assert resp.status_code == 422 and "months" in resp.json()["errors"][0]["field"]
         resp = await a1.post("/cases/K-422/offers", json={"reason": "x", "terms": [{"kind": "gift"}]})
         assert resp.status_code == 422 and resp.json()["errors"]
@@ -211,9 +212,11 @@ async def test_directory_edits_need_a_lead_and_audit_needs_an_auditor(api: Api) 
         assert any(e["details"]["path"] == "/agents/a3" and e["details"]["status"] == 403
                    and e["action"] == "PUT /agents/{agent_id}" and e["who"] == "lead" for e in trail)
         assert (await auditor.delete("/audit")).status_code == 405  # nobody rewrites the trail
+        first = next_january_31()  # month ends: 31 January, the end of February, 31 March
         plan = await a1.post("/plans/instalment", json={"amount": "1000.00", "months": 3,
-                                                          "first_due_date": "2027-01-31"})
-        assert [r["due_date"] for r in plan.json()["schedule"]] == ["2027-01-31", "2027-02-28", "2027-03-31"]
+                                                          "first_due_date": first.isoformat()})
+        assert [r["due_date"] for r in plan.json()["schedule"]] == [
+            d.isoformat() for d in (first, end_of_february(first.year), first.replace(month=3))]
 
 
 async def test_the_audit_trail_is_a_chain_read_page_by_page_without_a_cap(api: Api) -> None:

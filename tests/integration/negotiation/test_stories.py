@@ -31,6 +31,7 @@ from tests.integration.negotiation.support import (
     service_settings,
     wait_for_case,
 )
+from tests.support.dates import end_of_february, next_january_31
 from tests.support.kafka import read_all
 
 pytestmark = pytest.mark.integration
@@ -96,7 +97,7 @@ async def test_offer_counter_approval_agreement_story(settings: CommonSettings, 
                 "terms": [
                     {"kind": "fee_waiver", "fee": "late_fee", "fee_amount": "500.00", "waiver_pct": "40"},
                     {"kind": "instalment_plan", "amount": "2500.00", "months": 12,
-                     "first_due_date": "2027-01-31", "annual_rate_pct": "0"},
+                     "first_due_date": next_january_31().isoformat(), "annual_rate_pct": "0"},
                 ],
                 "reason": "提醒短信未送达，部分减免滞纳金并分期",
                 "justification": "提醒短信未送达系我方责任，减免比例参照政策手册第 3 条",
@@ -107,7 +108,8 @@ async def test_offer_counter_approval_agreement_story(settings: CommonSettings, 
             offer1 = resp.json()["offer"]
             assert offer1["status"] == "open" and offer1["concession"] == "200.00"
             plan = offer1["terms"][1]
-            assert len(plan["schedule"]) == 12 and plan["schedule"][1]["due_date"] == "2027-02-28"
+            assert len(plan["schedule"]) == 12 and plan["schedule"][1]["due_date"] == end_of_february(
+                next_january_31().year).isoformat()
             assert sum(float(r["principal"]) for r in plan["schedule"]) == pytest.approx(2500)
             assert offer1["fairness"]["comparable"] is True
 
