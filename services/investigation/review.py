@@ -231,6 +231,7 @@ async def record_review(cases: AsyncCollection[dict[str, Any]], case_id: str, re
     doc = await get_case(cases, case_id)
     if is_replay(doc, req):
         return doc, None
+    now = now.replace(microsecond=now.microsecond // 1000 * 1000)  # as the server keeps it
     fields, event = revise(doc, req, by=by, role=role, now=now)
     result = await cases.update_one({"_id": case_id, "revision": req.expected_revision, "status": "completed"},
                                     {"$set": {**fields, **outbox_fields([event])}})
