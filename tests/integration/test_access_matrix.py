@@ -42,7 +42,7 @@ pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
 SECURITY_DOC = REPO / "docs" / "security.md"
-SERVICES = ("intake", "negotiation", "followup", "supervision")
+SERVICES = ("intake", "investigation", "negotiation", "followup", "supervision")
 #: routes that answer without a token (FastAPI's schema and docs pages, /health, /metrics, the console's login)
 OPEN = {("GET", "/health"), ("GET", "/metrics"), ("GET", "/openapi.json"), ("GET", "/docs"), ("GET", "/redoc"),
         ("GET", "/docs/oauth2-redirect"),
