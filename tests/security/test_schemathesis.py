@@ -1,6 +1,6 @@
 """Schemathesis against every API's OpenAPI, on the real stack.
 
-Each HTTP API (intake, negotiation, follow-up, supervision; investigation has none) runs as
+Each HTTP API (intake, investigation, negotiation, follow-up, supervision) runs as
 its own process (``python -m services.<name> api``, as production runs it) on this test's
 Kafka and FerretDB. Schemathesis reads the schema the process serves at ``/openapi.json`` and,
 for every operation, sends a bounded number of generated requests — valid ones and invalid
@@ -48,7 +48,7 @@ pytestmark = pytest.mark.integration
 
 SECRET = "schemathesis-secret-that-is-long-enough-for-hs256-0123"
 EXAMPLES = int(os.environ.get("PARLEY_SCHEMATHESIS_EXAMPLES", "15"))
-SERVICES = ("intake", "negotiation", "followup", "supervision")
+SERVICES = ("intake", "investigation", "negotiation", "followup", "supervision")
 #: which allowed role calls an operation: the first of these the route lets through
 PREFERENCE = ("manager", "ops", "channel", "team_lead", "agent", "committee", "auditor", "investigator", "customer")
 CHECKS = [not_a_server_error, response_schema_conformance, content_type_conformance]
