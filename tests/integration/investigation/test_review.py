@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
@@ -27,13 +28,18 @@ pytestmark = pytest.mark.integration
 
 
 @asynccontextmanager
-async def review_api(settings: CommonSettings, count: int) -> AsyncIterator[tuple[Any, list[str]]]:
+async def review_api(settings: CommonSettings, count: int,
+                     received_at: datetime | None = None) -> AsyncIterator[tuple[Any, list[str]]]:
     """The investigation API on this test's servers, with ``count`` real complaints investigated
-    (their findings published) through the API's own dependencies."""
+    (their findings published) through the API's own dependencies; ``received_at``: when they
+    came in (default: September 2026, every deadline long past)."""
     own = Settings(environment="test", kafka=settings.kafka, mongo=settings.mongo)
     api = build_api(investigation.SPEC, own)
     async with api.router.lifespan_context(api):
         events = [registered(i, text, lang) for i, (text, lang) in enumerate(real_complaints()[:count])]
+        if received_at is not None:
+            events = [e.model_copy(update={"payload": e.payload.model_copy(update={
+                "received_at": received_at, "deadline_at": received_at + timedelta(days=15)})}) for e in events]
         with batch_token():
             written = await investigation.on_registered(api.state.deps, events)
         await publish_written(written, api.state.publisher.send)
