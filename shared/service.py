@@ -294,7 +294,7 @@ def build_worker(spec: ServiceSpec[S, D], settings: S, **faust_overrides: Any) -
         return run
 
     for timer in spec.timers:
-        _declare_timer(app, timer.name, timer.interval_s(settings), run_timer(timer), published)
+        _declare_timer(app, timer.name, timer.interval_s(settings), run_timer(timer), published, spec.name)
 
     if spec.outboxes:
 
@@ -307,7 +307,8 @@ def build_worker(spec: ServiceSpec[S, D], settings: S, **faust_overrides: Any) -
             total += await relay_ledgers(runtime.db, send, grace=SWEEP_GRACE)
             return total
 
-        _declare_timer(app, "outbox-sweep", spec.sweep_interval_s(settings), sweep_outboxes, None)
+        _declare_timer(app, "outbox-sweep", spec.sweep_interval_s(settings), sweep_outboxes, None,
+                       spec.name)
 
     async def _logging_context() -> None:
         install_context_filter()
@@ -347,7 +348,8 @@ def _declare_agent(app: Any, settings: CommonSettings, spec: ServiceSpec[Any, An
                 continue
             for message in messages:  # a reader of dead letters: log, never dead-letter
                 try:
-                    await published(await handle([decoder(message)]))
+                    with tracing.consuming(spec.name, [message]):
+                        await published(await handle([decoder(message)]))
                     metrics.consumed(spec.name, message.topic, "handled")
                 except Exception:  # noqa: BLE001 - the record stays in Kafka; logged once here
                     log.exception("could not handle a record from %s", message.topic)
@@ -358,12 +360,13 @@ def _declare_agent(app: Any, settings: CommonSettings, spec: ServiceSpec[Any, An
 
 
 def _declare_timer(app: Any, name: str, interval: float, run: Callable[[], Awaitable[Any]],
-                   published: Callable[[Any], Awaitable[None]] | None) -> None:
+                   published: Callable[[Any], Awaitable[None]] | None, service: str = "") -> None:
     async def timer() -> None:
         try:
-            result = await run()
-            if published is not None:
-                await published(result)
+            with tracing.timer(service, name):  # a span per run; what it publishes links to it
+                result = await run()
+                if published is not None:
+                    await published(result)
         except Exception:  # noqa: BLE001 - a timer runs again; one failure must not stop the worker
             log.exception("timer %s failed; it runs again in %.1fs", name, interval)
 
@@ -399,6 +402,7 @@ def build_api(spec: ServiceSpec[S, D], settings: S) -> Any:
                   description=spec.api_description, lifespan=lifespan)
     install_error_handlers(app)
     metrics.install_http_metrics(app, spec.name)
+    tracing.instrument_api(app)  # a span per request when PARLEY_TRACE_EXPORTER is not none
 
     @app.get("/health", tags=["ops"], summary="Whether this API and its database answer",
              response_model=None)
@@ -445,7 +449,10 @@ def run(spec: ServiceSpec[Any, Any], argv: list[str] | None = None) -> int:
         sub.add_parser(name, help=f"{name} (see its own --help)", add_help=False)
     args = parser.parse_args(argv)
     settings = spec.settings()
-    tracing.setup(spec.name)  # PARLEY_TRACE_EXPORTER: none (default), console or file
+    try:
+        tracing.setup(spec.name)  # PARLEY_TRACE_EXPORTER: none (default), console, file or otlp
+    except ValueError as exc:  # an unknown exporter, or otlp without its package
+        parser.exit(2, f"{parser.prog}: {exc}\n")
 
     if args.mode == "worker":
         import faust

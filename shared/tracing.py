@@ -13,15 +13,25 @@ the outbox.
   When tracing is on, the sender also records a PRODUCER span ``<service> send <topic>``
   with exactly that span id, whose parent is the span of the event that caused it
   (``causation_id``): the spans of one complaint form one connected tree.
+  An event published with no cause (an agent's offer over HTTP, a customer's answer, a
+  timer's reminder) is still in its complaint's trace (its ``correlation_id``); its send
+  span has no parent there but a *link* to the span that was current when it was sent (the
+  HTTP request's or the timer's, which are traces of their own).
 - **Consuming**: ``consuming(service, messages)`` records a CONSUMER span
   ``<service> <topic>`` per record of a batch, its parent read from the record's
   ``traceparent`` (else derived from the envelope's ``correlation_id``), with the record's
   topic, partition, offset, event type and case id — never personal data.
+- **HTTP and timers**: ``instrument_api(app)`` gives every API request a SERVER span
+  (``opentelemetry-instrumentation-fastapi``; ``/health`` and ``/metrics`` left out; a
+  caller's ``traceparent`` is honoured); ``timer(service, name)`` is an INTERNAL span
+  ``<service> timer <name>`` around one run of a timer or an outbox sweep.
 - **Set-up**: ``setup(service)`` reads ``PARLEY_TRACE_EXPORTER`` = ``none`` (default:
-  headers only, no spans, nothing exported), ``console`` (JSON spans on stderr) or ``file``
+  headers only, no spans, nothing exported), ``console`` (JSON spans on stderr), ``file``
   (JSON lines in ``PARLEY_TRACE_FILE``, default ``var/traces/{service}-{pid}.jsonl``;
-  ``{service}`` and ``{pid}`` are filled in). An OTLP exporter can be added to the provider
-  by whoever installs ``opentelemetry-exporter-otlp``; nothing here needs it.
+  ``{service}`` and ``{pid}`` are filled in) or ``otlp`` (batches over OTLP/HTTP to the
+  collector the standard ``OTEL_EXPORTER_OTLP_ENDPOINT`` /
+  ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`` names, default ``http://localhost:4318``; needs
+  the ``otlp`` extra, ``pip install 'parley[otlp]'``, and says so at start-up when missing).
 """
 
 from __future__ import annotations
@@ -40,18 +50,26 @@ from typing import Any
 from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.propagators.textmap import Getter
-from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, TraceFlags
+from opentelemetry.trace import Link, NonRecordingSpan, SpanContext, SpanKind, TraceFlags
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 TRACEPARENT = "traceparent"
-EXPORTERS = ("none", "console", "file")
+EXPORTERS = ("none", "console", "file", "otlp")
+#: paths whose requests get no span (probes and scrapes, many a minute)
+UNTRACED_PATHS = ("/health", "/metrics")
 
 _PROPAGATOR = TraceContextTextMapPropagator()
 #: the ids the next span gets (the send span's ids are derived, not random)
 _NEXT_IDS: contextvars.ContextVar[tuple[int, int] | None] = contextvars.ContextVar(
     "parley_next_span_ids", default=None)
 _tracer: trace.Tracer | None = None
+_provider: Any = None  # the SDK TracerProvider when tracing is on
+_closing: list[Any] = []  # what to close when the provider is replaced (a span file)
 _service = ""
+
+
+class ExporterUnavailable(ValueError):
+    """``PARLEY_TRACE_EXPORTER`` names an exporter whose package is not installed."""
 
 
 # ------------------------------------------------------------------ ids
@@ -144,19 +162,32 @@ def envelope_headers(envelope: Any) -> list[tuple[str, bytes]]:
                  envelope.causation_id, envelope.producer, envelope.event_type, envelope.case_id)
 
 
+def record_headers(topic: str, correlation_id: str, record_id: str) -> list[tuple[str, bytes]]:
+    """``outgoing_headers`` for a record that is no envelope but belongs to a story (a
+    complaint an API puts on ``complaint.received``: its complaint id's trace), with its
+    send span when tracing is on (linked to the current HTTP request's span)."""
+    return _send(topic, correlation_id, record_id, None, None, topic, None)
+
+
 def _send(topic: str, correlation_id: str, event_id: str, causation_id: str | None,
           producer: str | None, event_type: str | None, case_id: str | None) -> list[tuple[str, bytes]]:
     headers = trace_headers(correlation_id, event_id)
     if _tracer is not None:
         trace_id = trace_id_for(correlation_id)
         parent = Context()
+        links: list[Link] = []
+        current = trace.get_current_span().get_span_context()
         if causation_id:
             parent = trace.set_span_in_context(
                 NonRecordingSpan(_span_context(trace_id, span_id_for(causation_id))), parent)
+        elif current.is_valid and current.trace_id == trace_id:  # a caller already in this story
+            parent = trace.set_span_in_context(NonRecordingSpan(current), parent)
+        if current.is_valid and current.trace_id != trace_id:  # an HTTP request's or a timer's span
+            links.append(Link(current))
         token = _NEXT_IDS.set((trace_id, span_id_for(event_id)))
         try:
             span = _tracer.start_span(f"{producer or _service} send {topic}", context=parent,
-                                      kind=SpanKind.PRODUCER, attributes=_attributes(
+                                      kind=SpanKind.PRODUCER, links=links, attributes=_attributes(
                                           topic, None, None, event_type, case_id))
         finally:
             _NEXT_IDS.reset(token)
@@ -184,7 +215,8 @@ def _attributes(topic: str, partition: int | None, offset: int | None,
 @contextmanager
 def consuming(service: str, messages: Sequence[Any]) -> Iterator[None]:
     """A CONSUMER span ``<service> <topic>`` per record (``Incoming``) while the batch is
-    handled; a no-op when tracing is off."""
+    handled; a no-op when tracing is off. None of them is made the current span: a batch
+    mixes stories, and what it publishes names its own parent (its cause's send span)."""
     if _tracer is None:
         yield
         return
@@ -197,13 +229,38 @@ def consuming(service: str, messages: Sequence[Any]) -> Iterator[None]:
                                        span_id_for(str(data.get("event_id") or "")))
             context = trace.set_span_in_context(NonRecordingSpan(parent), Context()) if parent else Context()
             case_id = data.get("case_id") if data is not None else None
-            stack.enter_context(_tracer.start_as_current_span(
+            span = _tracer.start_span(
                 f"{service} {message.topic}", context=context, kind=SpanKind.CONSUMER,
                 attributes=_attributes(message.topic, message.partition, message.offset,
                                        data.get("event_type") if data is not None else None,
                                        case_id if isinstance(case_id, str) else None),
-                end_on_exit=True, record_exception=False, set_status_on_exception=False))
+                record_exception=False, set_status_on_exception=False)
+            stack.callback(span.end)
         yield
+
+
+@contextmanager
+def timer(service: str, name: str) -> Iterator[None]:
+    """An INTERNAL span ``<service> timer <name>`` around one run of a timer (a trace of its
+    own; what the run publishes links to it); a no-op when tracing is off."""
+    if _tracer is None:
+        yield
+        return
+    with _tracer.start_as_current_span(f"{service} timer {name}", context=Context(),
+                                       kind=SpanKind.INTERNAL, attributes={"parley.timer": name}):
+        yield
+
+
+def instrument_api(app: Any) -> None:
+    """A SERVER span per HTTP request of a FastAPI ``app`` (``opentelemetry-instrumentation-
+    fastapi``), none for ``UNTRACED_PATHS``; a no-op when tracing is off."""
+    if _provider is None:
+        return
+    from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+
+    FastAPIInstrumentor.instrument_app(
+        app, tracer_provider=_provider, exclude_spans=["receive", "send"],
+        excluded_urls=",".join(f"^[a-z]+://[^/]+{path}$" for path in UNTRACED_PATHS))
 
 
 # ------------------------------------------------------------------ set-up
@@ -215,19 +272,28 @@ def enabled() -> bool:
 
 
 def setup(service: str, environ: Mapping[str, str] | None = None) -> str:
-    """Install the tracer provider ``PARLEY_TRACE_EXPORTER`` asks for; return its name."""
-    global _tracer, _service
+    """Install the tracer provider ``PARLEY_TRACE_EXPORTER`` asks for; return its name.
+
+    Raises ``ValueError`` for an unknown exporter and ``ExporterUnavailable`` (a
+    ``ValueError``) for ``otlp`` without its package, before anything is replaced.
+    """
+    global _tracer, _provider, _service
     env = os.environ if environ is None else environ
     choice = (env.get("PARLEY_TRACE_EXPORTER") or "none").strip().lower()
     if choice not in EXPORTERS:
         raise ValueError(f"PARLEY_TRACE_EXPORTER must be one of {', '.join(EXPORTERS)}, not {choice!r}")
+    exporter: Any = _otlp_exporter(env) if choice == "otlp" else None
+    _shutdown()
     _service = service
     if choice == "none":
-        _tracer = None
         return choice
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import ConsoleSpanExporter, SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export import (
+        BatchSpanProcessor,
+        ConsoleSpanExporter,
+        SimpleSpanProcessor,
+    )
     from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
 
     class _DerivedIds(RandomIdGenerator):
@@ -241,16 +307,46 @@ def setup(service: str, environ: Mapping[str, str] | None = None) -> str:
             ids = _NEXT_IDS.get()
             return ids[0] if ids is not None else super().generate_trace_id()
 
-    if choice == "file":
-        template = env.get("PARLEY_TRACE_FILE") or "var/traces/{service}-{pid}.jsonl"
-        path = Path(template.format(service=service, pid=os.getpid()))
-        path.parent.mkdir(parents=True, exist_ok=True)
-        out: Any = path.open("a", encoding="utf-8")
-    else:
-        out = sys.stderr
-    exporter = ConsoleSpanExporter(out=out, formatter=lambda span: span.to_json(indent=None) + "\n")
     provider = TracerProvider(resource=Resource.create({"service.name": service}),
                               id_generator=_DerivedIds())
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    _tracer = provider.get_tracer("parley")
+    if choice == "otlp":  # batched, sent from a thread of its own; flushed at exit
+        provider.add_span_processor(BatchSpanProcessor(exporter))
+    else:
+        if choice == "file":
+            template = env.get("PARLEY_TRACE_FILE") or "var/traces/{service}-{pid}.jsonl"
+            path = Path(template.format(service=service, pid=os.getpid()))
+            path.parent.mkdir(parents=True, exist_ok=True)
+            out: Any = path.open("a", encoding="utf-8")
+            _closing.append(out)
+        else:
+            out = sys.stderr
+        provider.add_span_processor(SimpleSpanProcessor(
+            ConsoleSpanExporter(out=out, formatter=lambda span: span.to_json(indent=None) + "\n")))
+    _provider, _tracer = provider, provider.get_tracer("parley")
     return choice
+
+
+def _otlp_exporter(env: Mapping[str, str]) -> Any:
+    """The OTLP/HTTP span exporter (endpoint, headers and timeout from the standard
+    ``OTEL_EXPORTER_OTLP_*`` variables), or ``ExporterUnavailable`` saying what to install."""
+    try:
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    except ImportError as exc:
+        raise ExporterUnavailable(
+            "PARLEY_TRACE_EXPORTER=otlp needs the package opentelemetry-exporter-otlp-proto-http, "
+            "which is not installed: pip install 'parley[otlp]' (or choose none, console or file)"
+        ) from exc
+    endpoint = env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+    if endpoint is None and env.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
+        endpoint = env["OTEL_EXPORTER_OTLP_ENDPOINT"].rstrip("/") + "/v1/traces"
+    return OTLPSpanExporter(endpoint=endpoint)
+
+
+def _shutdown() -> None:
+    """Flush and drop the provider in use (tracing is off until one is installed again)."""
+    global _tracer, _provider
+    provider, _provider, _tracer = _provider, None, None
+    if provider is not None:
+        provider.shutdown()
+    while _closing:
+        _closing.pop().close()

@@ -29,6 +29,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import AwareDatetime
 
+from services.intake.handlers import complaint_id_for
 from services.intake.models import (
     Accepted,
     CaseComplaint,
@@ -40,6 +41,7 @@ from services.intake.models import (
 )
 from services.intake.repository import Doc, IntakeRepository
 from services.intake.settings import Settings
+from shared import tracing
 from shared.auth import READ_ONLY, STAFF, Principal, Role, install_auth, require
 from shared.contracts.common import Channel
 from shared.errors import InvalidMessage, NotFound
@@ -165,7 +167,9 @@ async def submit_complaint(request: Request, p: Submitter) -> JSONResponse:
         return _problem(422, errors, "invalid complaint")
     key = submission.channel_complaint_id.encode()
     value = submission.model_dump_json(exclude_none=True).encode()
-    await request.app.state.publisher.send_raw(RECEIVED, value, key=key)
+    # the complaint's trace (shared.tracing) begins here: its id is the one intake derives
+    trace = tracing.record_headers(RECEIVED, complaint_id_for(submission.key()), f"received:{submission.key()}")
+    await request.app.state.publisher.send_raw(RECEIVED, value, key=key, headers=trace)
     status_url = f"/complaints/{submission.channel.value}/{submission.channel_complaint_id}"
     registration = await _wait_for_registration(
         repo_of(request), submission.key(), settings.api_register_wait_s

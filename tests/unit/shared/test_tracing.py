@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -113,3 +115,95 @@ def test_spans_of_one_story_share_its_trace_and_link_hop_to_hop(tmp_path: Path) 
     assert sent["parent_id"] == f"0x{tracing.span_id_for(str(cause.event_id)):016x}"
     # no personal data in any span: only ids, topics and offsets
     assert "note" not in json.dumps(spans)
+
+
+def _read(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def test_otlp_selects_the_otlp_http_exporter_batched() -> None:
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+    env = {"PARLEY_TRACE_EXPORTER": "OTLP", "OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector.example:4318/"}
+    assert tracing.setup("negotiation", env) == "otlp" and tracing.enabled()
+    processors = tracing._provider._active_span_processor._span_processors  # noqa: SLF001
+    assert [type(p) for p in processors] == [BatchSpanProcessor]
+    exporter = processors[0]._batch_processor._exporter  # noqa: SLF001
+    assert isinstance(exporter, OTLPSpanExporter)
+    assert exporter._endpoint == "http://collector.example:4318/v1/traces"  # noqa: SLF001
+    assert tracing._provider.resource.attributes["service.name"] == "negotiation"  # noqa: SLF001
+
+
+def test_otlp_without_its_package_is_a_clear_error_and_changes_nothing(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    tracing.setup("followup", {"PARLEY_TRACE_EXPORTER": "file", "PARLEY_TRACE_FILE": str(tmp_path / "f.jsonl")})
+    monkeypatch.setitem(sys.modules, "opentelemetry.exporter.otlp.proto.http.trace_exporter", None)
+    with pytest.raises(tracing.ExporterUnavailable, match=r"pip install 'parley\[otlp\]'"):
+        tracing.setup("followup", {"PARLEY_TRACE_EXPORTER": "otlp"})
+    assert tracing.enabled()  # the provider in use stays
+
+
+def test_a_service_refuses_to_start_on_otlp_without_its_package(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from services.followup.app import SPEC
+    from shared.service import run
+
+    monkeypatch.setenv("PARLEY_TRACE_EXPORTER", "otlp")
+    monkeypatch.setitem(sys.modules, "opentelemetry.exporter.otlp.proto.http.trace_exporter", None)
+    with pytest.raises(SystemExit) as exited:
+        run(SPEC, ["worker"])
+    assert exited.value.code == 2
+    assert "opentelemetry-exporter-otlp-proto-http" in capsys.readouterr().err
+
+
+def test_what_a_request_or_a_timer_sends_is_in_its_story_and_links_to_the_request(tmp_path: Path) -> None:
+    path = tmp_path / "spans.jsonl"
+    tracing.setup("negotiation", {"PARLEY_TRACE_EXPORTER": "file", "PARLEY_TRACE_FILE": str(path)})
+    cid = str(uuid.uuid4())
+    offer = Envelope.wrap(Pinged(), case_id="case-1", producer="negotiation", correlation_id=cid)
+    with tracing.timer("negotiation", "deadlines"):
+        tracing.envelope_headers(offer)
+    spans = {s["name"]: s for s in _read(path)}
+    run, sent = spans["negotiation timer deadlines"], spans["negotiation send complaint.registered"]
+    assert run["kind"] == "SpanKind.INTERNAL" and run["parent_id"] is None
+    assert sent["context"]["trace_id"] == f"0x{uuid.UUID(cid).hex}" != run["context"]["trace_id"]
+    assert sent["parent_id"] is None  # no cause: the story's root, linked to what sent it
+    assert [link["context"]["span_id"] for link in sent["links"]] == [run["context"]["span_id"]]
+    # a complaint put on complaint.received (no envelope) starts its complaint id's trace
+    (header,) = tracing.record_headers("complaint.received", cid, "received:app:C1")
+    assert header == ("traceparent", tracing.traceparent(cid, "received:app:C1").encode())
+    assert f"0x{uuid.UUID(cid).hex}" in {s["context"]["trace_id"] for s in _read(path)
+                                       if s["name"] == "negotiation send complaint.received"}
+
+
+async def test_a_request_gets_a_server_span_and_probes_get_none(tmp_path: Path) -> None:
+    import httpx
+    from fastapi import FastAPI
+
+    path = tmp_path / "spans.jsonl"
+    tracing.setup("followup", {"PARLEY_TRACE_EXPORTER": "file", "PARLEY_TRACE_FILE": str(path)})
+    app = FastAPI()
+    cid = str(uuid.uuid4())
+
+    @app.post("/executions/{case_id}/callback")
+    async def callback(case_id: str) -> dict[str, str]:
+        tracing.envelope_headers(Envelope.wrap(Pinged(), case_id=case_id, producer="followup", correlation_id=cid))
+        return {"ok": case_id}
+
+    @app.get("/health")
+    async def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    tracing.instrument_api(app)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api") as client:
+        assert (await client.post("/executions/case-1/callback")).status_code == 200
+        assert (await client.get("/health")).status_code == 200
+    spans = _read(path)
+    (server,) = [s for s in spans if s["kind"] == "SpanKind.SERVER"]
+    assert server["name"] == "POST /executions/{case_id}/callback"
+    assert server["attributes"]["http.status_code"] == 200
+    (sent,) = [s for s in spans if s["kind"] == "SpanKind.PRODUCER"]
+    assert sent["context"]["trace_id"] == f"0x{uuid.UUID(cid).hex}"
+    assert [link["context"]["span_id"] for link in sent["links"]] == [server["context"]["span_id"]]
+    assert not [s for s in spans if "/health" in s["name"]]
