@@ -73,6 +73,7 @@ PROCS = [
     Proc("intake", "worker"),
     Proc("intake", "api", int(os.environ.get("PARLEY_INTAKE_PORT", "8001"))),
     Proc("investigation", "worker"),
+    Proc("investigation", "api", int(os.environ.get("PARLEY_INVESTIGATION_PORT", "8002"))),
     Proc("negotiation", "worker"),
     Proc("negotiation", "api", int(os.environ.get("PARLEY_NEGOTIATION_PORT", "8003"))),
     Proc("followup", "worker"),

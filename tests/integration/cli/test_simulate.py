@@ -65,6 +65,7 @@ def test_simulated_month_reports_what_the_apis_say(cli_env: CommonSettings, tmp_
         cli_env, PARLEY_VAR_DIR=str(var), PARLEY_RUN_DIR=str(tmp_path / "run"),
         PARLEY_INTAKE_PORT=str(_free_port()), PARLEY_NEGOTIATION_PORT=str(_free_port()),
         PARLEY_FOLLOWUP_PORT=str(_free_port()), PARLEY_SUPERVISION_PORT=str(_free_port()),
+        PARLEY_INVESTIGATION_PORT=str(_free_port()),
     )
     env.pop("PARLEY_INTAKE_URL", None)
     try:

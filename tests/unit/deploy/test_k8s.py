@@ -38,7 +38,7 @@ generate_topics = _module("generate_topics")
 KUBERNETES_VERSION = "1.31.0"
 TARGETS = ["base", "overlays/dev", "overlays/prod"]
 SERVICES = ["intake", "investigation", "negotiation", "followup", "supervision"]
-APIS = {"intake": 8001, "negotiation": 8003, "followup": 8004, "supervision": 8005}
+APIS = {"intake": 8001, "investigation": 8002, "negotiation": 8003, "followup": 8004, "supervision": 8005}
 OPERATOR_KINDS = {"Kafka", "KafkaNodePool", "KafkaTopic", "ScaledObject", "MongoDBCommunity"}
 PLACEHOLDER = "CHANGE-ME"
 
