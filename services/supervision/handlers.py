@@ -77,6 +77,9 @@ class CaseChange:
     #: the last deadline set in the batch is provisional (``shared.clock``: a year the holiday
     #: package does not cover)
     provisional: bool | None = None
+    #: the case's story (its complaint's correlation id): the alerts a sweep raises about the
+    #: case later carry it, so they are in the complaint's trace (``shared.tracing``)
+    correlation_id: str = ""
     #: the evaluation report's facts the batch's events give the case (``evaluation.facts_of``)
     facts: dict[str, Any] = field(default_factory=dict)
 
@@ -135,6 +138,7 @@ def fold_events(envelopes: list[Envelope[Any]]) -> list[CaseChange]:
     changes: dict[str, CaseChange] = {}
     for envelope in envelopes:
         change = changes.setdefault(envelope.case_id, CaseChange(envelope.case_id))
+        change.correlation_id = envelope.correlation_id
         change.timeline.append({
             "event_id": str(envelope.event_id),
             "event_type": envelope.event_type,
@@ -178,10 +182,18 @@ async def record_events(envelopes: list[Envelope[Any]], *, repo: SupervisionRepo
             now = max((e.occurred_at for e in envelopes if e.case_id == change.case_id), default=change.deadline_at)
             await repo.raise_alert(
                 deadline_provisional_alert_id(change.case_id),
-                Envelope.wrap(provisional_alert(change.case_number or change.case_id, change.deadline_at),
-                              case_id=change.case_id, producer=PRODUCER, occurred_at=now),
+                _case_alert(provisional_alert(change.case_number or change.case_id, change.deadline_at),
+                            change.case_id, change.correlation_id, now),
             )
     return len(changes)
+
+
+def _case_alert(alert: SupervisionAlert, case_id: str, correlation_id: str | None,
+                now: datetime) -> Envelope[SupervisionAlert]:
+    """A sweep's alert about a case, in the case's story when it is known (cases recorded
+    before supervision kept ``correlation_id`` start a story of their own)."""
+    return Envelope.wrap(alert, case_id=case_id, producer=PRODUCER, correlation_id=correlation_id or None,
+                         occurred_at=now)
 
 
 def deadline_provisional_alert_id(case_id: str) -> str:
@@ -333,9 +345,7 @@ async def check_deadlines(
                 f"{lead:g}-day warning)"
             )
         alert = SupervisionAlert(kind=kind, severity=severity, message=message, due_at=deadline)
-        if await repo.raise_alert(
-            alert_id, Envelope.wrap(alert, case_id=case["_id"], producer=PRODUCER, occurred_at=now),
-        ):
+        if await repo.raise_alert(alert_id, _case_alert(alert, case["_id"], case.get("correlation_id"), now)):
             raised += 1
     return raised
 
@@ -360,10 +370,8 @@ async def _finished(case: dict[str, Any], deadline: datetime, label: str, now: d
                     f"Beijing time, now {status}"
                 ),
             )
-            if await repo.raise_alert(
-                deadline_breached_alert_id(case["_id"]),
-                Envelope.wrap(alert, case_id=case["_id"], producer=PRODUCER, occurred_at=now),
-            ):
+            if await repo.raise_alert(deadline_breached_alert_id(case["_id"]),
+                                      _case_alert(alert, case["_id"], case.get("correlation_id"), now)):
                 raised = 1
         await repo.clock_stopped(case["_id"])
         return raised
@@ -557,8 +565,7 @@ async def check_stuck(*, now: datetime, after_hours: Mapping[str, float], repo: 
                          f"(limit {hours:g} hours)"),
             )
             alert_id = stuck_alert_id(case["_id"], status, last)
-            if await repo.raise_alert(alert_id, Envelope.wrap(alert, case_id=case["_id"], producer=PRODUCER,
-                                                              occurred_at=now)):
+            if await repo.raise_alert(alert_id, _case_alert(alert, case["_id"], case.get("correlation_id"), now)):
                 raised.append(alert_id)
             await repo.mark_stuck(case["_id"], last)
     return raised

@@ -65,6 +65,8 @@ class Repository:
             update["$set"]["case_number"] = change.case_number
         if change.provisional is not None:
             update["$set"]["deadline_provisional"] = change.provisional
+        if change.correlation_id:
+            update["$set"]["correlation_id"] = change.correlation_id
         if change.finished_at is not None:
             update["$min"] = {"finished_at": change.finished_at}
         await self.cases.update_one({"_id": change.case_id}, update, upsert=True)

@@ -39,6 +39,8 @@ class MemoryRepo:
                 case["paused"] = change.paused
             if change.provisional is not None:
                 case["deadline_provisional"] = change.provisional
+            if change.correlation_id:
+                case["correlation_id"] = change.correlation_id
             if change.finished_at is not None:
                 case["finished_at"] = min(case.get("finished_at") or change.finished_at, change.finished_at)
 
@@ -92,6 +94,18 @@ async def test_warning_before_the_deadline_then_breach_after_it_each_once() -> N
     later = NOW + timedelta(days=2, hours=1)
     assert await handlers.check_deadlines(now=later, lead_days=(3,), repo=repo) == 1
     assert repo.alerts["deadline_breached:c1"].payload.severity == "critical"
+
+
+async def test_a_sweeps_alerts_about_a_case_are_in_the_cases_story() -> None:
+    """Raised by a timer, with no event as their cause, the deadline alerts still carry the
+    case's correlation id (the complaint's trace, shared.tracing)."""
+    repo = MemoryRepo()
+    event = registered("c1", received_at=NOW - timedelta(days=13))
+    await handlers.record_event(event, repo=repo)
+    await handlers.check_deadlines(now=NOW, lead_days=(3,), repo=repo)
+    await handlers.check_deadlines(now=NOW + timedelta(days=3), lead_days=(3,), repo=repo)
+    assert [a.payload.kind for a in repo.alerts.values()] == ["deadline_warning", "deadline_breached"]
+    assert {a.correlation_id for a in repo.alerts.values()} == {event.correlation_id}
 
 
 async def test_cases_closed_in_time_are_off_the_clock_and_closed_late_ones_are_breaches() -> None:
