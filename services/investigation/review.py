@@ -28,13 +28,13 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pymongo import ASCENDING
 from pymongo.asynchronous.collection import AsyncCollection
 
-from services.investigation.handlers import PRODUCER, ROOT_TEXT
+from services.investigation.handlers import PRODUCER, ROOT_TEXT, Finding
 from shared.contracts.common import Category, Money, Product
 from shared.contracts.envelope import Envelope
 from shared.contracts.intake import ComplaintRegistered
@@ -53,7 +53,6 @@ log = logging.getLogger(__name__)
 
 #: The role that reviews findings.
 REVIEWER_ROLE = "investigator"
-Finding = Literal["substantiated", "partly_substantiated", "unsubstantiated"]
 FINDING_ZH = {"substantiated": "投诉属实", "partly_substantiated": "投诉部分属实", "unsubstantiated": "投诉不属实"}
 #: What ``revised_fields`` may name.
 REVISABLE = ("category", "finding", "remedy_range")
