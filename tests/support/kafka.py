@@ -8,6 +8,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.coordinator.protocol import ConsumerProtocolMemberAssignment
 
 from shared.settings import CommonSettings
 from tests.support.eventually import eventually
@@ -102,3 +103,24 @@ async def group_caught_up(settings: CommonSettings, group: str, topic: str) -> b
     return bool(ends) and all(
         end == 0 or (tp in committed and committed[tp].offset >= end) for tp, end in ends.items()
     )
+
+
+async def group_assignments(settings: CommonSettings, group: str) -> dict[str, set[tuple[str, int]]]:
+    """The members of consumer group ``group`` (its full name) and the (physical topic,
+    partition) pairs each holds, from the group's description (DescribeGroups)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka.bootstrap)
+    await admin.start()
+    try:
+        [response] = await admin.describe_consumer_groups([group])
+        [described] = response.groups  # (error, group, state, protocol type, protocol, members, ...)
+        out: dict[str, set[tuple[str, int]]] = {}
+        for member in described[5]:  # (member_id, [instance id,] client_id, host, metadata, assignment)
+            member_id, assignment = member[0], member[-1]
+            held: set[tuple[str, int]] = set()
+            if assignment:
+                for topic, partitions in ConsumerProtocolMemberAssignment.decode(assignment).assignment:
+                    held.update((topic, p) for p in partitions)
+            out[member_id] = held
+        return out
+    finally:
+        await admin.close()

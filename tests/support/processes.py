@@ -8,10 +8,12 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
+from deploy.local.services import Proc
 from shared.settings import CommonSettings
 from tests.support.servers import REPO
 
@@ -117,3 +119,30 @@ def running_service(
 
 
 WORKER_READY = "Worker]: Ready"
+
+
+def start_worker(service: str, index: int, env: dict[str, str], logs: Path, *,
+                 timeout: float = 300) -> ServiceProcess:
+    """Start worker ``index`` of ``service`` as the local runner does (``python -m
+    services.<service> worker`` with ``PARLEY_WORKER_INDEX``, its own log in ``logs``) and
+    wait until faust says it is ready."""
+    return start_service(f"services.{service}", ["worker", "-l", "info"],
+                         dict(env, PARLEY_WORKER_INDEX=str(index)),
+                         logs / f"{Proc(service, 'worker', index=index).name}.log", ready_text=WORKER_READY,
+                         timeout=timeout)
+
+
+def start_workers(workers: Iterable[tuple[str, int]], env: dict[str, str], logs: Path, *,
+                  timeout: float = 300) -> list[ServiceProcess]:
+    """Start several ``(service, index)`` workers at once (their start-ups overlap) and
+    return them in the given order once all are ready; if one fails, stop the others."""
+    wanted = list(workers)
+    with ThreadPoolExecutor(max(1, len(wanted))) as pool:
+        futures = [pool.submit(start_worker, s, i, env, logs, timeout=timeout) for s, i in wanted]
+        started = [f.result() for f in futures if f.exception() is None]
+        failed = [f.exception() for f in futures if f.exception() is not None]
+    if failed:
+        for worker in started:
+            worker.stop()
+        raise failed[0]  # type: ignore[misc]
+    return started

@@ -7,8 +7,11 @@ scope exists.
 
 from __future__ import annotations
 
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from services.negotiation.auth import ALL_CASES, TEAM_SCOPED, Principal
 from services.negotiation.errors import Conflict, Forbidden, NotFound, StaleVersion
@@ -25,6 +28,38 @@ PRODUCER = "negotiation"
 SYSTEM = Actor(sub="system", role="system")
 Target = Literal["mediation", "litigation"]
 Events = list[Envelope[Any]]
+T = TypeVar("T")
+
+#: How long a consumer of an event keeps retrying a lost compare-and-set (``until_saved``):
+#: longer than the claim of a writer that died between its claim and its write stays in the
+#: way (``shared.mongo.claim_next_version``: 30 s, then it is stale and removed). With three
+#: immediate tries, the worker that took over a SIGKILLed worker's partitions lost every
+#: event of a case so blocked: the batch's retries (~15 s) ran out and it was dead-lettered.
+CAS_PATIENCE_S = 45.0
+
+
+async def until_saved(attempt: Callable[[], Awaitable[T]], failure: str, *,
+                      patience_s: float = CAS_PATIENCE_S,
+                      sleep: Callable[[float], Awaitable[object]] = asyncio.sleep) -> T:
+    """Run ``attempt`` (read the case, apply a rule, save) again after each lost
+    compare-and-set (``Conflict``), pausing a little longer each time, until it returns or
+    ``patience_s`` has passed; then raise ``Conflict(failure)``.
+
+    For the consumers of events (a rule applied to whatever the case now is): another worker
+    may be writing the same case (a rebalance hands a partition over while its old owner
+    still finishes a batch; the timers of every worker sweep the same cases), or a dead one
+    may have left a claim that goes stale only after a while.
+    """
+    deadline = time.monotonic() + patience_s
+    pause = 0.02
+    while True:
+        try:
+            return await attempt()
+        except Conflict:
+            if time.monotonic() + pause > deadline:
+                raise Conflict(failure) from None
+        await sleep(pause)
+        pause = min(pause * 2, 2.0)
 
 
 def event(ws: Workspace, payload: Payload, now: datetime, cause: Envelope[Any] | None = None) -> Envelope[Any]:

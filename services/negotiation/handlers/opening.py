@@ -19,9 +19,8 @@ import logging
 from datetime import datetime, timedelta
 from typing import Any
 
-from services.negotiation.errors import Conflict
 from services.negotiation.handlers.assignment import pick_agent
-from services.negotiation.handlers.common import Events, event, mark, notify
+from services.negotiation.handlers.common import Events, event, mark, notify, until_saved
 from services.negotiation.handlers.ports import Store
 from services.negotiation.models import (
     AgentProfile,
@@ -267,17 +266,15 @@ def held_back(ws: Workspace, env: Completed, now: datetime) -> tuple[Workspace, 
 
 async def record_registration(env: Registered, *, repo: Store, now: datetime) -> bool:
     """Keep what intake registered (customer, text, deadline, amount); return whether it changed."""
-    for _ in range(3):
+    async def attempt() -> bool:
         current = await repo.get(env.case_id) or Workspace(case_id=env.case_id)
         ws = registration_recorded(current, env)
         if ws is None:
             return False
-        try:
-            await repo.save(ws, current.version, [])
-            return True
-        except Conflict:
-            continue
-    raise Conflict(f"case {env.case_id} kept changing while recording its registration")
+        await repo.save(ws, current.version, [])
+        return True
+
+    return await until_saved(attempt, f"case {env.case_id} kept changing while recording its registration")
 
 
 async def open_workspace(
@@ -294,7 +291,8 @@ async def open_workspace(
     it is accepted only so that callers still passing the raw JSON keep working; drop it.
     """
     del raw_payload
-    for _ in range(3):
+
+    async def attempt() -> bool:
         existing = await repo.get(env.case_id)
         ws = existing or Workspace(case_id=env.case_id)
         if not is_news(ws, env):
@@ -306,16 +304,11 @@ async def open_workspace(
             else:
                 changed = revised(ws, env, now)
                 events = review_notice(changed, env, now)
-            try:
-                await repo.save(changed, ws.version, events)
-                return True
-            except Conflict:
-                continue
+            await repo.save(changed, ws.version, events)
+            return True
         ws = opened(ws, env, settings=settings, now=now)
         ws, events = started(ws, env, agent=await pick_agent(ws, repo=repo), settings=settings, now=now)
-        try:
-            await repo.save(ws, ws.version if existing else 0, events)
-            return True
-        except Conflict:
-            continue
-    raise Conflict(f"case {env.case_id} kept changing while opening its workspace")
+        await repo.save(ws, ws.version if existing else 0, events)
+        return True
+
+    return await until_saved(attempt, f"case {env.case_id} kept changing while opening its workspace")

@@ -15,9 +15,8 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
-from services.negotiation.errors import Conflict
 from services.negotiation.handlers.assignment import pick_agent
-from services.negotiation.handlers.common import Events, mark, notify
+from services.negotiation.handlers.common import Events, mark, notify, until_saved
 from services.negotiation.handlers.opening import fallback_deadline
 from services.negotiation.handlers.ports import Store
 from services.negotiation.models import (
@@ -87,7 +86,7 @@ def reopened(ws: Workspace, env: Reopened, *, agent: AgentProfile | None, settin
 
 async def record_reopening(env: Reopened, *, repo: Store, settings: Settings, now: datetime) -> Workspace | None:
     """Reopen the workspace for a dissatisfied callback; return it when it changed."""
-    for _ in range(3):
+    async def attempt() -> Workspace | None:
         current = await repo.get(env.case_id)
         if current is None:
             log.info("case.reopened for a case negotiation does not know; ignored")
@@ -99,8 +98,6 @@ async def record_reopening(env: Reopened, *, repo: Store, settings: Settings, no
         if change is None:
             return None
         ws, events = change
-        try:
-            return await repo.save(ws, current.version, events)
-        except Conflict:
-            continue
-    raise Conflict(f"case {env.case_id} kept changing while it was being reopened")
+        return await repo.save(ws, current.version, events)
+
+    return await until_saved(attempt, f"case {env.case_id} kept changing while it was being reopened")

@@ -11,13 +11,10 @@ own log (and faust data directory).
 from __future__ import annotations
 
 import asyncio
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiokafka.admin import AIOKafkaAdminClient
-from aiokafka.coordinator.protocol import ConsumerProtocolMemberAssignment
 
 from services.intake.repository import IntakeRepository
 from shared.kafka import ensure_topics
@@ -27,35 +24,14 @@ from shared.topics import decode
 from tests.integration.intake.realdata import real_complaints
 from tests.integration.intake.support import encode, produce
 from tests.support.eventually import eventually
-from tests.support.kafka import read_all
-from tests.support.processes import WORKER_READY, ServiceProcess, service_env, start_service
+from tests.support.kafka import group_assignments, read_all
+from tests.support.processes import service_env, start_workers
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 
 ZH, EN = 240, 60
 COUNT = ZH + EN
 SERVICES = ("intake", "investigation")
-
-
-async def _assignments(settings: CommonSettings, service: str) -> dict[str, set[tuple[str, int]]]:
-    """The consumer group's members and the partitions each holds (from the group's description)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka.bootstrap)
-    await admin.start()
-    try:
-        group = f"{settings.kafka.topic_prefix}parley-{service}"
-        [response] = await admin.describe_consumer_groups([group])
-        [described] = response.groups  # (error, group, state, protocol type, protocol, members, ...)
-        out: dict[str, set[tuple[str, int]]] = {}
-        for member in described[5]:  # (member_id, [instance id,] client_id, host, metadata, assignment)
-            member_id, assignment = member[0], member[-1]
-            held: set[tuple[str, int]] = set()
-            if assignment:
-                for topic, partitions in ConsumerProtocolMemberAssignment.decode(assignment).assignment:
-                    held.update((topic, p) for p in partitions)
-            out[member_id] = held
-        return out
-    finally:
-        await admin.close()
 
 
 async def test_two_workers_per_service_register_and_investigate_every_complaint_once(
@@ -66,25 +42,15 @@ async def test_two_workers_per_service_register_and_investigate_every_complaint_
     base_env = service_env(settings, PARLEY_INTAKE_RELAY_INTERVAL_S="2",
                            PARLEY_INVESTIGATION_SWEEP_INTERVAL_S="2")
 
-    def start(service: str, index: int) -> ServiceProcess:
-        env = dict(base_env, PARLEY_WORKER_INDEX=str(index))
-        name = f"{service}-worker" + (f"-{index}" if index > 1 else "")
-        return start_service(f"services.{service}", ["worker", "-l", "info"], env,
-                             tmp_path / f"{name}.log", ready_text=WORKER_READY, timeout=300)
-
-    loop = asyncio.get_running_loop()
-    with ThreadPoolExecutor(4) as pool:
-        workers = await asyncio.gather(*(
-            loop.run_in_executor(pool, start, service, index)
-            for service in SERVICES for index in (1, 2)
-        ))
+    workers = await asyncio.to_thread(
+        start_workers, [(service, index) for service in SERVICES for index in (1, 2)], base_env, tmp_path)
     try:
         # both members of each group hold partitions of what the service consumes
         for service, source in (("intake", "complaint.received"), ("investigation", "complaint.registered")):
             physical = settings.kafka.topic(source)
 
             async def balanced(service: str = service, physical: str = physical) -> dict[str, Any] | None:
-                members = await _assignments(settings, service)
+                members = await group_assignments(settings, f"{settings.kafka.topic_prefix}parley-{service}")
                 held = {m: {tp for tp in tps if tp[0] == physical} for m, tps in members.items()}
                 return held if len(held) == 2 and all(held.values()) else None
 
