@@ -40,17 +40,28 @@ import contextvars
 import hashlib
 import json
 import os
+import random
 import sys
+import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
+from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.propagators.textmap import Getter
-from opentelemetry.trace import Link, NonRecordingSpan, SpanContext, SpanKind, TraceFlags
+from opentelemetry.trace import (
+    Link,
+    NonRecordingSpan,
+    SpanContext,
+    SpanKind,
+    Status,
+    StatusCode,
+    TraceFlags,
+)
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 TRACEPARENT = "traceparent"
@@ -177,13 +188,19 @@ def _send(topic: str, correlation_id: str, event_id: str, causation_id: str | No
         parent = Context()
         links: list[Link] = []
         current = trace.get_current_span().get_span_context()
+        batch = _BATCH.get()
         if causation_id:
             parent = trace.set_span_in_context(
                 NonRecordingSpan(_span_context(trace_id, span_id_for(causation_id))), parent)
+        elif batch is not None and trace_id in batch:  # sent for a record of the batch in hand
+            parent = trace.set_span_in_context(NonRecordingSpan(batch[trace_id]), parent)
         elif current.is_valid and current.trace_id == trace_id:  # a caller already in this story
             parent = trace.set_span_in_context(NonRecordingSpan(current), parent)
         if current.is_valid and current.trace_id != trace_id:  # an HTTP request's or a timer's span
             links.append(Link(current))
+        run = _TIMER_RUN.get()
+        if run is not None:
+            run.sent += 1
         token = _NEXT_IDS.set((trace_id, span_id_for(event_id)))
         try:
             span = _tracer.start_span(f"{producer or _service} send {topic}", context=parent,
@@ -216,11 +233,16 @@ def _attributes(topic: str, partition: int | None, offset: int | None,
 def consuming(service: str, messages: Sequence[Any]) -> Iterator[None]:
     """A CONSUMER span ``<service> <topic>`` per record (``Incoming``) while the batch is
     handled; a no-op when tracing is off. None of them is made the current span: a batch
-    mixes stories, and what it publishes names its own parent (its cause's send span)."""
+    mixes stories, and what it publishes names its own parent — its cause's send span, or,
+    for an event without a cause (intake's ``complaint.registered``: ``complaint.received``
+    is no envelope), the consumer span of the batch's record of the same story."""
     if _tracer is None:
         yield
         return
+    spans: dict[int, SpanContext] = {}
+    token = _BATCH.set(spans)
     with ExitStack() as stack:
+        stack.callback(_BATCH.reset, token)
         for message in messages:
             parent = context_from_headers(message.headers)
             data = _fields(message.value)
@@ -236,19 +258,57 @@ def consuming(service: str, messages: Sequence[Any]) -> Iterator[None]:
                                        case_id if isinstance(case_id, str) else None),
                 record_exception=False, set_status_on_exception=False)
             stack.callback(span.end)
+            spans.setdefault(span.get_span_context().trace_id, span.get_span_context())
         yield
 
 
 @contextmanager
 def timer(service: str, name: str) -> Iterator[None]:
-    """An INTERNAL span ``<service> timer <name>`` around one run of a timer (a trace of its
-    own; what the run publishes links to it); a no-op when tracing is off."""
+    """An INTERNAL span ``<service> timer <name>`` for one run of a timer (a trace of its
+    own; what the run publishes links to it), recorded only when the run sent something or
+    failed — most runs of a sweep find nothing, and a span each second says nothing; a
+    no-op when tracing is off."""
     if _tracer is None:
         yield
         return
-    with _tracer.start_as_current_span(f"{service} timer {name}", context=Context(),
-                                       kind=SpanKind.INTERNAL, attributes={"parley.timer": name}):
+    trace_id, span_id = random.getrandbits(128) or 1, random.getrandbits(64) or 1
+    run = _TimerRun()
+    current = trace.set_span_in_context(NonRecordingSpan(SpanContext(
+        trace_id, span_id, is_remote=False, trace_flags=TraceFlags(TraceFlags.SAMPLED))), Context())
+    attached, counting = otel_context.attach(current), _TIMER_RUN.set(run)
+    started, failure = time.time_ns(), None
+    try:
         yield
+    except BaseException as exc:
+        failure = exc
+        raise
+    finally:
+        _TIMER_RUN.reset(counting)
+        otel_context.detach(attached)
+        if run.sent or failure is not None:
+            ids = _NEXT_IDS.set((trace_id, span_id))
+            try:
+                span = _tracer.start_span(f"{service} timer {name}", context=Context(), kind=SpanKind.INTERNAL,
+                                          attributes={"parley.timer": name, "parley.sent": run.sent},
+                                          start_time=started)
+            finally:
+                _NEXT_IDS.reset(ids)
+            if failure is not None:
+                span.record_exception(failure)
+                span.set_status(Status(StatusCode.ERROR, type(failure).__name__))
+            span.end()
+
+
+class _TimerRun:
+    """What one run of a timer sent (``timer`` records its span only if anything)."""
+
+    sent = 0
+
+
+_TIMER_RUN: contextvars.ContextVar[_TimerRun | None] = contextvars.ContextVar("parley_timer_run", default=None)
+#: the consumer spans of the batch in hand, by trace id
+_BATCH: contextvars.ContextVar[dict[int, SpanContext] | None] = contextvars.ContextVar(
+    "parley_batch_spans", default=None)
 
 
 def instrument_api(app: Any) -> None:

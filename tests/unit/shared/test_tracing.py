@@ -170,6 +170,15 @@ def test_what_a_request_or_a_timer_sends_is_in_its_story_and_links_to_the_reques
     assert sent["context"]["trace_id"] == f"0x{uuid.UUID(cid).hex}" != run["context"]["trace_id"]
     assert sent["parent_id"] is None  # no cause: the story's root, linked to what sent it
     assert [link["context"]["span_id"] for link in sent["links"]] == [run["context"]["span_id"]]
+    # a run that sends nothing leaves no span; a failing one does, with its error
+    with tracing.timer("negotiation", "idle"):
+        pass
+    with pytest.raises(RuntimeError), tracing.timer("negotiation", "broken"):
+        raise RuntimeError("database down")
+    names = [s["name"] for s in _read(path)]
+    assert "negotiation timer idle" not in names
+    (broken,) = [s for s in _read(path) if s["name"] == "negotiation timer broken"]
+    assert broken["status"]["status_code"] == "ERROR" and broken["attributes"]["parley.sent"] == 0
     # a complaint put on complaint.received (no envelope) starts its complaint id's trace
     (header,) = tracing.record_headers("complaint.received", cid, "received:app:C1")
     assert header == ("traceparent", tracing.traceparent(cid, "received:app:C1").encode())
@@ -207,3 +216,22 @@ async def test_a_request_gets_a_server_span_and_probes_get_none(tmp_path: Path) 
     assert sent["context"]["trace_id"] == f"0x{uuid.UUID(cid).hex}"
     assert [link["context"]["span_id"] for link in sent["links"]] == [server["context"]["span_id"]]
     assert not [s for s in spans if "/health" in s["name"]]
+
+
+def test_an_event_without_a_cause_hangs_under_the_batchs_record_of_its_story(tmp_path: Path) -> None:
+    """intake's complaint.registered has no cause (complaint.received is no envelope): its send
+    span's parent is the consumer span of the complaint it registers."""
+    path = tmp_path / "spans.jsonl"
+    tracing.setup("intake", {"PARLEY_TRACE_EXPORTER": "file", "PARLEY_TRACE_FILE": str(path)})
+    cid, other = str(uuid.uuid4()), str(uuid.uuid4())
+    received = [Incoming("complaint.received", b"C1", b'{"text": "x"}', 0, 7,
+                         tracing.record_headers("complaint.received", c, f"received:{c}")) for c in (cid, other)]
+    registered = Envelope.wrap(Pinged(), case_id="case-1", producer="intake", correlation_id=cid)
+    with tracing.consuming("intake", received):
+        tracing.envelope_headers(registered)
+    spans = _read(path)
+    consumed = {s["context"]["trace_id"]: s for s in spans if s["name"] == "intake complaint.received"}
+    (sent,) = [s for s in spans if s["name"] == "intake send complaint.registered"]
+    assert sent["parent_id"] == consumed[f"0x{uuid.UUID(cid).hex}"]["context"]["span_id"]
+    tracing.envelope_headers(registered)  # outside a batch (an outbox sweep): a root again
+    assert _read(path)[-1]["parent_id"] is None
