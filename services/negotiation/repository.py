@@ -463,12 +463,10 @@ class Repository:
     # ------------------------------------------------------------------ dossiers
 
     async def put_dossier(self, dossier_id: str, case_id: str, data: dict[str, Any], html: str) -> None:
-        """Store a dossier (idempotent on its id)."""
-        await self.dossiers.replace_one(
-            {"_id": dossier_id},
-            {"_id": dossier_id, "case_id": case_id, "json": to_store(data), "html": html},
-            upsert=True,
-        )
+        """Store a dossier (idempotent on its id; two workers' deadline sweeps escalating the
+        same case at once both store it, and one of them then loses the case's save)."""
+        await _replace_or_insert(
+            self.dossiers, {"_id": dossier_id, "case_id": case_id, "json": to_store(data), "html": html})
 
     async def get_dossier(self, dossier_id: str) -> dict[str, Any] | None:
         """Return a stored dossier: ``{"json": ..., "html": ...}``."""
