@@ -68,6 +68,8 @@ CATALOGUE: dict[str, TopicSpec] = {
         _spec(negotiation.SettlementAgreed, "The customer accepted an offer.", "followup"),
         _spec(negotiation.SettlementRejected, "The customer rejected an offer."),
         _spec(followup.SettlementExecuted, "The agreed remedy was carried out.", "negotiation"),
+        _spec(followup.ExecutionProgressed,
+              "A step of the agreement was carried out or an instalment paid (or past due).", "negotiation"),
         _spec(negotiation.CaseEscalated, "The case goes to mediation or litigation.", "followup"),
         _spec(followup.FollowupCompleted, "The satisfaction callback was made."),
         _spec(followup.CaseReopened, "A dissatisfied callback reopened the case for negotiation.", "negotiation"),

@@ -18,6 +18,9 @@ Deadlines for the institution's steps are working conventions of a complaint des
 waiver booked within 2 days, money paid within 5, a credit-report correction request filed
 within 5 so the bureau's 20-day handling can start); the customer's instalments are due on
 the dates of the agreed schedule. Missing one is a breach that supervision must see.
+
+Every change of a step — done, paid, past due, missed — is also an ``execution.progressed``
+event (``progressed``), so the customer's view in negotiation shows each step and instalment.
 """
 
 from __future__ import annotations
@@ -28,11 +31,13 @@ from zoneinfo import ZoneInfo
 
 from services.followup.errors import Conflict, NotFound
 from services.followup.models import Callback, Execution, Step
+from shared.clock import beijing_day
 from shared.contracts.common import Channel, Language
 from shared.contracts.envelope import Envelope, Payload
 from shared.contracts.followup import (
     CaseClosed,
     CaseReopened,
+    ExecutionProgressed,
     FollowupCompleted,
     SettlementExecuted,
 )
@@ -88,6 +93,7 @@ def plan_execution(event: Envelope[SettlementAgreed], *, now: datetime, tz: str)
                     Step(
                         step_id=f"s{i + 1}-i{row.number}", kind="instalment", owner="customer",
                         title_zh=f"第 {row.number} 期还款", title_en=f"instalment {row.number}",
+                        instalment_number=row.number,
                         # due at the end of the due day, local time
                         due_at=datetime.combine(row.due_date, time(23, 59, 59), ZoneInfo(tz)),
                         amount=row.payment,
@@ -130,6 +136,31 @@ Events = list[Envelope[Payload]]
 def open_instalments(execution: Execution) -> list[Step]:
     """The customer's instalments not yet paid (pending or missed)."""
     return [s for s in execution.steps if s.owner == "customer" and s.status != "done"]
+
+
+def _instalment_number(step: Step) -> int | None:
+    """The instalment a customer step is (stored plans before ``instalment_number``: from its id, ``s2-i3``)."""
+    if step.owner != "customer":
+        return None
+    if step.instalment_number is not None:
+        return step.instalment_number
+    tail = step.step_id.rpartition("-i")[2]
+    return int(tail) if tail.isdigit() and int(tail) > 0 else None
+
+
+def progressed(execution: Execution, step: Step, now: datetime, cause: Envelope[Any] | None = None) -> Envelope[Payload]:
+    """``execution.progressed`` for a step whose status just changed (``execution`` holds the
+    change): what happened to it and where the instalment plan stands after it."""
+    outcome = {"done": "paid" if step.owner == "customer" else "done", "missed": "missed", "overdue": "overdue"}
+    instalments = [s for s in execution.steps if s.owner == "customer"]
+    return _event(execution, ExecutionProgressed(
+        case_number=execution.case_number, agreement_id=execution.agreement_id, step_id=step.step_id,
+        kind=step.kind, owner=step.owner, outcome=outcome[step.status],  # type: ignore[arg-type]
+        title_zh=step.title_zh[:200], title_en=step.title_en[:200], instalment_number=_instalment_number(step),
+        amount=step.amount, due_date=beijing_day(step.due_at), instalments_total=len(instalments),
+        instalments_paid=sum(s.status == "done" for s in instalments),
+        instalments_missed=sum(s.status == "missed" for s in instalments),
+    ), now, cause=cause)
 
 
 def _event(execution: Execution, payload: Payload, now: datetime, cause: Envelope[Any] | None = None) -> Envelope[Payload]:
@@ -205,7 +236,8 @@ def complete_step(
         return execution, []  # idempotent
     done = step.model_copy(update={"status": "done", "done_at": now, "done_by": by, "evidence_ref": evidence_ref})
     updated = execution.model_copy(update={"steps": [done if s.step_id == step_id else s for s in execution.steps]})
-    events: Events = []
+    progress = progressed(updated, done, now)
+    events: Events = [progress]
     if done.owner == "customer":
         left = len(open_instalments(updated))
         rest_zh = f"还有 {left} 期待还。" if left else "全部分期已还清。"
@@ -215,7 +247,7 @@ def complete_step(
             subject=f"案件 {execution.case_number}：{done.title_zh}已收到 / {done.title_en} received",
             body=(f"我们已收到您案件 {execution.case_number} 的{done.title_zh}。{rest_zh}\n"
                   f"We have received {done.title_en} for case {execution.case_number}. {rest_en}"),
-            cause=None, now=now,
+            cause=progress, now=now,
         )
     updated, settled = settle(updated, now=now)
     return updated, events + settled
@@ -300,7 +332,7 @@ def overdue_steps(execution: Execution, *, now: datetime) -> tuple[Execution, Ev
     if execution.status in ("escalated", "closed"):
         return execution, []
     events: Events = []
-    steps = []
+    steps, flagged = [], []
     for s in execution.steps:
         if s.status == "pending" and s.due_at < now:
             late = "overdue" if s.owner == "institution" else "missed"
@@ -325,5 +357,7 @@ def overdue_steps(execution: Execution, *, now: datetime) -> tuple[Execution, Ev
                           "your case."),
                     cause=alert, now=now,
                 )
+            flagged.append(s)
         steps.append(s)
-    return execution.model_copy(update={"steps": steps}), events
+    updated = execution.model_copy(update={"steps": steps})
+    return updated, events + [progressed(updated, s, now) for s in flagged]

@@ -24,6 +24,7 @@ class Step(BaseModel):
     title_en: str
     due_at: datetime
     amount: Money | None = Field(default=None, description="The money the step moves (CNY), from the agreed term.")
+    instalment_number: int | None = Field(default=None, description="Which instalment of the plan (customer steps).")
     status: StepStatus = "pending"
     done_at: datetime | None = None
     done_by: str | None = None

@@ -6,8 +6,9 @@ built from this spec by ``shared.service``, the same way for every service.
 
 - ``complaint.registered`` → ``handlers.record_registration`` (customer, text, deadline);
 - ``investigation.completed`` → ``handlers.open_workspace`` (idempotent per case and revision);
-- ``settlement.executed`` / ``case.closed`` → ``handlers.record_execution`` / ``record_closure``
-  (the customer's view follows the case to its end);
+- ``execution.progressed`` / ``settlement.executed`` / ``case.closed`` → ``handlers.record_progress``
+  / ``record_execution`` / ``record_closure`` (the customer's view follows the case to its end:
+  each step, each instalment paid or missed, the execution, the closure);
 - ``case.reopened`` → ``handlers.record_reopening`` (a dissatisfied callback: the workspace
   opens again, goes to another agent, the customer is told; on the audit chain);
 - a timer escalates cases near their deadline (``handlers.escalate_near_deadline``);
@@ -29,7 +30,12 @@ from services.negotiation.repository import Repository
 from services.negotiation.settings import Settings, get_settings
 from shared.audit import chain_for
 from shared.contracts.envelope import Envelope, utcnow
-from shared.contracts.followup import CaseClosed, CaseReopened, SettlementExecuted
+from shared.contracts.followup import (
+    CaseClosed,
+    CaseReopened,
+    ExecutionProgressed,
+    SettlementExecuted,
+)
 from shared.contracts.intake import ComplaintRegistered
 from shared.contracts.investigation import InvestigationCompleted
 from shared.outbox import Written
@@ -69,6 +75,15 @@ async def on_completed(deps: Deps, events: list[Envelope[InvestigationCompleted]
         return Written(repo.cases, env.case_id)
 
     return await each_by_key(events, lambda e: e.case_id, open_one)
+
+
+async def on_progressed(deps: Deps, events: list[Envelope[ExecutionProgressed]]) -> None:
+    """Keep follow-up's report of each step and instalment (the customer's view)."""
+
+    async def record(env: Envelope[ExecutionProgressed]) -> None:
+        await handlers.record_progress(env, repo=_repo(deps), now=utcnow())
+
+    await each_by_key(events, lambda e: e.case_id, record)
 
 
 async def on_executed(deps: Deps, events: list[Envelope[SettlementExecuted]]) -> None:
@@ -167,6 +182,7 @@ SPEC: ServiceSpec[Settings, Deps] = ServiceSpec(
     subscriptions=[
         Subscription("registered", ("complaint.registered",), on_registered),
         Subscription("completed", ("investigation.completed",), on_completed),
+        Subscription("progressed", ("execution.progressed",), on_progressed),
         Subscription("executed", ("settlement.executed",), on_executed),
         Subscription("closed", ("case.closed",), on_closed),
         Subscription("reopened", ("case.reopened",), on_reopened),

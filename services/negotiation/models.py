@@ -6,6 +6,7 @@ workspace is ``Workspace``; ``repository`` turns its money into integer fen for 
 
 from __future__ import annotations
 
+from datetime import date
 from decimal import Decimal
 from typing import Any, Literal
 
@@ -202,6 +203,27 @@ class ExecutionRecord(Model):
     event_id: str
 
 
+class StepProgress(Model):
+    """Follow-up reported a step of the agreement carried out or an instalment paid or missed
+    (``execution.progressed``); kept so the customer's view shows each one."""
+
+    at: AwareDatetime
+    event_id: str
+    agreement_id: str = ""
+    step_id: str
+    kind: str
+    owner: Literal["institution", "customer"]
+    outcome: Literal["done", "overdue", "paid", "missed"]
+    title_zh: str = ""
+    title_en: str = ""
+    instalment_number: int | None = None
+    amount: Money | None = None
+    due_date: date | None = None
+    instalments_total: int = 0
+    instalments_paid: int = 0
+    instalments_missed: int = 0
+
+
 class Closure(Model):
     """Follow-up (or intake on withdrawal) closed the case (``case.closed``)."""
 
@@ -329,6 +351,8 @@ class Workspace(Model):
     # from follow-up: settlement.executed, case.closed
     executions: list[ExecutionRecord] = Field(default_factory=list)
     closure: Closure | None = None
+    progress: list[StepProgress] = Field(
+        default_factory=list, description="Each step carried out, each instalment paid or missed (follow-up).")
     reopenings: list[Reopening] = Field(default_factory=list, description="Dissatisfied callbacks that reopened it.")
     # the regular progress notice while the case is open (handlers.progress.progress_notice)
     progress_due_at: AwareDatetime | None = Field(None, description="When the next progress notice is due.")

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
-from services.negotiation.models import Offer, Workspace
+from services.negotiation.models import Offer, StepProgress, Workspace
 from shared.contracts.common import Category
 from shared.contracts.terms import (
     Apology,
@@ -332,14 +332,103 @@ def agreement_text(ws: Workspace, lang: str, *, institution: str) -> str:
             + (f"\n{when_done(offer, lang).replace('If you accept, we', 'We')}" if offer else ""))
 
 
+def day_text(day: date, lang: str) -> str:
+    """A calendar day in words (``2027年1月31日`` / ``31 January 2027``)."""
+    return f"{day.year}年{day.month}月{day.day}日" if lang != "en" else f"{day.day} {day:%B %Y}"
+
+
+def _current_progress(ws: Workspace) -> list[StepProgress]:
+    """Follow-up's reports on the agreement in force (all of them when none is known)."""
+    if ws.agreement is None:
+        return list(ws.progress)
+    return [r for r in ws.progress if r.agreement_id in ("", ws.agreement.agreement_id)]
+
+
+def _term_of_step(ws: Workspace, record: StepProgress) -> object | None:
+    """The agreed term an institution step carries out (follow-up's step ``s<n>`` is term n)."""
+    a = ws.agreement
+    if a is None or record.agreement_id not in ("", a.agreement_id) or not record.step_id[1:].isdigit():
+        return None
+    n = int(record.step_id[1:])
+    return a.terms[n - 1] if 1 <= n <= len(a.terms) else None
+
+
+def _terms_done(ws: Workspace) -> set[int]:
+    """Indexes of the agreed terms follow-up reported carried out one by one."""
+    done = set()
+    for r in _current_progress(ws):
+        term = _term_of_step(ws, r) if r.owner == "institution" and r.outcome == "done" else None
+        if term is not None:
+            done.add(int(r.step_id[1:]) - 1)
+    return done
+
+
+def progress_text(ws: Workspace, record: StepProgress, lang: str) -> str | None:
+    """One step of the agreement or one instalment as the customer reads it; None for what is
+    not the customer's to see (an institution step past its due day is supervision's)."""
+    zh = lang != "en"
+    if record.owner == "institution":
+        if record.outcome != "done":
+            return None
+        term = _term_of_step(ws, record)
+        what = term_headline(term, lang) if term is not None else (record.title_zh if zh else record.title_en)
+        return f"已完成：{what}。" if zh else f"Done: {what}."
+    n = record.instalment_number
+    which = (f"第 {n} 期还款" if n else "一期还款") if zh else (f"instalment {n}" if n else "an instalment")
+    amount = (f" {record.amount} 元" if zh else f" of CNY {record.amount}") if record.amount is not None else ""
+    due = (f"（应还日 {day_text(record.due_date, lang)}）" if zh else f" (due {day_text(record.due_date, lang)})"
+           ) if record.due_date else ""
+    total, paid = record.instalments_total, record.instalments_paid
+    if record.outcome == "paid":
+        if zh:
+            rest = f"还有 {total - paid} 期待还。" if total > paid else "全部分期已还清。"
+            return f"我们已收到您的{which}{amount}{due}。已还 {paid}/{total} 期，{rest}"
+        rest = f"{total - paid} still to pay." if total > paid else "Every instalment is paid."
+        return f"We received {which}{amount}{due}. {paid} of {total} paid; {rest}"
+    if zh:
+        return (f"{which}{amount}{due}已到期，我们尚未收到。请尽快还款；如有困难，请联系负责您案件的专员商量。")
+    return (f"{which.capitalize()}{amount}{due} is past due and we have not received it. Please pay it as soon "
+            "as you can; if you have difficulty, contact the person handling your case.")
+
+
+def progress_steps(ws: Workspace, lang: str) -> list[tuple[datetime, str]]:
+    """Each step carried out and each instalment paid or missed, as follow-up reported them."""
+    out = []
+    for r in ws.progress:
+        text = progress_text(ws, r, lang)
+        if text:
+            out.append((r.at, text))
+    return out
+
+
+def next_instalment(ws: Workspace, lang: str) -> str:
+    """What is left of the agreed instalment plan and when the next one is due, or "" when
+    there is no plan or everything is paid."""
+    plan = next((t for t in ws.agreement.terms if isinstance(t, InstalmentPlanTerm)), None) if ws.agreement else None
+    if plan is None or not plan.schedule:
+        return ""
+    paid = {r.instalment_number for r in _current_progress(ws) if r.owner == "customer" and r.outcome == "paid"}
+    left = [row for row in plan.schedule if row.number not in paid]
+    if not left:
+        return ""
+    row = left[0]
+    if lang != "en":
+        return (f"您还有 {len(left)} 期分期待还：下一期（第 {row.number} 期）{row.payment} 元，"
+                f"请于 {day_text(row.due_date, lang)} 前还款。全部还清后，案件即告办结。")
+    return (f"{len(left)} instalments are still to pay: the next (instalment {row.number}) is CNY {row.payment}, "
+            f"due by {day_text(row.due_date, lang)}. The case is closed once the last one is paid.")
+
+
 def execution_steps(ws: Workspace, lang: str) -> list[tuple[datetime, str]]:
-    """Each agreed term carried out (from ``settlement.executed``), one line each."""
+    """Each agreed term carried out (from ``settlement.executed``; a term follow-up reported on
+    its own shows at its own time, ``progress_steps``), then that everything is done."""
     if not ws.executions or ws.agreement is None:
         return []
     at = ws.executions[0].at
     zh = lang != "en"
+    reported = _terms_done(ws)
     steps = [(at, f"已完成：{term_headline(t, lang)}。" if zh else f"Done: {term_headline(t, lang)}.")
-             for t in ws.agreement.terms]
+             for i, t in enumerate(ws.agreement.terms) if i not in reported]
     steps.append((at, "和解协议约定的各项内容已全部办理完毕。" if zh
                   else "Everything agreed in the settlement has been carried out."))
     return steps
@@ -379,6 +468,8 @@ def customer_status(ws: Workspace, lang: str) -> tuple[str, str]:
     if where == "closed":
         step = ("感谢您的耐心。如您对处理结果仍有疑问，可以随时联系我们。" if zh
                 else "Thank you for your patience. If you still have questions about the outcome, contact us at any time.")
+    elif where == "executed" and next_instalment(ws, lang):
+        step = next_instalment(ws, lang)
     elif where == "executed":
         step = ("我们会回访您，了解您是否满意；之后案件即告办结。" if zh
                 else "We will call you to ask whether you are satisfied; after that the case is closed.")
@@ -448,6 +539,7 @@ def customer_timeline(ws: Workspace, lang: str) -> list[tuple[datetime, str]]:
         a = ws.agreement
         steps.append((a.acceptance.at, f"和解协议于 {beijing_time(a.acceptance.at, lang)} 生效。" if zh
                       else f"The settlement agreement took effect on {beijing_time(a.acceptance.at, lang)}."))
+    steps += progress_steps(ws, lang)
     steps += execution_steps(ws, lang)
     if ws.escalation:
         target = TARGET_ZH[ws.escalation.target] if zh else ws.escalation.target

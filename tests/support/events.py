@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from shared.clock import beijing_day, now
 from shared.contracts.common import Channel, Language, Priority, Product
 from shared.contracts.envelope import Envelope
 from shared.contracts.intake import ComplaintRegistered
@@ -43,13 +44,30 @@ def registered(
     )
 
 
+def plan_schedule(first_due: date, months: int, payment: str = "300.00") -> list[dict[str, object]]:
+    """The schedule rows of an interest-free plan of ``months`` equal payments from ``first_due``."""
+    from services.negotiation.plan import add_months
+
+    total = Decimal(payment) * months
+    return [{"number": n, "due_date": add_months(first_due, n - 1).isoformat(), "principal": payment,
+             "interest": "0.00", "payment": payment, "balance_after": str(total - Decimal(payment) * n)}
+            for n in range(1, months + 1)]
+
+
 def agreed(
     case_id: str,
     *,
     terms: list[dict[str, object]] | None = None,
     customer_id: str = "cust-1",
+    first_due: date | None = None,
 ) -> Envelope[SettlementAgreed]:
-    """A ``settlement.agreed`` event as negotiation would publish it."""
+    """A ``settlement.agreed`` event as negotiation would publish it.
+
+    The default plan's first instalment is due 30 days after today (Beijing, the process
+    clock), or on ``first_due``: a fixed date would one day lie in the past, and follow-up
+    would count the instalment missed.
+    """
+    first_due = first_due or beijing_day(now()) + timedelta(days=30)
     return Envelope.wrap(
         SettlementAgreed(
             case_number=f"TS-20261129-{abs(hash(case_id)) % 1_000_000:06d}",
@@ -61,15 +79,8 @@ def agreed(
             terms=terms if terms is not None else [
                 {"kind": "fee_waiver", "fee": "late_fee", "fee_amount": "80.00", "waiver_amount": "80.00"},
                 {
-                    "kind": "instalment_plan", "amount": "900.00", "months": 3, "first_due_date": "2026-12-29",
-                    "schedule": [
-                        {"number": 1, "due_date": "2026-12-29", "principal": "300.00", "interest": "0.00",
-                         "payment": "300.00", "balance_after": "600.00"},
-                        {"number": 2, "due_date": "2027-01-29", "principal": "300.00", "interest": "0.00",
-                         "payment": "300.00", "balance_after": "300.00"},
-                        {"number": 3, "due_date": "2027-02-28", "principal": "300.00", "interest": "0.00",
-                         "payment": "300.00", "balance_after": "0.00"},
-                    ],
+                    "kind": "instalment_plan", "amount": "900.00", "months": 3,
+                    "first_due_date": first_due.isoformat(), "schedule": plan_schedule(first_due, 3),
                     "total_interest": "0.00", "total_payable": "900.00",
                 },
             ],

@@ -2,8 +2,8 @@
 request): registered and being investigated (with the deadline and where to reach us) →
 findings with what was checked and the rule behind them → offers as readable terms (what
 changes, how much, by when; a replaced offer says so) → the agreement (both parties named,
-Beijing time) → each agreed term carried out → closed, or escalated with where to and what
-happens next; every change of the deadline with its reason.
+Beijing time) → each agreed term carried out, each instalment paid or missed → closed, or
+escalated with where to and what happens next; every change of the deadline with its reason.
 
 Nothing internal leaks: notes, offers awaiting approval, staff names, investigation's remedy
 range, the fairness rules staff work to, raw terms and offer ids as text stay out.

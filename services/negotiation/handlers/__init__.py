@@ -8,7 +8,8 @@
   hardship.
 * ``answers`` — the customer accepts (the agreement), rejects or counters.
 * ``escalation`` — mediation or litigation with a dossier, on request or near the deadline.
-* ``progress`` — after the agreement: follow-up's execution and the case's closure.
+* ``progress`` — after the agreement: follow-up's steps and instalments, the execution and
+  the case's closure.
 * ``reopening`` — a dissatisfied callback reopens the case and reassigns it.
 * ``reports`` — the regular progress notice while a case is open.
 * ``common`` — scope, permission and version checks, events and customer notices.
@@ -55,7 +56,7 @@ from services.negotiation.handlers.offers import (
 )
 from services.negotiation.handlers.opening import open_workspace, record_registration
 from services.negotiation.handlers.ports import Store
-from services.negotiation.handlers.progress import record_closure, record_execution
+from services.negotiation.handlers.progress import record_closure, record_execution, record_progress
 from services.negotiation.handlers.reopening import record_reopening
 from services.negotiation.handlers.reports import send_progress_notices
 from services.negotiation.handlers.talk import log_message
@@ -65,6 +66,6 @@ __all__ = [
     "check_version", "counter_offer", "decide_approval", "end_negotiation", "escalate",
     "escalate_near_deadline", "in_scope", "load_case", "log_message", "make_offer", "offer_metrics",
     "open_workspace", "pick_agent", "prepare_terms", "preview_offer", "record_acceptance",
-    "record_closure", "record_execution", "record_registration", "record_reopening", "record_settlement", "recuse",
+    "record_closure", "record_execution", "record_progress", "record_registration", "record_reopening", "record_settlement", "recuse",
     "reject_offer", "require_staff_action", "send_progress_notices", "set_hardship", "withdraw_offer",
 ]

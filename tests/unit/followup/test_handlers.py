@@ -2,17 +2,27 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+import re
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 import pytest
 
 from services.followup import handlers
 from services.followup.errors import Conflict, NotFound
 from shared import topics
-from tests.support.events import agreed
+from shared.contracts.envelope import Envelope
+from shared.contracts.negotiation import SettlementAgreed
+from tests.support import events as support
 
-NOW = datetime(2026, 11, 29, 10, 0, tzinfo=UTC)
+NOW = datetime(2026, 11, 29, 10, 0, tzinfo=UTC)  # the handlers' clock, injected
+FIRST_DUE = date(2026, 12, 29)  # a month after NOW: the default plan's first instalment
+
+
+def agreed(case_id: str, **kw: Any) -> Envelope[SettlementAgreed]:
+    """The support event with its plan fixed relative to NOW (not to the machine's today)."""
+    return support.agreed(case_id, first_due=FIRST_DUE, **kw)
 
 
 def test_each_term_becomes_a_step_and_each_instalment_a_customer_step() -> None:
@@ -33,12 +43,12 @@ def test_each_term_becomes_a_step_and_each_instalment_a_customer_step() -> None:
 def test_executed_only_when_every_institution_step_is_done() -> None:
     execution = handlers.plan_execution(agreed("c1"), now=NOW, tz="Asia/Shanghai")
     after_one, events = handlers.complete_step(execution, "s1", by="ops1", evidence_ref="WV-1", now=NOW)
-    assert events == [] and after_one.status == "executing"
+    assert [e.event_type for e in events] == ["execution.progressed"] and after_one.status == "executing"
     after_two, events = handlers.complete_step(after_one, "s2", by="ops1", evidence_ref="PLAN-1", now=NOW)
     # the institution's part is done; three instalments are still to be paid: monitoring
     assert after_two.status == "monitoring" and after_two.executed_at == NOW
-    assert [e.event_type for e in events] == ["settlement.executed", "customer.notified"]
-    assert events[1].causation_id == str(events[0].event_id)
+    assert [e.event_type for e in events] == ["execution.progressed", "settlement.executed", "customer.notified"]
+    assert events[2].causation_id == str(events[1].event_id)
     # doing it again changes nothing and publishes nothing
     again, events = handlers.complete_step(after_two, "s2", by="ops1", evidence_ref=None, now=NOW)
     assert again is after_two and events == []
@@ -139,7 +149,8 @@ def _paid(execution: handlers.Execution, *step_ids: str) -> tuple[handlers.Execu
 def test_a_case_with_open_instalments_stays_monitoring_until_the_last_is_paid() -> None:
     execution = handlers.plan_execution(agreed("c5"), now=NOW, tz="Asia/Shanghai")
     monitoring, kinds = _paid(execution, "s1", "s2")
-    assert monitoring.status == "monitoring" and kinds == ["settlement.executed", "customer.notified"]
+    assert monitoring.status == "monitoring"
+    assert kinds == ["execution.progressed", "execution.progressed", "settlement.executed", "customer.notified"]
     assert len(handlers.open_instalments(monitoring)) == 3
 
     # satisfied at the callback: the closure waits for the instalments
@@ -150,10 +161,11 @@ def test_a_case_with_open_instalments_stays_monitoring_until_the_last_is_paid() 
 
     two_paid, kinds = _paid(satisfied, "s2-i1", "s2-i2")
     assert two_paid.status == "monitoring" and "case.closed" not in kinds
-    assert kinds == ["customer.notified", "customer.notified"]  # each instalment acknowledged
+    # each instalment acknowledged: the customer's notice, and progress for their view of the case
+    assert kinds == ["execution.progressed", "customer.notified"] * 2
     closed, kinds = _paid(two_paid, "s2-i3")
     assert closed.status == "closed"
-    assert kinds == ["customer.notified", "case.closed", "customer.notified"]
+    assert kinds == ["execution.progressed", "customer.notified", "case.closed", "customer.notified"]
     # closed is closed: nothing more to carry out
     with pytest.raises(Conflict):
         handlers.complete_step(closed, "s2-i3", by="ops1", evidence_ref=None, now=NOW)
@@ -164,7 +176,8 @@ def test_instalments_paid_before_the_callback_leave_it_executed_then_closed() ->
     paid, kinds = _paid(execution, "s2-i1", "s2-i2", "s2-i3", "s1")
     assert paid.status == "executing"  # the plan is not set up yet (s2)
     paid, kinds = _paid(paid, "s2")
-    assert paid.status == "executed" and kinds == ["settlement.executed", "customer.notified"]
+    assert paid.status == "executed"
+    assert kinds == ["execution.progressed", "settlement.executed", "customer.notified"]
     closed, events = handlers.record_callback(paid, satisfied=True, score=4, comment="", by="cs1", now=NOW)
     assert closed.status == "closed"
     assert [e.event_type for e in events] == ["followup.completed", "case.closed", "customer.notified"]
@@ -218,3 +231,76 @@ def test_events_of_requests_and_timers_stay_in_the_complaints_story() -> None:
     published = events + more + alerts
     assert {e.event_type for e in published} >= {"settlement.executed", "case.closed", "supervision.alert"}
     assert {e.correlation_id for e in published} == {event.correlation_id}
+
+
+def test_each_step_and_instalment_is_an_execution_progressed_event_with_the_plan_state() -> None:
+    execution = handlers.plan_execution(agreed("c20"), now=NOW, tz="Asia/Shanghai")
+    waived, [event] = handlers.complete_step(execution, "s1", by="ops1", evidence_ref="WV-1", now=NOW)
+    p = event.payload
+    assert (p.step_id, p.kind, p.owner, p.outcome, p.amount) == ("s1", "fee_waiver", "institution", "done",
+                                                                 Decimal("80.00"))
+    assert (p.instalment_number, p.instalments_total, p.instalments_paid, p.instalments_missed) == (None, 3, 0, 0)
+    assert p.title_zh == "登记减免滞纳金/罚息" and p.title_en == "book the fee waiver"
+    assert p.due_date == date(2026, 12, 1) and event.correlation_id == execution.correlation_id
+
+    # the first instalment missed: alert, reminder, and progress saying so
+    late, events = handlers.overdue_steps(waived, now=datetime(2026, 12, 29, 16, 0, tzinfo=UTC))  # 30 Dec, Beijing
+    assert [e.event_type for e in events] == [
+        "supervision.alert", "supervision.alert", "customer.notified", "execution.progressed", "execution.progressed"]
+    overdue, missed = events[3].payload, events[4].payload
+    assert (overdue.step_id, overdue.outcome) == ("s2", "overdue")  # the plan was not set up in time
+    assert (missed.step_id, missed.outcome, missed.instalment_number, missed.due_date, missed.amount) == (
+        "s2-i1", "missed", 1, FIRST_DUE, Decimal("300.00"))
+    assert (missed.instalments_paid, missed.instalments_missed) == (0, 1)
+
+    # paid late: progress says paid, and the notice to the customer follows from it
+    paid, events = handlers.complete_step(late, "s2-i1", by="ops1", evidence_ref="P-1", now=NOW)
+    progress, notice = events
+    assert (progress.payload.outcome, progress.payload.instalments_paid, progress.payload.instalments_missed) == (
+        "paid", 1, 0)
+    assert notice.causation_id == str(progress.event_id)
+    # it travels as the catalogue says
+    assert topics.decode("execution.progressed", progress.to_bytes()) == progress
+
+
+def test_an_instalment_number_is_read_from_the_step_id_of_plans_stored_before_it_was_kept() -> None:
+    execution = handlers.plan_execution(agreed("c21"), now=NOW, tz="Asia/Shanghai")
+    older = execution.model_copy(update={"steps": [
+        s.model_copy(update={"instalment_number": None}) for s in execution.steps]})
+    _, [event, _notice] = handlers.complete_step(older, "s2-i2", by="ops1", evidence_ref=None, now=NOW)
+    assert event.payload.instalment_number == 2 and event.payload.outcome == "paid"
+
+
+@pytest.mark.parametrize("make", ["paid", "missed", "executed", "closed", "monitoring"])
+def test_every_notice_to_the_customer_says_it_in_chinese_first_then_english(make: str) -> None:
+    execution = handlers.plan_execution(agreed("c22"), now=NOW, tz="Asia/Shanghai")
+    if make == "paid":
+        _, events = handlers.complete_step(execution, "s2-i1", by="ops1", evidence_ref=None, now=NOW)
+    elif make == "missed":
+        _, events = handlers.overdue_steps(execution, now=NOW + timedelta(days=31))
+    else:
+        done, events = _done(execution, "s1", "s2")
+        if make in ("closed", "monitoring"):
+            if make == "closed":
+                done, _ = _done(done, "s2-i1", "s2-i2", "s2-i3")
+            _, events = handlers.record_callback(done, satisfied=True, score=5, comment="", by="cs1", now=NOW)
+    notices = [e.payload for e in events if e.event_type == "customer.notified"]
+    assert notices, make
+    for n in notices:
+        zh, _, en = n.body.partition("\n")
+        assert HAN.search(zh) and not HAN.search(en) and ASCII_WORDS.search(en), n.body
+        subject_zh, _, subject_en = n.subject.partition(" / ")
+        assert HAN.search(subject_zh) and subject_en and not HAN.search(subject_en), n.subject
+        assert n.case_number in zh and n.case_number in en
+
+
+HAN = re.compile("[\u4e00-\u9fff]")
+ASCII_WORDS = re.compile("[A-Za-z]{3,} [A-Za-z]{2,}")
+
+
+def _done(execution: handlers.Execution, *step_ids: str) -> tuple[handlers.Execution, list[Any]]:
+    events: list[Any] = []
+    for step_id in step_ids:
+        execution, more = handlers.complete_step(execution, step_id, by="ops1", evidence_ref=None, now=NOW)
+        events += more
+    return execution, events
