@@ -319,8 +319,24 @@ def instrument_api(app: Any) -> None:
     from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
     FastAPIInstrumentor.instrument_app(
-        app, tracer_provider=_provider, exclude_spans=["receive", "send"],
+        app, tracer_provider=_provider, exclude_spans=["receive", "send"], server_request_hook=_without_query,
         excluded_urls=",".join(f"^[a-z]+://[^/]+{path}$" for path in UNTRACED_PATHS))
+
+
+#: the request attributes that hold the query string (old and stable HTTP conventions)
+_QUERY_ATTRIBUTES = ("http.url", "http.target", "url.full", "url.query")
+
+
+def _without_query(span: Any, scope: Mapping[str, Any]) -> None:
+    """Keep a request's query string out of its span: a search box (the console's ``q``)
+    may hold whatever someone typed, personal numbers included."""
+    if not scope.get("query_string") or not span.is_recording():
+        return
+    attributes = getattr(span, "attributes", None) or {}
+    for name in _QUERY_ATTRIBUTES:
+        value = attributes.get(name)
+        if isinstance(value, str):
+            span.set_attribute(name, "" if name == "url.query" else value.split("?", 1)[0])
 
 
 # ------------------------------------------------------------------ set-up

@@ -208,11 +208,14 @@ async def test_a_request_gets_a_server_span_and_probes_get_none(tmp_path: Path) 
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api") as client:
         assert (await client.post("/executions/case-1/callback")).status_code == 200
         assert (await client.get("/health")).status_code == 200
+        assert (await client.post("/executions/case-1/callback?q=13912345678")).status_code == 200
     spans = _read(path)
-    (server,) = [s for s in spans if s["kind"] == "SpanKind.SERVER"]
+    server, searched = [s for s in spans if s["kind"] == "SpanKind.SERVER"]
+    assert "13912345678" not in json.dumps(spans)  # a query string is kept out of spans
+    assert searched["attributes"]["http.url"] == "http://api/executions/case-1/callback"
     assert server["name"] == "POST /executions/{case_id}/callback"
     assert server["attributes"]["http.status_code"] == 200
-    (sent,) = [s for s in spans if s["kind"] == "SpanKind.PRODUCER"]
+    sent = [s for s in spans if s["kind"] == "SpanKind.PRODUCER"][0]
     assert sent["context"]["trace_id"] == f"0x{uuid.UUID(cid).hex}"
     assert [link["context"]["span_id"] for link in sent["links"]] == [server["context"]["span_id"]]
     assert not [s for s in spans if "/health" in s["name"]]
