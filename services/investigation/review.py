@@ -207,7 +207,7 @@ async def queue(cases: AsyncCollection[dict[str, Any]], *, after: str | None, li
     if after:
         query["_id"] = {"$gt": after}
     projection = {"case_number": 1, "status": 1, "revision": 1, "category": 1, "confidence": 1, "finding": 1,
-                  "remedy_range.min": 1, "remedy_range.max": 1, "deadline_at": 1, "complex_case": 1,
+                  "remedy_range": 1, "deadline_at": 1, "complex_case": 1,
                   "updated_at": 1}
     cursor = cases.find(query, projection).sort("_id", ASCENDING).limit(limit)
     return [d async for d in cursor]

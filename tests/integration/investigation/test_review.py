@@ -77,6 +77,7 @@ async def test_the_queue_a_review_its_audit_and_one_revised_event(settings: Comm
                     break
             assert seen == low
             assert all(item["category_confidence"] < threshold for item in page["items"])
+            assert all(item["remedy_min"] is not None and item["remedy_max"] is not None for item in page["items"])
 
             target = next(i for i in low if stored[i]["status"] == "completed")
             case = (await inv.get(f"/reviews/{target}")).json()
