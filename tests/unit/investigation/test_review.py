@@ -40,14 +40,14 @@ def _request(**kw: object) -> review.ReviewRequest:
     return review.ReviewRequest.model_validate(body | kw)
 
 
-@pytest.mark.parametrize(("confidence", "pending"), [(0.2, True), (0.49, True), (0.5, False), (0.93, False)])
+@pytest.mark.parametrize(("confidence", "pending"), [(0.2, True), (0.5, True), (0.59, True), (0.6, False), (0.93, False)])
 async def test_a_finding_under_the_threshold_goes_out_flagged_and_waits_in_the_queue(
         confidence: float, pending: bool) -> None:
     repo = await _investigated(confidence)
     [event] = repo.of_type("investigation.completed")
     assert event.payload.review_pending is pending, "the finding is published either way, flagged when unsure"
     assert repo.docs["case-r"]["review_status"] == ("pending" if pending else None)
-    assert SETTINGS.review_threshold == 0.5
+    assert SETTINGS.review_threshold == 0.6
 
 
 async def test_the_stored_case_gives_back_the_published_finding() -> None:
