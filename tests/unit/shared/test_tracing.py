@@ -238,3 +238,41 @@ def test_an_event_without_a_cause_hangs_under_the_batchs_record_of_its_story(tmp
     assert sent["parent_id"] == consumed[f"0x{uuid.UUID(cid).hex}"]["context"]["span_id"]
     tracing.envelope_headers(registered)  # outside a batch (an outbox sweep): a root again
     assert _read(path)[-1]["parent_id"] is None
+
+
+def test_otlp_ships_the_spans_to_the_collector_it_is_given() -> None:
+    """A real OTLP/HTTP exchange with a collector stand-in on a local port: the spans arrive
+    as the protobuf ExportTraceServiceRequest, with the story's trace id."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+    received: list[tuple[str, bytes]] = []
+
+    class Collector(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 - http.server's name
+            received.append((self.path, self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(200)
+            self.send_header("Content-Type", "application/x-protobuf")
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Collector)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        endpoint = f"http://127.0.0.1:{server.server_address[1]}"
+        assert tracing.setup("followup", {"PARLEY_TRACE_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint})
+        cid = str(uuid.uuid4())
+        tracing.envelope_headers(Envelope.wrap(Pinged(), case_id="case-1", producer="followup", correlation_id=cid))
+        assert tracing._provider.force_flush(10_000)  # noqa: SLF001
+    finally:
+        server.shutdown()
+        server.server_close()
+    (path, body), = received
+    assert path == "/v1/traces"
+    request = ExportTraceServiceRequest.FromString(body)
+    (span,) = [s for r in request.resource_spans for ss in r.scope_spans for s in ss.spans]
+    assert span.name == "followup send complaint.registered" and span.trace_id == uuid.UUID(cid).bytes
