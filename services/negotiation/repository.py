@@ -45,6 +45,7 @@ from services.negotiation.errors import Conflict, StaleVersion
 from services.negotiation.fairness import BANDS
 from services.negotiation.models import AgentProfile, Workspace
 from services.negotiation.plan import from_fen, to_fen
+from shared.buckets import Sweeper, aware, day_of, days_up_to
 from shared.contracts.common import Category
 from shared.contracts.envelope import Envelope
 from shared.mongo import claim_next_version
@@ -131,12 +132,14 @@ class Repository:
         self.cell_claims = db["settlement_ref_cell_claims"]
         self._linked: set[tuple[str, str]] = set()  # (customer, case) pairs known to be linked
         self._agents: dict[str, tuple[float, AgentProfile | None]] = {}  # get_agent's memory
+        self._deadline_sweeps = Sweeper()  # open_near_deadline: day buckets, a full scan hourly
 
     async def ensure_indexes(self) -> None:
         """Create the indexes queries and idempotency rely on."""
         await self.cases.create_index([("team", ASCENDING), ("status", ASCENDING)], name="by_team")
         await self.cases.create_index([("outbox_pending", ASCENDING)], name="by_outbox")
         await self.cases.create_index([("progress_due_at", ASCENDING)], name="by_progress_due")
+        await self.cases.create_index([("deadline_day", ASCENDING)], name="by_deadline_day")
         await self.agents.create_index([("team", ASCENDING)], name="by_team")
         await self.audit.create_index([("case_id", ASCENDING), ("at", ASCENDING)], name="by_case")
         await self.refs.create_index([("ref_id", ASCENDING)], unique=True, name="uniq_ref")
@@ -241,6 +244,8 @@ class Repository:
         doc.pop("case_id")
         holder = _holder(ws)
         doc["load_holder"] = holder
+        # the near-deadline sweep's day bucket (shared.buckets): open cases only
+        doc["deadline_day"] = day_of(ws.deadline_at) if ws.status == "open" else None
         if ws.customer_id:
             await self.link_customer(ws.customer_id, ws.case_id)  # before the case: never a case unlinked
         if expected_version == 0:
@@ -280,11 +285,23 @@ class Repository:
         return await relay_pending(self.cases, send, grace=SWEEP_GRACE)
 
     async def open_near_deadline(self, before: datetime, *, limit: int = 100) -> list[str]:
-        """Return ids of open cases whose deadline is before ``before``."""
-        cursor = self.cases.find(
-            {"status": "open", "deadline_at": {"$lt": before}}, {"_id": 1}
-        ).limit(limit)
-        return [d["_id"] async for d in cursor]
+        """Return ids of open cases whose deadline is before ``before``.
+
+        By the Beijing day of the deadline (an indexed equality, ``shared.buckets``) for the
+        last two weeks up to ``before``; the first sweep and one an hour scan every open case.
+        """
+        if self._deadline_sweeps.full_scan_due():
+            cursor = self.cases.find({"status": "open", "deadline_at": {"$lt": before}}, {"_id": 1}).limit(limit)
+            return [d["_id"] async for d in cursor]
+        found: list[str] = []
+        for day in days_up_to(before):
+            async for doc in self.cases.find({"deadline_day": day, "status": "open"}, {"_id": 1, "deadline_at": 1}):
+                deadline = doc.get("deadline_at")
+                if deadline is not None and aware(deadline) < before:
+                    found.append(doc["_id"])
+                    if len(found) >= limit:
+                        return found
+        return found
 
     async def progress_due(self, now: datetime, *, limit: int = 200) -> list[str]:
         """Return ids of cases neither closed nor escalated whose progress notice is due, or was
@@ -492,6 +509,7 @@ def _holder(ws: Workspace) -> str | None:
 def _workspace(doc: dict[str, Any]) -> Workspace:
     doc.pop("outbox", None)  # findAndModify on FerretDB v1 takes no projection
     doc.pop("load_holder", None)
+    doc.pop("deadline_day", None)
     data = from_store(doc)
     data["case_id"] = data.pop("_id")
     return Workspace.model_validate(data)

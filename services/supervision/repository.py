@@ -11,6 +11,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from services.supervision.handlers import CaseChange, status_of
+from shared.buckets import Sweeper, aware, day_of, days_up_to
 from shared.contracts.envelope import Envelope
 from shared.contracts.supervision import SupervisionAlert
 from shared.outbox import outbox_document
@@ -28,6 +29,8 @@ class Repository:
         self.lag_state = db["lag_state"]
         self.remediations = db["remediations"]
         self.heartbeats = db["heartbeats"]
+        self._due_sweeps = Sweeper()  # cases_due_before: day buckets, a full scan hourly
+        self._idle_sweeps: dict[int, Sweeper] = {}  # idle_cases, per stage
 
     async def ensure_indexes(self) -> None:
         await self.dead_letters.create_index(
@@ -38,6 +41,9 @@ class Repository:
         await self.alerts.create_index([("raised_at", ASCENDING)], name="raised_at")
         await self.cases.create_index([("r.received_at", ASCENDING)], name="received_at")
         await self.cases.create_index([("status_rank", ASCENDING), ("last_event_at", ASCENDING)], name="stage_idle")
+        # the timers' day buckets (shared.buckets)
+        await self.cases.create_index([("deadline_day", ASCENDING)], name="deadline_day")
+        await self.cases.create_index([("last_event_day", ASCENDING), ("status_rank", ASCENDING)], name="idle_day")
 
     async def apply_changes(self, changes: list[CaseChange]) -> None:
         """Write each case's change with one upsert by ``_id``, several cases at a time.
@@ -54,11 +60,13 @@ class Repository:
             "$setOnInsert": {"alerts": []},
             "$max": {"status_rank": change.status_rank or 0},
             "$set": {"last_event_type": change.last_event_type, "last_event_at": change.last_event_at,
+                     "last_event_day": day_of(change.last_event_at),
                      **{f"r.{name}": value for name, value in change.facts.items()}},
             "$unset": {"stuck": ""},  # an event: the case is not stuck in its stage (any more)
         }
         if change.deadline_at is not None:
             update["$set"]["deadline_at"] = change.deadline_at
+            update["$set"]["deadline_day"] = day_of(change.deadline_at)
         if change.paused is not None:
             update["$set"]["paused"] = change.paused
         if change.case_number:
@@ -143,13 +151,24 @@ class Repository:
 
     async def cases_due_before(self, when: datetime, finished_from_rank: int) -> list[dict[str, Any]]:
         """Cases on the clock due by ``when``: open ones, and finished ones the sweep has not
-        settled yet (``clock_stopped``; a finished case may still owe its breach)."""
+        settled yet (``clock_stopped``; a finished case may still owe its breach).
+
+        By the Beijing day of the deadline for the two weeks up to ``when`` (indexed equality,
+        ``shared.buckets``); the first sweep and one an hour read every case.
+        """
         del finished_from_rank  # finished cases are read once, then marked clock_stopped
-        cursor = self.cases.find(
-            {"deadline_at": {"$lte": when}, "paused": {"$ne": True}, "clock_stopped": {"$ne": True}},
-            {"timeline": 0},
-        ).limit(1000)
-        return [_with_status(doc) async for doc in cursor]
+        on_clock = {"paused": {"$ne": True}, "clock_stopped": {"$ne": True}}
+        if self._due_sweeps.full_scan_due():
+            cursor = self.cases.find({"deadline_at": {"$lte": when}, **on_clock}, {"timeline": 0}).limit(1000)
+            return [_with_status(doc) async for doc in cursor]
+        found: list[dict[str, Any]] = []
+        for day in days_up_to(when):
+            async for doc in self.cases.find({"deadline_day": day, **on_clock}, {"timeline": 0}):
+                if aware(doc["deadline_at"]) <= when:
+                    found.append(_with_status(doc))
+                    if len(found) >= 1000:
+                        return found
+        return found
 
     async def clock_stopped(self, case_id: str) -> None:
         await self.cases.update_one({"_id": case_id}, {"$set": {"clock_stopped": True}})
@@ -208,13 +227,25 @@ class Repository:
 
     async def idle_cases(self, rank: int, before: datetime, limit: int = 500) -> list[dict[str, Any]]:
         """Cases in the status of ``rank`` whose last event is older than ``before``, not paused,
-        not yet alerted as stuck there (any event clears the mark)."""
-        cursor = self.cases.find(
-            {"status_rank": rank, "last_event_at": {"$lt": before}, "paused": {"$ne": True},
-             "stuck": {"$ne": True}},
-            {"timeline": 0},
-        ).limit(limit)
-        return [_with_status(doc) async for doc in cursor]
+        not yet alerted as stuck there (any event clears the mark).
+
+        By the Beijing day of the last event for the two weeks up to ``before`` (indexed
+        equality, ``shared.buckets``); the first sweep of each stage and one an hour read all.
+        """
+        waiting = {"paused": {"$ne": True}, "stuck": {"$ne": True}}
+        sweeps = self._idle_sweeps.setdefault(rank, Sweeper())
+        if sweeps.full_scan_due():
+            cursor = self.cases.find({"status_rank": rank, "last_event_at": {"$lt": before}, **waiting},
+                                     {"timeline": 0}).limit(limit)
+            return [_with_status(doc) async for doc in cursor]
+        found: list[dict[str, Any]] = []
+        for day in days_up_to(before):
+            async for doc in self.cases.find({"last_event_day": day, "status_rank": rank, **waiting}, {"timeline": 0}):
+                if aware(doc["last_event_at"]) < before:
+                    found.append(_with_status(doc))
+                    if len(found) >= limit:
+                        return found
+        return found
 
     async def mark_stuck(self, case_id: str, last_event_at: datetime) -> None:
         """Note the stuck alert (unless an event came in meanwhile)."""
