@@ -38,6 +38,7 @@ from aiokafka import AIOKafkaProducer
 from pymongo import AsyncMongoClient
 
 from bench import raw
+from bench.clone import Copier
 from bench.data import Complaints
 from bench.observe import Observer, now, percentile
 from bench.report import build_rows, chart, print_table, update_readme
@@ -161,6 +162,7 @@ class Bench:
         fetcher.setLevel(logging.NOTSET)
         self.mongo: AsyncMongoClient[Any] = AsyncMongoClient(self.stack.mongo_url, uuidRepresentation="standard")
         self.raw_db = f"{self.db_prefix}rawbench"
+        self.copier = Copier(self.mongo, self.db_prefix, say=self.say)
         sample = Complaints("raw")
         self.raw_docs = [sample.submission(i) for i in range(300)]
         self.raw_values = [v for _, v in sample.take(300)]
@@ -330,7 +332,7 @@ class Bench:
         """
         p = self.plan
         await self.settle(f"the probe at {label}", investigation=True)
-        stored = len(self.observer.new_cases)
+        stored = await self.stored_cases()
         backlog, inv_backlog = self.observer.backlog(), self.observer.investigation_backlog()
         async with self.step(f"time per complaint with {stored:,} cases stored ({p.probe_n} complaints, cap {p.probe_cap:g} s)"):
             t0 = now()
@@ -634,23 +636,30 @@ class Bench:
         eta = (len(ccids) - reg) / r if r else math.inf
         return f"burst: {reg:,}/{len(ccids):,} registered, {r:,.0f}/s, ETA {_eta(eta)}"
 
+    async def stored_cases(self) -> int:
+        """Cases intake holds (its collection's count: made by the pipeline and copied)."""
+        return int(await self.mongo[f"{self.db_prefix}intake"]["cases"].estimated_document_count())
+
     async def preload(self, level: int, cap: float) -> dict[str, Any]:
-        """Store cases up to ``level`` by publishing real complaints through the whole pipeline."""
-        have = len(self.observer.new_cases)
-        async with self.step(f"preload to {level:,} stored cases (have {have:,}; cap {cap:.0f} s)"):
-            need = level - have - self.observer.backlog()
+        """Grow the stores to ``level`` cases by copying the cases the run made (``bench/clone.py``).
+
+        Sending 50,000 complaints through the pipeline would take longer than the whole budget
+        on the 2-core machine; the copies are other customers' cases with every identifier
+        renamed, written with ``insert_many`` into the services' own collections.
+        """
+        have = await self.stored_cases()
+        async with self.step(f"stored cases to {level:,} by copying the run's cases (have {have:,}; cap {cap:.0f} s)"):
             t0 = now()
-            up = await self.top_up(max(0, need), lambda: len(self.observer.new_cases) >= level, cap, "preload")
-            await self.wait_for(lambda: self.observer.backlog() == 0, self.plan.settle_cap)
-            stored = len(self.observer.new_cases)
-            elapsed = now() - t0
-            reg = self.observer.registered_of(up["ccids"])
-            if reg:
-                self.est_rate = max(reg / elapsed, 0.1)
-            result = {"level": level, "stored": stored, "published": up["published"], "seconds": round(elapsed, 1),
-                      "registered_per_s": round(reg / elapsed, 1) if elapsed else 0.0, "reached": stored >= level}
+            await self.wait_for(lambda: self.observer.backlog() == 0 and self.observer.investigation_backlog() == 0,
+                                self.plan.settle_cap)
+            done = await self.copier.grow(level, deadline=lambda: cap - (now() - t0))
+            stored = await self.stored_cases()
+            result = {"level": level, "stored": stored, "made_by_pipeline": done["seed_cases"],
+                      "copied_documents": done["documents"], "collections": done["collections"],
+                      "seconds": round(now() - t0, 1), "copy_seconds": done["seconds"], "reached": stored >= level,
+                      "method": "copies of the run's cases (bench/clone.py)"}
             if stored < level:
-                self.note(f"preload reached {stored:,} of {level:,} stored cases within its {cap:.0f} s cap")
+                self.note(f"the stores reached {stored:,} of {level:,} cases within the {cap:.0f} s cap")
             return result
 
     # ------------------------------------------------------------------ the run
@@ -685,7 +694,7 @@ class Bench:
                     steps[f"preload_{level}"] = await self.preload(level, cap)
                 else:
                     self.note(f"no time left in the {p.budget:.0f} s budget to preload to {level:,} cases; "
-                              f"measured with the {len(self.observer.new_cases):,} stored")
+                              f"measured with the {await self.stored_cases():,} stored")
                 if self.left(final + (rest - 1) * probe_s) < probe_s:
                     self.note(f"no time left in the {p.budget:.0f} s budget for the probe at {level:,}")
                     break

@@ -1,0 +1,141 @@
+"""Grow the services' stores to a level of stored cases by copying the cases the run made.
+
+Sending 50,000 complaints through the pipeline takes longer than the whole benchmark's
+budget on the 2-core machine, so the levels of ``time per complaint with N cases stored``
+are reached by copying: every per-case document the services stored during the run (intake's
+cases, complaints, customers and sealed personal data; investigation's findings and records;
+negotiation's workspaces; supervision's timelines; …) is copied ``k`` times with every
+identifier in it renamed (``<id>~<k>``), so copy ``k`` is a consistent set of other
+customers' cases — new ``_id`` values, case numbers, customer and case references — and the
+unique indexes hold. The copies are written with ``insert_many`` through FerretDB, so the
+server's tables and indexes grow exactly as they would; only the pipeline's work to make them
+is skipped. Chains and bookkeeping (audit chains, outbox ledgers, counters, claims, seeds,
+agents, alerts) are not per-case and are left as they are.
+
+A collection counts as per-case when it holds at least half as many documents as intake has
+cases (reference data and bookkeeping hold far fewer).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Callable
+from typing import Any
+
+from bson import ObjectId
+from pymongo import AsyncMongoClient
+
+SERVICES = ("intake", "investigation", "negotiation", "followup", "supervision")
+#: never copied: chains, bookkeeping, seeds and reference data (see the module docstring)
+SKIP = re.compile(r"^(audit.*|outbox.*|counters|case_number_blocks|.*claims|agents|products|rate_caps|"
+                  r"settlement_ref.*|meta|heartbeats|alerts|dead_letter.*|_ferretdb.*|system\..*)$")
+ID_FIELDS = ("_id", "case_id", "case_number", "customer_id", "complaint_id", "channel_complaint_id",
+             "account_id", "ref_id", "case_ids", "related_case_ids")
+CHUNK = 1_000
+
+
+def _ids_of(doc: Any, fields: set[str], out: set[str]) -> None:
+    """Collect the string values of identifier fields, at any depth."""
+    if isinstance(doc, dict):
+        for key, value in doc.items():
+            if key in fields:
+                if isinstance(value, str):
+                    out.add(value)
+                elif isinstance(value, list):
+                    out.update(v for v in value if isinstance(v, str))
+            _ids_of(value, fields, out)
+    elif isinstance(doc, list):
+        for value in doc:
+            _ids_of(value, fields, out)
+
+
+def renamed(doc: Any, ids: set[str], suffix: str) -> Any:
+    """A copy of ``doc`` with every string that is a known identifier renamed (at any depth)."""
+    if isinstance(doc, str):
+        return doc + suffix if doc in ids else doc
+    if isinstance(doc, dict):
+        out = {k: renamed(v, ids, suffix) for k, v in doc.items()}
+        if isinstance(out.get("_id"), ObjectId):
+            out["_id"] = ObjectId()
+        return out
+    if isinstance(doc, list):
+        return [renamed(v, ids, suffix) for v in doc]
+    return doc
+
+
+async def per_case_collections(client: AsyncMongoClient[Any], db_prefix: str) -> tuple[int, list[tuple[str, str]]]:
+    """Intake's case count and the (database, collection) pairs that hold per-case documents."""
+    base = await client[f"{db_prefix}intake"]["cases"].count_documents({})
+    found: list[tuple[str, str]] = []
+    for service in SERVICES:
+        db = client[f"{db_prefix}{service}"]
+        for name in sorted(await db.list_collection_names()):
+            if SKIP.match(name):
+                continue
+            if base and await db[name].estimated_document_count() >= base / 2:
+                found.append((f"{db_prefix}{service}", name))
+    return base, found
+
+
+class Copier:
+    """Copies of one run's per-case documents; the originals are read once, at the first level."""
+
+    def __init__(self, client: AsyncMongoClient[Any], db_prefix: str, *, say: Callable[[str], None] = print) -> None:
+        self.client, self.db_prefix, self.say = client, db_prefix, say
+        self.originals: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        self.ids: set[str] = set()
+        self.seed = 0  # intake's cases when the originals were read
+        self.copied = 0  # cases added by copying so far
+        self.next_copy = 1
+
+    async def _read(self) -> None:
+        base, pairs = await per_case_collections(self.client, self.db_prefix)
+        self.seed = base
+
+        async def read(db: str, name: str) -> list[dict[str, Any]]:
+            return [d async for d in self.client[db][name].find({}, batch_size=2_000)]
+
+        for pair, docs in zip(pairs, await asyncio.gather(*(read(*p) for p in pairs)), strict=True):
+            self.originals[pair] = docs
+        fields = set(ID_FIELDS)
+        for docs in self.originals.values():
+            for doc in docs:
+                _ids_of(doc, fields, self.ids)
+
+    async def grow(self, target: int, deadline: Callable[[], float] | None = None) -> dict[str, Any]:
+        """Copy until intake holds about ``target`` cases; ``deadline`` (seconds left) stops early."""
+        if not self.originals:
+            await self._read()
+        client = self.client
+        have = await client[f"{self.db_prefix}intake"]["cases"].count_documents({})
+        before = have
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        written = copies = 0
+        sem = asyncio.Semaphore(2)  # two collections at a time: the database server has two cores here
+        while self.seed and have < target and (deadline is None or deadline() > 0):
+            suffix = f"~{self.next_copy}"
+            share = min(1.0, (target - have) / self.seed)
+
+            async def copy(pair: tuple[str, str], suffix: str = suffix, share: float = share) -> int:
+                async with sem:
+                    docs = self.originals[pair]
+                    docs = docs[: max(1, round(len(docs) * share))]
+                    coll = client[pair[0]][pair[1]]
+                    for start in range(0, len(docs), CHUNK):
+                        batch = [renamed(d, self.ids, suffix) for d in docs[start:start + CHUNK]]
+                        await coll.insert_many(batch, ordered=False)
+                    return len(docs)
+
+            written += sum(await asyncio.gather(*(copy(p) for p in self.originals)))
+            added = round(self.seed * share)
+            have += added
+            self.copied += added
+            copies += 1
+            self.next_copy += 1
+            rate = written / max(loop.time() - t0, 1e-3)
+            self.say(f"  copied: {have:,}/{target:,} cases stored ({written:,} documents, {rate:,.0f}/s)")
+        return {"copies": copies, "cases_before": before, "cases_after": have, "seed_cases": self.seed,
+                "collections": sorted(f"{db.removeprefix(self.db_prefix)}.{name}" for db, name in self.originals),
+                "documents": written, "seconds": round(loop.time() - t0, 1)}
