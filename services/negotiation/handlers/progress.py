@@ -15,8 +15,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from services.negotiation.errors import Conflict
-from services.negotiation.handlers.common import mark
+from services.negotiation.handlers.common import mark, until_saved
 from services.negotiation.handlers.ports import Store
 from services.negotiation.models import Closure, ExecutionRecord, StepProgress, Workspace
 from shared.contracts import followup
@@ -72,7 +71,7 @@ def closed(ws: Workspace, env: Closed) -> Workspace | None:
 
 async def _apply(case_id: str, rule: Callable[[Workspace, Any], Workspace | None], env: Envelope[Any], *,
                  repo: Store) -> bool:
-    for _ in range(3):
+    async def attempt() -> bool:
         current = await repo.get(case_id)
         if current is None:
             log.info("%s for a case negotiation does not know; ignored", env.event_type)
@@ -80,12 +79,10 @@ async def _apply(case_id: str, rule: Callable[[Workspace, Any], Workspace | None
         ws = rule(current, env)
         if ws is None:
             return False
-        try:
-            await repo.save(ws, current.version, [])
-            return True
-        except Conflict:
-            continue
-    raise Conflict(f"case {case_id} kept changing while recording {env.event_type}")
+        await repo.save(ws, current.version, [])
+        return True
+
+    return await until_saved(attempt, f"case {case_id} kept changing while recording {env.event_type}")
 
 
 async def record_progress(env: Progressed, *, repo: Store, now: datetime | None = None) -> bool:
