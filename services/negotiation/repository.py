@@ -99,6 +99,11 @@ def from_store(value: Any) -> Any:
     return value
 
 
+#: statuses whose cases get the regular progress notice (``handlers.reports``)
+PROGRESS_STATUSES = ("awaiting_investigation", "open", "agreed")
+#: the progress sweep's bucket of cases whose first notice is not planned yet
+UNPLANNED = "unplanned"
+
 #: How long a process answers an agent's profile from memory (``Repository.get_agent``).
 AGENT_PROFILE_TTL_S = 2.0
 
@@ -133,6 +138,7 @@ class Repository:
         self._linked: set[tuple[str, str]] = set()  # (customer, case) pairs known to be linked
         self._agents: dict[str, tuple[float, AgentProfile | None]] = {}  # get_agent's memory
         self._deadline_sweeps = Sweeper()  # open_near_deadline: day buckets, a full scan hourly
+        self._progress_sweeps = Sweeper()  # progress_due: likewise
 
     async def ensure_indexes(self) -> None:
         """Create the indexes queries and idempotency rely on."""
@@ -140,6 +146,7 @@ class Repository:
         await self.cases.create_index([("outbox_pending", ASCENDING)], name="by_outbox")
         await self.cases.create_index([("progress_due_at", ASCENDING)], name="by_progress_due")
         await self.cases.create_index([("deadline_day", ASCENDING)], name="by_deadline_day")
+        await self.cases.create_index([("progress_day", ASCENDING)], name="by_progress_day")
         await self.agents.create_index([("team", ASCENDING)], name="by_team")
         await self.audit.create_index([("case_id", ASCENDING), ("at", ASCENDING)], name="by_case")
         await self.refs.create_index([("ref_id", ASCENDING)], unique=True, name="uniq_ref")
@@ -246,6 +253,9 @@ class Repository:
         doc["load_holder"] = holder
         # the near-deadline sweep's day bucket (shared.buckets): open cases only
         doc["deadline_day"] = day_of(ws.deadline_at) if ws.status == "open" else None
+        # the progress sweep's: cases still owed regular notices, by the day the next is due
+        reported = ws.status in PROGRESS_STATUSES and ws.closure is None
+        doc["progress_day"] = (day_of(ws.progress_due_at) or UNPLANNED) if reported else None
         if ws.customer_id:
             await self.link_customer(ws.customer_id, ws.case_id)  # before the case: never a case unlinked
         if expected_version == 0:
@@ -305,13 +315,27 @@ class Repository:
 
     async def progress_due(self, now: datetime, *, limit: int = 200) -> list[str]:
         """Return ids of cases neither closed nor escalated whose progress notice is due, or was
-        never planned (``handlers.reports``)."""
-        cursor = self.cases.find(
-            {"status": {"$in": ["awaiting_investigation", "open", "agreed"]}, "closure": None,
-             "$or": [{"progress_due_at": None}, {"progress_due_at": {"$lte": now}}]},
-            {"_id": 1},
-        ).limit(limit)
-        return [d["_id"] async for d in cursor]
+        never planned (``handlers.reports``).
+
+        By the day the notice is due (``shared.buckets``) for two weeks up to today, and the
+        unplanned ones; the first sweep and one an hour scan every case.
+        """
+        if self._progress_sweeps.full_scan_due():
+            cursor = self.cases.find(
+                {"status": {"$in": list(PROGRESS_STATUSES)}, "closure": None,
+                 "$or": [{"progress_due_at": None}, {"progress_due_at": {"$lte": now}}]},
+                {"_id": 1},
+            ).limit(limit)
+            return [d["_id"] async for d in cursor]
+        found: list[str] = []
+        for day in [UNPLANNED, *days_up_to(now)]:
+            async for doc in self.cases.find({"progress_day": day}, {"_id": 1, "progress_due_at": 1}):
+                due = doc.get("progress_due_at")
+                if due is None or aware(due) <= now:
+                    found.append(doc["_id"])
+                    if len(found) >= limit:
+                        return found
+        return found
 
     # ------------------------------------------------------------------ agents
 
@@ -510,6 +534,7 @@ def _workspace(doc: dict[str, Any]) -> Workspace:
     doc.pop("outbox", None)  # findAndModify on FerretDB v1 takes no projection
     doc.pop("load_holder", None)
     doc.pop("deadline_day", None)
+    doc.pop("progress_day", None)
     data = from_store(doc)
     data["case_id"] = data.pop("_id")
     return Workspace.model_validate(data)

@@ -94,3 +94,22 @@ async def test_supervision_finds_due_and_idle_cases_by_day(settings: CommonSetti
 
     idle = {c["_id"] for c in await repo.idle_cases(rank, NOW - timedelta(days=1))}
     assert idle == {"S15", "S14"}, "their last event is 14 and 15 days old"
+
+
+async def test_negotiation_finds_progress_notices_due_by_day(settings: CommonSettings, mongo_client: Any) -> None:
+    repo = NegotiationRepository(service_database(mongo_client, settings.mongo, "negotiation"))
+    await repo.ensure_indexes()
+    clock = _Clock()
+    repo._progress_sweeps = Sweeper(monotonic=clock)
+    assert await repo.progress_due(NOW) == []  # the first sweep: a full scan
+
+    cases = [Workspace(case_id="P-NEW", status="awaiting_investigation"),  # never planned
+             Workspace(case_id="P-DUE", status="open", progress_due_at=NOW - timedelta(hours=1)),
+             Workspace(case_id="P-LATER", status="open", progress_due_at=NOW + timedelta(days=2)),
+             Workspace(case_id="P-ESC", status="escalated", progress_due_at=NOW - timedelta(hours=1))]
+    for ws in cases:
+        await repo.save(ws, 0, [])
+    by_day = sorted(await repo.progress_due(NOW))
+    assert by_day == ["P-DUE", "P-NEW"]
+    clock.t = 3600
+    assert sorted(await repo.progress_due(NOW)) == by_day, "the full scan agrees"
