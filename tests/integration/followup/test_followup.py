@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 from typing import Any
 
@@ -12,19 +11,13 @@ import pytest
 from shared.kafka import Publisher, ensure_topics
 from shared.settings import CommonSettings
 from shared.topics import decode
+from tests.integration.followup.support import followup_stack
 from tests.support.events import agreed
 from tests.support.eventually import eventually
 from tests.support.kafka import read_all
-from tests.support.processes import WORKER_READY, running_service, service_env
 from tests.support.tokens import bearer
 
 pytestmark = pytest.mark.integration
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 OPS = bearer("ops", sub="ops1")
@@ -42,11 +35,7 @@ async def test_agreed_settlement_is_executed_followed_up_and_closed(settings: Co
         {"kind": "fee_waiver", "fee": "late_fee", "fee_amount": "120.00", "waiver_pct": "100"},
         {"kind": "refund", "amount": "35.50"},
     ])
-    env = service_env(settings)
-    port = _free_port()
-    base = f"http://127.0.0.1:{port}"
-    with running_service("services.followup", ["worker"], env, tmp_path / "worker.log", ready_text=WORKER_READY), \
-         running_service("services.followup", ["api", "--port", str(port)], env, tmp_path / "api.log", ready_url=f"{base}/health"):
+    with followup_stack(settings, tmp_path) as base:
         async with Publisher(settings.kafka) as publisher:
             await publisher.publish(event)
             await publisher.publish(event)  # redelivery

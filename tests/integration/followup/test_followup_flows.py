@@ -25,11 +25,11 @@ from shared.clock import beijing_day
 from shared.kafka import Publisher, ensure_topics
 from shared.mongo import make_client, service_database
 from shared.settings import CommonSettings
+from tests.integration.followup.support import followup_stack
 from tests.integration.negotiation.support import (
     Caller,
     completed,
     events,
-    free_port,
     negotiation_stack,
     publish,
     registered,
@@ -39,7 +39,6 @@ from tests.integration.negotiation.support import (
 from tests.support.events import agreed
 from tests.support.eventually import eventually
 from tests.support.kafka import read_all
-from tests.support.processes import WORKER_READY, running_service, service_env
 from tests.support.tokens import bearer
 
 pytestmark = pytest.mark.integration
@@ -98,13 +97,7 @@ async def test_missed_instalment_alerts_and_the_case_stays_monitoring_until_the_
 ) -> None:
     await ensure_topics(settings.kafka)
     case = "case-m1"
-    env = service_env(settings, PARLEY_FOLLOWUP_SWEEP_INTERVAL_S="1")
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    with running_service("services.followup", ["worker"], env, tmp_path / "worker.log", ready_text=WORKER_READY,
-                         timeout=150), \
-         running_service("services.followup", ["api", "--port", str(port)], env, tmp_path / "api.log",
-                         ready_url=f"{base}/health", timeout=120):
+    with followup_stack(settings, tmp_path, PARLEY_FOLLOWUP_SWEEP_INTERVAL_S="1") as base:
         async with Publisher(settings.kafka) as publisher:
             await publisher.publish(_plan_with_a_missed_instalment(case))
 
@@ -158,14 +151,8 @@ async def test_a_dissatisfied_callback_reopens_the_negotiation_with_another_agen
 ) -> None:
     ns = service_settings(settings)
     case = "CASE-R1"
-    fu_port = free_port()
-    fu = f"http://127.0.0.1:{fu_port}"
-    fu_env = service_env(settings, PARLEY_FOLLOWUP_SWEEP_INTERVAL_S="1")
     with negotiation_stack(settings, tmp_path) as base, \
-         running_service("services.followup", ["worker"], fu_env, tmp_path / "fu-worker.log", ready_text=WORKER_READY,
-                         timeout=150), \
-         running_service("services.followup", ["api", "--port", str(fu_port)], fu_env, tmp_path / "fu-api.log",
-                         ready_url=f"{fu}/health", timeout=120):
+         followup_stack(settings, tmp_path, PARLEY_FOLLOWUP_SWEEP_INTERVAL_S="1") as fu:
         async with Caller(base, ns, sub="lead1", role="team_lead", team="t1") as lead:
             for agent_id in ("a1", "a2"):
                 resp = await lead.put(f"/agents/{agent_id}", json={

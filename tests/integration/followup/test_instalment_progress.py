@@ -22,11 +22,11 @@ import pytest
 
 from shared.clock import AcceleratedClock, now
 from shared.settings import CommonSettings
+from tests.integration.followup.support import followup_stack
 from tests.integration.negotiation.support import (
     Caller,
     completed,
     events,
-    free_port,
     negotiation_stack,
     publish,
     registered,
@@ -35,7 +35,6 @@ from tests.integration.negotiation.support import (
 )
 from tests.support.dates import today
 from tests.support.eventually import eventually
-from tests.support.processes import WORKER_READY, running_service, service_env
 from tests.support.tokens import bearer
 
 pytestmark = pytest.mark.integration
@@ -61,17 +60,11 @@ async def test_each_step_and_instalment_reaches_the_customers_view_in_both_langu
     ns = service_settings(settings)
     case, path = "CASE-P1", "/customer/cases/CASE-P1"
     first_due = today() + timedelta(days=30)
-    fu_port = free_port()
-    fu = f"http://127.0.0.1:{fu_port}"
     # follow-up's business time runs 40 days ahead (worker and API on one clock: the same anchor),
     # so the first instalment is past due for it
     ahead = AcceleratedClock(now() + timedelta(days=40), 1)
-    fu_env = service_env(settings, PARLEY_FOLLOWUP_SWEEP_INTERVAL_S="1", **ahead.env())
     with negotiation_stack(settings, tmp_path) as base, \
-         running_service("services.followup", ["worker"], fu_env, tmp_path / "fu-worker.log", ready_text=WORKER_READY,
-                         timeout=150), \
-         running_service("services.followup", ["api", "--port", str(fu_port)], fu_env, tmp_path / "fu-api.log",
-                         ready_url=f"{fu}/health", timeout=120):
+         followup_stack(settings, tmp_path, PARLEY_FOLLOWUP_SWEEP_INTERVAL_S="1", **ahead.env()) as fu:
         async with Caller(base, ns, sub="lead1", role="team_lead", team="t1") as lead:
             resp = await lead.put("/agents/a1", json={
                 "agent_id": "a1", "team": "t1", "role": "agent", "categories": ["pricing_fees"],
