@@ -86,6 +86,14 @@ async def group_caught_up(settings: CommonSettings, group: str, topic: str) -> b
     The barrier for "the consumer has processed everything published so far": with
     ``eventually(...)`` it proves a consumer got past a message without sleeping.
     """
+    lag = await group_lag(settings, group, topic)
+    return lag is not None and not lag
+
+
+async def group_lag(settings: CommonSettings, group: str, topic: str) -> dict[int, tuple[int | None, int]] | None:
+    """The partitions of ``topic`` that consumer group ``group`` has not committed to their
+    end: ``{partition: (committed offset or None, end offset)}``; None while the topic has no
+    partitions yet. Empty means caught up (what ``group_caught_up`` asks)."""
     physical = settings.kafka.topic(topic)
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka.bootstrap)
     await admin.start()
@@ -100,9 +108,13 @@ async def group_caught_up(settings: CommonSettings, group: str, topic: str) -> b
         ends = await consumer.end_offsets(tps) if tps else {}
     finally:
         await consumer.stop()
-    return bool(ends) and all(
-        end == 0 or (tp in committed and committed[tp].offset >= end) for tp, end in ends.items()
-    )
+    if not ends:
+        return None
+    return {
+        tp.partition: (committed[tp].offset if tp in committed else None, end)
+        for tp, end in ends.items()
+        if end > 0 and (tp not in committed or committed[tp].offset < end)
+    }
 
 
 async def group_assignments(settings: CommonSettings, group: str) -> dict[str, set[tuple[str, int]]]:
