@@ -71,7 +71,7 @@ class Plan:
     burst_n: int = 5_000
     burst_cap: float = 60
     levels: tuple[int, ...] = (10_000, 50_000)
-    preload_caps: tuple[float, ...] = (90, 200)  # the budget's remainder decides in the end
+    preload_caps: tuple[float, ...] = (60, 280)  # the budget's remainder decides in the end
     settle_cap: float = 8
     quiet_cap: float = 3
     budget: float = 570  # everything, servers up to servers down; make bench adds ~10 s
@@ -654,7 +654,7 @@ class Bench:
                                 self.plan.settle_cap)
             done = await self.copier.grow(level, deadline=lambda: cap - (now() - t0))
             stored = await self.stored_cases()
-            result = {"level": level, "stored": stored, "made_by_pipeline": done["seed_cases"],
+            result = {"level": level, "stored": stored, "made_by_pipeline": done["made_by_pipeline"], "sample_cases": done["seed_cases"],
                       "copied_documents": done["documents"], "collections": done["collections"],
                       "seconds": round(now() - t0, 1), "copy_seconds": done["seconds"], "reached": stored >= level,
                       "method": "copies of the run's cases (bench/clone.py)"}
@@ -677,6 +677,12 @@ class Bench:
             await self.raw_round("before the pipeline steps")
             steps["probe_0"] = await self.probe("0")
             for i, rate in enumerate(p.steady_rates):
+                if i and self.est_rate is not None and steps[f"steady_{p.steady_rates[0]:g}"]["rate"] < p.steady_rates[0]:
+                    # the first rate already ran at the highest rate intake sustains; a higher one
+                    # would run at that same reduced rate again: its time goes to the stored levels
+                    self.note(f"steady {rate:g}/s not run: intake's measured ~{self.est_rate:,.1f}/s is below "
+                              f"{p.steady_rates[0]:g}/s already, so the {p.steady_rates[0]:g}/s row is the highest rate it sustains")
+                    continue
                 steps[f"steady_{rate:g}"] = await self.steady(rate, completion=(i == 0))
             steps["negotiation_get"] = await self.negotiation_reads()
             self.dead_check()
