@@ -637,8 +637,11 @@ class Bench:
         return f"burst: {reg:,}/{len(ccids):,} registered, {r:,.0f}/s, ETA {_eta(eta)}"
 
     async def stored_cases(self) -> int:
-        """Cases intake holds (its collection's count: made by the pipeline and copied)."""
-        return int(await self.mongo[f"{self.db_prefix}intake"]["cases"].estimated_document_count())
+        """Cases stored: those the pipeline registered in this run and those copied.
+
+        (Counted here, not asked of the database: FerretDB v1 counts by reading the table,
+        18 s at 21,000 cases.)"""
+        return len(self.observer.new_cases) + self.copier.copied
 
     async def preload(self, level: int, cap: float) -> dict[str, Any]:
         """Grow the stores to ``level`` cases by copying the cases the run made (``bench/clone.py``).
@@ -652,7 +655,8 @@ class Bench:
             t0 = now()
             await self.wait_for(lambda: self.observer.backlog() == 0 and self.observer.investigation_backlog() == 0,
                                 self.plan.settle_cap)
-            done = await self.copier.grow(level, deadline=lambda: cap - (now() - t0))
+            # (a round of copies takes a few seconds: stop early enough to stay within the cap)
+            done = await self.copier.grow(level, await self.stored_cases(), deadline=lambda: cap - 6 - (now() - t0))
             stored = await self.stored_cases()
             result = {"level": level, "stored": stored, "made_by_pipeline": done["made_by_pipeline"], "sample_cases": done["seed_cases"],
                       "copied_documents": done["documents"], "collections": done["collections"],
