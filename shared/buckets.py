@@ -16,8 +16,9 @@ On MongoDB the same equality queries use ordinary indexes.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from shared.clock import beijing_day
 
@@ -62,3 +63,18 @@ class Sweeper:
             self._last_full = now
             return True
         return False
+
+
+async def find_by_days(collection: Any, day_field: str, days: Iterable[str], query: dict[str, Any],
+                       projection: dict[str, Any] | None, is_due: Callable[[dict[str, Any]], bool],
+                       limit: int) -> list[dict[str, Any]]:
+    """The documents of these day buckets (``{day_field: day, **query}``, one indexed equality
+    each) that ``is_due`` keeps, up to ``limit``, in the order of ``days``."""
+    found: list[dict[str, Any]] = []
+    for day in days:
+        async for doc in collection.find({day_field: day, **query}, projection):
+            if is_due(doc):
+                found.append(doc)
+                if len(found) >= limit:
+                    return found
+    return found

@@ -45,7 +45,7 @@ from services.negotiation.errors import Conflict, StaleVersion
 from services.negotiation.fairness import BANDS
 from services.negotiation.models import AgentProfile, Workspace
 from services.negotiation.plan import from_fen, to_fen
-from shared.buckets import Sweeper, aware, day_of, days_up_to
+from shared.buckets import Sweeper, aware, day_of, days_up_to, find_by_days
 from shared.contracts.common import Category
 from shared.contracts.envelope import Envelope
 from shared.mongo import claim_next_version
@@ -303,15 +303,10 @@ class Repository:
         if self._deadline_sweeps.full_scan_due():
             cursor = self.cases.find({"status": "open", "deadline_at": {"$lt": before}}, {"_id": 1}).limit(limit)
             return [d["_id"] async for d in cursor]
-        found: list[str] = []
-        for day in days_up_to(before):
-            async for doc in self.cases.find({"deadline_day": day, "status": "open"}, {"_id": 1, "deadline_at": 1}):
-                deadline = doc.get("deadline_at")
-                if deadline is not None and aware(deadline) < before:
-                    found.append(doc["_id"])
-                    if len(found) >= limit:
-                        return found
-        return found
+        docs = await find_by_days(
+            self.cases, "deadline_day", days_up_to(before), {"status": "open"}, {"_id": 1, "deadline_at": 1},
+            lambda d: d.get("deadline_at") is not None and aware(d["deadline_at"]) < before, limit)
+        return [d["_id"] for d in docs]
 
     async def progress_due(self, now: datetime, *, limit: int = 200) -> list[str]:
         """Return ids of cases neither closed nor escalated whose progress notice is due, or was
@@ -327,15 +322,10 @@ class Repository:
                 {"_id": 1},
             ).limit(limit)
             return [d["_id"] async for d in cursor]
-        found: list[str] = []
-        for day in [UNPLANNED, *days_up_to(now)]:
-            async for doc in self.cases.find({"progress_day": day}, {"_id": 1, "progress_due_at": 1}):
-                due = doc.get("progress_due_at")
-                if due is None or aware(due) <= now:
-                    found.append(doc["_id"])
-                    if len(found) >= limit:
-                        return found
-        return found
+        docs = await find_by_days(
+            self.cases, "progress_day", [UNPLANNED, *days_up_to(now)], {}, {"_id": 1, "progress_due_at": 1},
+            lambda d: d.get("progress_due_at") is None or aware(d["progress_due_at"]) <= now, limit)
+        return [d["_id"] for d in docs]
 
     # ------------------------------------------------------------------ agents
 

@@ -11,7 +11,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from services.supervision.handlers import CaseChange, status_of
-from shared.buckets import Sweeper, aware, day_of, days_up_to
+from shared.buckets import Sweeper, aware, day_of, days_up_to, find_by_days
 from shared.contracts.envelope import Envelope
 from shared.contracts.supervision import SupervisionAlert
 from shared.outbox import outbox_document
@@ -161,14 +161,9 @@ class Repository:
         if self._due_sweeps.full_scan_due():
             cursor = self.cases.find({"deadline_at": {"$lte": when}, **on_clock}, {"timeline": 0}).limit(1000)
             return [_with_status(doc) async for doc in cursor]
-        found: list[dict[str, Any]] = []
-        for day in days_up_to(when):
-            async for doc in self.cases.find({"deadline_day": day, **on_clock}, {"timeline": 0}):
-                if aware(doc["deadline_at"]) <= when:
-                    found.append(_with_status(doc))
-                    if len(found) >= 1000:
-                        return found
-        return found
+        docs = await find_by_days(self.cases, "deadline_day", days_up_to(when), on_clock, {"timeline": 0},
+                                  lambda d: aware(d["deadline_at"]) <= when, 1000)
+        return [_with_status(doc) for doc in docs]
 
     async def clock_stopped(self, case_id: str) -> None:
         await self.cases.update_one({"_id": case_id}, {"$set": {"clock_stopped": True}})
@@ -238,14 +233,9 @@ class Repository:
             cursor = self.cases.find({"status_rank": rank, "last_event_at": {"$lt": before}, **waiting},
                                      {"timeline": 0}).limit(limit)
             return [_with_status(doc) async for doc in cursor]
-        found: list[dict[str, Any]] = []
-        for day in days_up_to(before):
-            async for doc in self.cases.find({"last_event_day": day, "status_rank": rank, **waiting}, {"timeline": 0}):
-                if aware(doc["last_event_at"]) < before:
-                    found.append(_with_status(doc))
-                    if len(found) >= limit:
-                        return found
-        return found
+        docs = await find_by_days(self.cases, "last_event_day", days_up_to(before), {"status_rank": rank, **waiting},
+                                  {"timeline": 0}, lambda d: aware(d["last_event_at"]) < before, limit)
+        return [_with_status(doc) for doc in docs]
 
     async def mark_stuck(self, case_id: str, last_event_at: datetime) -> None:
         """Note the stuck alert (unless an event came in meanwhile)."""
