@@ -4,7 +4,8 @@ Everything else (worker, API app, preparation, health, error mapping, outbox rel
 built from this spec by ``shared.service``, the same way for every service.
 
 - every catalogue topic with an envelope but ``supervision.alert`` →
-  ``handlers.record_events`` (one write per case per batch); an unreadable event is left to the topic's owner, who
+  ``handlers.record_events`` (batches of up to 500 events gathered for up to 0.5 s; one
+  upsert per case per batch, sent in bulk); an unreadable event is left to the topic's owner, who
   dead-letters it, and supervision sees it on the ``.dlq`` topic;
 - ``supervision.alert`` → ``handlers.record_foreign_alerts``: alerts other services raised are
   stored once (by event id); its own (producer ``supervision``) are stored when raised;
@@ -228,7 +229,9 @@ SPEC: ServiceSpec[Settings, Deps] = ServiceSpec(
     deps=build_deps,
     indexes=lambda deps: deps.repo.ensure_indexes(),
     subscriptions=[
-        Subscription("watch", WATCHED, on_events, decode=_decode_watched),
+        # a monitor: half a second more to gather up to 500 events, so more of a case's events
+        # fold into its one write and more cases share a bulk command
+        Subscription("watch", WATCHED, on_events, decode=_decode_watched, batch_size=500, within_s=0.5),
         Subscription("alerts", ("supervision.alert",), on_alerts),
         Subscription("dead-letters", DEAD_LETTERS, on_dead_letters, decode=lambda m: m,
                      dead_letter=False),

@@ -3,19 +3,25 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime
 from typing import Any
 
 from pymongo import ASCENDING
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import DuplicateKeyError, OperationFailure
 
 from services.supervision.handlers import CaseChange, status_of
 from shared.buckets import Sweeper, aware, day_of, days_up_to, find_by_days
 from shared.contracts.envelope import Envelope
 from shared.contracts.supervision import SupervisionAlert
-from shared.outbox import outbox_document
-from shared.service import each_by_key
+from shared.outbox import UPDATES_PER_COMMAND, outbox_document
+
+#: Bulk commands of case upserts one ``apply_changes`` has in flight (each holds up to
+#: ``UPDATES_PER_COMMAND`` of FerretDB's pooled PostgreSQL connections until it ends).
+CHUNKS_IN_FLIGHT = 4
+#: The server's duplicate-key error code.
+DUPLICATE_KEY = 11000
 
 
 class Repository:
@@ -46,38 +52,51 @@ class Repository:
         await self.cases.create_index([("last_event_day", ASCENDING), ("status_rank", ASCENDING)], name="idle_day")
 
     async def apply_changes(self, changes: list[CaseChange]) -> None:
-        """Write each case's change with one upsert by ``_id``, several cases at a time.
+        """Write each case's change with one upsert by ``_id``, in bulk.
 
         Idempotent without a read or a "seen" record: timeline entries go in with
         ``$addToSet`` (a redelivered event's entry is equal to the stored one), the status
         rank with ``$max``; the other fields are set to the same values again.
-        """
-        await each_by_key(changes, lambda c: c.case_id, self._apply)
 
-    async def _apply(self, change: CaseChange) -> None:
-        update: dict[str, Any] = {
-            "$addToSet": {"timeline": {"$each": change.timeline}},
-            "$setOnInsert": {"alerts": []},
-            "$max": {"status_rank": change.status_rank or 0},
-            "$set": {"last_event_type": change.last_event_type, "last_event_at": change.last_event_at,
-                     "last_event_day": day_of(change.last_event_at),
-                     **{f"r.{name}": value for name, value in change.facts.items()}},
-            "$unset": {"stuck": ""},  # an event: the case is not stuck in its stage (any more)
-        }
-        if change.deadline_at is not None:
-            update["$set"]["deadline_at"] = change.deadline_at
-            update["$set"]["deadline_day"] = day_of(change.deadline_at)
-        if change.paused is not None:
-            update["$set"]["paused"] = change.paused
-        if change.case_number:
-            update["$set"]["case_number"] = change.case_number
-        if change.provisional is not None:
-            update["$set"]["deadline_provisional"] = change.provisional
-        if change.correlation_id:
-            update["$set"]["correlation_id"] = change.correlation_id
-        if change.finished_at is not None:
-            update["$min"] = {"finished_at": change.finished_at}
-        await self.cases.update_one({"_id": change.case_id}, update, upsert=True)
+        The upserts go unordered in commands of at most ``UPDATES_PER_COMMAND`` (FerretDB v1
+        holds a pooled connection per update until its command ends, docs/stack.md),
+        ``CHUNKS_IN_FLIGHT`` commands at a time. Changes of one case (``fold_events`` makes one
+        per batch; a caller may pass more) go in rounds, each round after the one before.
+        """
+        rounds: list[list[CaseChange]] = []
+        seen: dict[str, int] = {}
+        for change in changes:
+            n = seen[change.case_id] = seen.get(change.case_id, -1) + 1
+            if n == len(rounds):
+                rounds.append([])
+            rounds[n].append(change)
+        gate = asyncio.Semaphore(CHUNKS_IN_FLIGHT)
+        for batch in rounds:
+            await asyncio.gather(*(self._write_chunk(batch[i:i + UPDATES_PER_COMMAND], gate)
+                                   for i in range(0, len(batch), UPDATES_PER_COMMAND)))
+
+    async def _write_chunk(self, changes: list[CaseChange], gate: asyncio.Semaphore) -> None:
+        """Send one ``update`` command of unordered upserts.
+
+        FerretDB v1's upsert is a find, then an insert: when two writers upsert the same new
+        ``_id`` at once, one gets a duplicate key (11000). FerretDB then ends the command at
+        that update, unordered or not, and answers with the error alone (no counts, which
+        PyMongo's ``bulk_write`` fails on with ``KeyError('nModified')``): so the command is
+        sent as such, and on a duplicate key the updates from the failed one on are sent
+        again (the document exists now; the updates are idempotent). Other errors raise.
+        """
+        updates = [{"q": {"_id": c.case_id}, "u": case_update(c), "upsert": True} for c in changes]
+        async with gate:
+            for _ in range(len(updates) + 1):  # each round gets past at least one update
+                reply = await self.db.command({"update": self.cases.name, "updates": updates, "ordered": False})
+                errors = sorted(reply.get("writeErrors") or [], key=lambda e: e["index"])
+                if not errors:
+                    return
+                failed = next((e for e in errors if e.get("code") != DUPLICATE_KEY), errors[0])
+                if failed.get("code") != DUPLICATE_KEY:
+                    raise OperationFailure(failed.get("errmsg", "write error"), failed.get("code"), reply)
+                updates = updates[failed["index"]:]
+            raise OperationFailure("case upserts kept failing on duplicate keys", DUPLICATE_KEY, reply)
 
     async def add_dead_letter(self, record: dict[str, Any]) -> bool:
         try:
@@ -294,6 +313,33 @@ class Repository:
             {"_id": {"$regex": "^" + re.escape(prefix)}, "resolved": None},
             {"$set": {"status": "resolved", "resolved": {"by": by, "at": now, "note": note}}})
         return result.modified_count
+
+
+def case_update(change: CaseChange) -> dict[str, Any]:
+    """The update that writes one batch's ``change`` on its case's watch (upserted by ``_id``)."""
+    update: dict[str, Any] = {
+        "$addToSet": {"timeline": {"$each": change.timeline}},
+        "$setOnInsert": {"alerts": []},
+        "$max": {"status_rank": change.status_rank or 0},
+        "$set": {"last_event_type": change.last_event_type, "last_event_at": change.last_event_at,
+                 "last_event_day": day_of(change.last_event_at),
+                 **{f"r.{name}": value for name, value in change.facts.items()}},
+        "$unset": {"stuck": ""},  # an event: the case is not stuck in its stage (any more)
+    }
+    if change.deadline_at is not None:
+        update["$set"]["deadline_at"] = change.deadline_at
+        update["$set"]["deadline_day"] = day_of(change.deadline_at)
+    if change.paused is not None:
+        update["$set"]["paused"] = change.paused
+    if change.case_number:
+        update["$set"]["case_number"] = change.case_number
+    if change.provisional is not None:
+        update["$set"]["deadline_provisional"] = change.provisional
+    if change.correlation_id:
+        update["$set"]["correlation_id"] = change.correlation_id
+    if change.finished_at is not None:
+        update["$min"] = {"finished_at": change.finished_at}
+    return update
 
 
 def _with_status(doc: dict[str, Any]) -> dict[str, Any]:
