@@ -8,15 +8,22 @@ multi-document transactions, no change streams, no ``$lookup``/``$facet``.
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from shared.settings import MongoSettings
+
+T = TypeVar("T")
+
+#: The server's duplicate-key error code.
+DUPLICATE_KEY = 11000
 
 
 def make_client(settings: MongoSettings) -> AsyncMongoClient[dict[str, Any]]:
@@ -76,3 +83,39 @@ async def claim_next_version(
                 return False
             await claims.delete_one({"_id": key, "at": claim["at"]})
     return False
+
+
+async def bounded(calls: Sequence[Callable[[], Awaitable[T]]], limit: int) -> list[T]:
+    """Run ``calls`` with at most ``limit`` in flight; results in order."""
+    gate = asyncio.Semaphore(limit)
+
+    async def one(call: Callable[[], Awaitable[T]]) -> T:
+        async with gate:
+            return await call()
+
+    return list(await asyncio.gather(*(one(c) for c in calls)))
+
+
+async def insert_new(collection: AsyncCollection[dict[str, Any]], docs: Sequence[dict[str, Any]], *,
+                     chunk: int = 250, parallel: int = 2) -> set[Any]:
+    """Insert ``docs`` unordered, in bulk commands of ``chunk`` documents (``parallel`` at a
+    time); return the ``_id``s refused as duplicates.
+
+    Idempotent inserts without a read: a document already there is refused by its unique
+    ``_id`` (or another unique index; the caller tells them apart) and the rest go in. Any
+    other write error is raised.
+    """
+    refused: set[Any] = set()
+
+    async def one(part: list[dict[str, Any]]) -> None:
+        try:
+            await collection.insert_many(part, ordered=False)
+        except BulkWriteError as exc:
+            errors = exc.details.get("writeErrors", [])
+            if any(e.get("code") != DUPLICATE_KEY for e in errors):
+                raise
+            refused.update(part[e["index"]]["_id"] for e in errors)
+
+    parts = [list(docs[i:i + chunk]) for i in range(0, len(docs), chunk)]
+    await bounded([lambda p=p: one(p) for p in parts], parallel)  # type: ignore[misc]
+    return refused

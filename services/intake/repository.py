@@ -66,13 +66,15 @@ from typing import Any, Protocol, TypeVar
 from pymongo import ASCENDING, DESCENDING
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import BulkWriteError, DuplicateKeyError
+from pymongo.errors import DuplicateKeyError
 
 from services.intake import pii, rules
 from services.intake.errors import RegistrationConflict
 from shared import outbox
 from shared.contracts.envelope import Envelope
 from shared.crypto import NO_KEY, KeyRing, RotationReport, default_keyring, is_sealed, rotate
+from shared.mongo import bounded
+from shared.mongo import insert_new as shared_insert_new
 from shared.originals import record_read
 
 log = logging.getLogger(__name__)
@@ -126,13 +128,7 @@ class KeyedLocks:
 
 async def _bounded(calls: list[Callable[[], Awaitable[T]]], limit: int = PARALLEL) -> list[T]:
     """Run ``calls`` with at most ``limit`` in flight; results in order."""
-    gate = asyncio.Semaphore(limit)
-
-    async def one(call: Callable[[], Awaitable[T]]) -> T:
-        async with gate:
-            return await call()
-
-    return list(await asyncio.gather(*(one(c) for c in calls)))
+    return await bounded(calls, limit)
 
 
 async def insert_new(collection: AsyncCollection[Doc], docs: list[Doc]) -> set[Any]:
@@ -140,20 +136,7 @@ async def insert_new(collection: AsyncCollection[Doc], docs: list[Doc]) -> set[A
 
     A duplicate may be on ``_id`` or on another unique index; the caller tells them apart.
     """
-    refused: set[Any] = set()
-
-    async def chunk(part: list[Doc]) -> None:
-        try:
-            await collection.insert_many(part, ordered=False)
-        except BulkWriteError as exc:
-            errors = exc.details.get("writeErrors", [])
-            if any(e.get("code") != 11000 for e in errors):
-                raise
-            refused.update(part[e["index"]]["_id"] for e in errors)
-
-    parts = [docs[i:i + INSERT_CHUNK] for i in range(0, len(docs), INSERT_CHUNK)]
-    await _bounded([functools.partial(chunk, p) for p in parts], limit=INSERT_PARALLEL)
-    return refused
+    return await shared_insert_new(collection, docs, chunk=INSERT_CHUNK, parallel=INSERT_PARALLEL)
 
 
 class NumberStore(Protocol):

@@ -24,19 +24,19 @@ from typing import Any
 from pymongo import ASCENDING
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import BulkWriteError, DuplicateKeyError
+from pymongo.errors import DuplicateKeyError
 
 from services.investigation.ports import RecordsRequest
 from services.investigation.records import PRODUCTS, CoreRecords, normalise
 from services.investigation.settings import Settings
 from shared.contracts.envelope import Envelope
+from shared.mongo import insert_new
 from shared.outbox import open_ledger, outbox_fields
 
 log = logging.getLogger(__name__)
 
 #: the lists a customer's ``core_records`` document holds (appraisals are kept apart)
 HELD = tuple(name for name in CoreRecords.COLLECTIONS if name != "appraisals")
-DUPLICATE_KEY = 11000
 
 
 async def find_by_ids(collection: AsyncCollection[dict[str, Any]], ids: Sequence[Any]) -> dict[Any, dict[str, Any]]:
@@ -44,20 +44,6 @@ async def find_by_ids(collection: AsyncCollection[dict[str, Any]], ids: Sequence
     unique = list(dict.fromkeys(ids))
     docs = await asyncio.gather(*(collection.find_one({"_id": i}) for i in unique))
     return {i: d for i, d in zip(unique, docs, strict=True) if d is not None}
-
-
-async def insert_new(collection: AsyncCollection[dict[str, Any]], docs: Sequence[dict[str, Any]]) -> set[Any]:
-    """Insert ``docs`` unordered in one bulk write; return the ids that were already there."""
-    if not docs:
-        return set()
-    try:
-        await collection.insert_many(list(docs), ordered=False)
-    except BulkWriteError as exc:
-        errors = exc.details.get("writeErrors", [])
-        if any(e.get("code") != DUPLICATE_KEY for e in errors):
-            raise
-        return {docs[e["index"]]["_id"] for e in errors}
-    return set()
 
 
 

@@ -63,18 +63,22 @@ async def on_registered(deps: Deps, events: list[Envelope[ComplaintRegistered]])
     async def record(env: Envelope[ComplaintRegistered]) -> None:
         await handlers.record_registration(env, repo=_repo(deps), now=utcnow())
 
-    await each_by_key(events, lambda e: e.case_id, record)
+    left = await handlers.record_registrations(events, repo=_repo(deps), now=utcnow())
+    await each_by_key(left, lambda e: e.case_id, record)
 
 
 async def on_completed(deps: Deps, events: list[Envelope[InvestigationCompleted]]) -> list[Written]:
-    """Open (or revise) each case's workspace from investigation's finding."""
+    """Open (or revise) each case's workspace from investigation's finding: in bulk, then the
+    one-by-one way for what the bulk write left (revisions, cases written meanwhile)."""
     repo = _repo(deps)
 
     async def open_one(env: Envelope[InvestigationCompleted]) -> Written:
         await handlers.open_workspace(env, repo=repo, settings=deps.settings, now=utcnow())
         return Written(repo.cases, env.case_id)
 
-    return await each_by_key(events, lambda e: e.case_id, open_one)
+    outboxes, left = await handlers.open_workspaces(events, repo=repo, settings=deps.settings, now=utcnow())
+    written = [Written(repo.cases, case_id, pending) for case_id, pending in outboxes.items()]
+    return written + await each_by_key(left, lambda e: e.case_id, open_one)
 
 
 async def on_progressed(deps: Deps, events: list[Envelope[ExecutionProgressed]]) -> None:

@@ -32,12 +32,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from enum import Enum
 from typing import Any
 
-from pymongo import ASCENDING, ReturnDocument
+from pymongo import ASCENDING, ReturnDocument, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
@@ -48,8 +49,16 @@ from services.negotiation.plan import from_fen, to_fen
 from shared.buckets import Sweeper, aware, day_of, days_up_to, find_by_days
 from shared.contracts.common import Category
 from shared.contracts.envelope import Envelope
-from shared.mongo import claim_next_version
-from shared.outbox import SWEEP_GRACE, SendFn, outbox_document, outbox_fields, relay, relay_pending
+from shared.mongo import bounded, claim_next_version, insert_new
+from shared.outbox import (
+    SWEEP_GRACE,
+    UPDATES_PER_COMMAND,
+    SendFn,
+    outbox_document,
+    outbox_fields,
+    relay,
+    relay_pending,
+)
 
 log = logging.getLogger(__name__)
 
@@ -182,6 +191,13 @@ class Repository:
         doc = await self.cases.find_one({"_id": case_id}, {"outbox": 0})
         return _workspace(doc) if doc else None
 
+    async def get_many(self, case_ids: list[str]) -> dict[str, Workspace]:
+        """Return the workspaces of ``case_ids`` that exist: concurrent reads by ``_id``
+        (FerretDB v1 does not push ``$in`` down)."""
+        docs = await bounded([lambda c=c: self.cases.find_one({"_id": c}, {"outbox": 0})  # type: ignore[misc]
+                              for c in case_ids], 8)
+        return {c: _workspace(d) for c, d in zip(case_ids, docs, strict=True) if d is not None}
+
     async def find(self, query: dict[str, Any], *, limit: int = 200) -> list[Workspace]:
         """Return workspaces matching a query, newest first."""
         cursor = self.cases.find(query, {"outbox": 0}).sort("opened_at", -1).limit(limit)
@@ -247,15 +263,8 @@ class Repository:
 
         Raises ``Conflict`` when the stored version is not ``expected_version``.
         """
-        doc = to_store(ws.model_dump(mode="python", exclude={"version"}))
-        doc.pop("case_id")
-        holder = _holder(ws)
-        doc["load_holder"] = holder
-        # the near-deadline sweep's day bucket (shared.buckets): open cases only
-        doc["deadline_day"] = day_of(ws.deadline_at) if ws.status == "open" else None
-        # the progress sweep's: cases still owed regular notices, by the day the next is due
-        reported = ws.status in PROGRESS_STATUSES and ws.closure is None
-        doc["progress_day"] = (day_of(ws.progress_due_at) or UNPLANNED) if reported else None
+        doc = _document(ws)
+        holder = doc["load_holder"]
         if ws.customer_id:
             await self.link_customer(ws.customer_id, ws.case_id)  # before the case: never a case unlinked
         if expected_version == 0:
@@ -285,6 +294,87 @@ class Repository:
             f"case {ws.case_id} is at version {found}, not {expected_version}: "
             "it changed since you read it; reload and try again"
         )
+
+    async def save_many(self, items: list[tuple[Workspace | None, Workspace, list[Envelope[Any]]]]
+                        ) -> tuple[dict[str, dict[str, Any]], set[str]]:
+        """Write many workspaces as ``save`` does, in bulk commands; one item per case.
+
+        Each item is (the workspace as read, or None for a new one; the workspace to write;
+        the events it owes). New workspaces go in with one unordered ``insert_many``; changed
+        ones win their version claims with one, then move version ``v`` to ``v + 1`` in update
+        commands of at most ``UPDATES_PER_COMMAND``. Customers are linked first (never a case
+        unlinked) and agents' loads moved after, once per agent. Returns the outbox items
+        written per case (for ``Written``: no read to publish them) and the ids of cases not
+        written because someone else wrote them first: the caller takes those the one-by-one
+        way (``save``), which reads them again.
+        """
+        if not items:
+            return {}, set()
+        docs = {after.case_id: _document(after) for _, after, _ in items}
+        await self._link_customers([after for _, after, _ in items])
+        stale: set[str] = set()
+        outboxes: dict[str, dict[str, Any]] = {}
+        new = [(after, events) for before, after, events in items if before is None]
+        if new:
+            rows = [{"_id": ws.case_id, **docs[ws.case_id], "version": 1, **outbox_document(events)}
+                    for ws, events in new]
+            refused = {str(i) for i in await insert_new(self.cases, rows)}
+            stale |= refused
+            outboxes.update({row["_id"]: row["outbox"] for row in rows if row["outbox"] and row["_id"] not in refused})
+        changed = [(before, after, events) for before, after, events in items if before is not None]
+        if changed:
+            taken = await insert_new(self.claims, [
+                {"_id": f"{before.case_id}#{before.version + 1}", "at": datetime.now(UTC)} for before, _, _ in changed])
+            stale |= {str(key).rsplit("#", 1)[0] for key in taken}
+            moving = [(before, after, events) for before, after, events in changed if before.case_id not in stale]
+            fields = {before.case_id: outbox_fields(events) for before, _, events in moving}
+            ops = [UpdateOne({"_id": before.case_id, "version": before.version},
+                             {"$set": {**docs[before.case_id], **fields[before.case_id]}, "$inc": {"version": 1}})
+                   for before, _, _ in moving]
+            parts = [list(range(i, min(i + UPDATES_PER_COMMAND, len(ops)))) for i in range(0, len(ops), UPDATES_PER_COMMAND)]
+
+            async def write(part: list[int]) -> None:
+                result = await self.cases.bulk_write([ops[i] for i in part], ordered=False)
+                if result.matched_count < len(part):  # the claim was won but the version moved: which?
+                    for i in part:
+                        before = moving[i][0]
+                        now_at = await self.cases.find_one({"_id": before.case_id}, {"version": 1})
+                        if (now_at or {}).get("version") != before.version + 1:
+                            stale.add(before.case_id)
+
+            await bounded([lambda p=p: write(p) for p in parts], 4)  # type: ignore[misc]
+            for before, _, _ in moving:
+                if before.case_id not in stale:
+                    outboxes[before.case_id] = {k.removeprefix("outbox."): v for k, v in fields[before.case_id].items()
+                                                if k.startswith("outbox.")}
+        moves: dict[str, tuple[list[str], list[str]]] = {}
+        for read, after, _ in items:
+            if after.case_id in stale:
+                continue
+            old, holder = (_holder(read) if read is not None else None), docs[after.case_id]["load_holder"]
+            if old != holder:
+                if old is not None:
+                    moves.setdefault(old, ([], []))[1].append(after.case_id)
+                if holder is not None:
+                    moves.setdefault(holder, ([], []))[0].append(after.case_id)
+        await bounded([lambda a=a, m=m: self._change_loads(a, add=m[0], remove=m[1])  # type: ignore[misc]
+                       for a, m in moves.items()], 4)
+        return outboxes, stale
+
+    async def _link_customers(self, workspaces: list[Workspace]) -> None:
+        """``link_customer`` for many cases: one insert for customers seen the first time, then
+        the one-by-one way for the others (an existing customer, two cases of one customer)."""
+        wanted = [(ws.customer_id, ws.case_id) for ws in workspaces
+                  if ws.customer_id and (ws.customer_id, ws.case_id) not in self._linked]
+        first: dict[str, str] = {}
+        for customer_id, case_id in wanted:
+            first.setdefault(customer_id, case_id)
+        refused = await insert_new(self.customers, [{"_id": c, "case_ids": [k], "version": 1} for c, k in first.items()])
+        for customer_id, case_id in first.items():
+            if customer_id not in refused:
+                self._linked.add((customer_id, case_id))
+        rest = [(c, k) for c, k in wanted if (c, k) not in self._linked]
+        await bounded([lambda c=c, k=k: self.link_customer(c, k) for c, k in rest], 8)  # type: ignore[misc]
 
     async def relay(self, case_id: str, send: SendFn) -> int:
         """Publish a case's pending events."""
@@ -376,24 +466,25 @@ class Repository:
         if old == new:
             return
         if old is not None:
-            await self._change_load(old, case_id, add=False)
+            await self._change_loads(old, remove=[case_id])
         if new is not None:
-            await self._change_load(new, case_id, add=True)
+            await self._change_loads(new, add=[case_id])
 
-    async def _change_load(self, agent_id: str, case_id: str, *, add: bool) -> None:
+    async def _change_loads(self, agent_id: str, *, add: Sequence[str] = (), remove: Sequence[str] = ()) -> None:
+        """Add cases to and remove cases from an agent's open cases, in one compare-and-set write."""
         for _ in range(8):
             doc = await self.loads.find_one({"_id": agent_id})
-            ids = list((doc or {}).get("case_ids", []))
-            if (case_id in ids) == add:
+            held = list((doc or {}).get("case_ids", []))
+            ids = [c for c in held if c not in remove] + [c for c in dict.fromkeys(add) if c not in held]
+            if ids == held:
                 return
             if doc is None:
                 try:
-                    await self.loads.insert_one({"_id": agent_id, "case_ids": [case_id], "version": 1})
+                    await self.loads.insert_one({"_id": agent_id, "case_ids": ids, "version": 1})
                     return
                 except DuplicateKeyError:
                     continue
             version = doc.get("version", 0)
-            ids = [*ids, case_id] if add else [c for c in ids if c != case_id]
             if await claim_next_version(self.load_claims, self.loads, agent_id, version):
                 done = await self.loads.update_one(
                     {"_id": agent_id, "version": version}, {"$set": {"case_ids": ids, "version": version + 1}}
@@ -513,6 +604,20 @@ def _cell_id(category: str, band: str, hardship: bool) -> str:
 
 def _ref_key(ref_id: str) -> str:
     return ref_id.replace(".", "_").replace("$", "_")  # a field name in the cell document
+
+
+def _document(ws: Workspace) -> dict[str, Any]:
+    """A workspace as stored: without ``case_id`` and ``version`` (the ``_id`` and the counter),
+    with what its sweeps find it by (the agent's load it counts towards, day buckets)."""
+    doc: dict[str, Any] = to_store(ws.model_dump(mode="python", exclude={"version"}))
+    doc.pop("case_id")
+    doc["load_holder"] = _holder(ws)
+    # the near-deadline sweep's day bucket (shared.buckets): open cases only
+    doc["deadline_day"] = day_of(ws.deadline_at) if ws.status == "open" else None
+    # the progress sweep's: cases still owed regular notices, by the day the next is due
+    reported = ws.status in PROGRESS_STATUSES and ws.closure is None
+    doc["progress_day"] = (day_of(ws.progress_due_at) or UNPLANNED) if reported else None
+    return doc
 
 
 def _holder(ws: Workspace) -> str | None:

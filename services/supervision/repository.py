@@ -15,13 +15,12 @@ from services.supervision.handlers import CaseChange, status_of
 from shared.buckets import Sweeper, aware, day_of, days_up_to, find_by_days
 from shared.contracts.envelope import Envelope
 from shared.contracts.supervision import SupervisionAlert
+from shared.mongo import DUPLICATE_KEY
 from shared.outbox import UPDATES_PER_COMMAND, outbox_document
 
 #: Bulk commands of case upserts one ``apply_changes`` has in flight (each holds up to
 #: ``UPDATES_PER_COMMAND`` of FerretDB's pooled PostgreSQL connections until it ends).
 CHUNKS_IN_FLIGHT = 4
-#: The server's duplicate-key error code.
-DUPLICATE_KEY = 11000
 
 
 class Repository:

@@ -54,7 +54,12 @@ from services.negotiation.handlers.offers import (
     set_hardship,
     withdraw_offer,
 )
-from services.negotiation.handlers.opening import open_workspace, record_registration
+from services.negotiation.handlers.opening import (
+    open_workspace,
+    open_workspaces,
+    record_registration,
+    record_registrations,
+)
 from services.negotiation.handlers.ports import Store
 from services.negotiation.handlers.progress import record_closure, record_execution, record_progress
 from services.negotiation.handlers.reopening import record_reopening
@@ -65,7 +70,7 @@ __all__ = [
     "PRODUCER", "SYSTEM", "Store", "Target", "accept_offer", "agree", "assess_fairness", "assign",
     "check_version", "counter_offer", "decide_approval", "end_negotiation", "escalate",
     "escalate_near_deadline", "in_scope", "load_case", "log_message", "make_offer", "offer_metrics",
-    "open_workspace", "pick_agent", "prepare_terms", "preview_offer", "record_acceptance",
-    "record_closure", "record_execution", "record_progress", "record_registration", "record_reopening", "record_settlement", "recuse",
+    "open_workspace", "open_workspaces", "pick_agent", "prepare_terms", "preview_offer", "record_acceptance",
+    "record_closure", "record_execution", "record_progress", "record_registration", "record_registrations", "record_reopening", "record_settlement", "recuse",
     "reject_offer", "require_staff_action", "send_progress_notices", "set_hardship", "withdraw_offer",
 ]

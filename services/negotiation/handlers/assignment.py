@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Protocol
 
 from services.negotiation.auth import Principal
 from services.negotiation.authority import rank
@@ -19,7 +20,39 @@ from services.negotiation.handlers.ports import Store
 from services.negotiation.models import AgentProfile, Recusal, Workspace
 
 
-async def pick_agent(ws: Workspace, *, repo: Store, team: str | None = None,
+class Directory(Protocol):
+    """What picking an agent reads: the directory and each agent's load."""
+
+    async def list_agents(self, team: str | None = None) -> list[AgentProfile]: ...
+    async def load(self, agent_id: str) -> int: ...
+
+
+class BatchDirectory:
+    """The directory and the agents' loads for one batch of assignments: each read once, and
+    the loads counted up as the batch assigns, so a batch spreads its cases over the agents as
+    one-by-one assignment would (instead of every case going to the agent least loaded before it)."""
+
+    def __init__(self, store: Directory) -> None:
+        self._store = store
+        self._agents: dict[str | None, list[AgentProfile]] = {}
+        self._loads: dict[str, int] = {}
+
+    async def list_agents(self, team: str | None = None) -> list[AgentProfile]:
+        if team not in self._agents:
+            self._agents[team] = await self._store.list_agents(team)
+        return self._agents[team]
+
+    async def load(self, agent_id: str) -> int:
+        if agent_id not in self._loads:
+            self._loads[agent_id] = await self._store.load(agent_id)
+        return self._loads[agent_id]
+
+    def took(self, agent_id: str) -> None:
+        """Count one more case on ``agent_id`` (picked for a case of this batch)."""
+        self._loads[agent_id] = self._loads.get(agent_id, 0) + 1
+
+
+async def pick_agent(ws: Workspace, *, repo: Directory, team: str | None = None,
                      exclude: str | None = None) -> AgentProfile | None:
     """Pick the least-loaded active agent with the case's skills and no conflict (not ``exclude``)."""
     best: tuple[float, int, str] | None = None

@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
-from services.negotiation.handlers.assignment import pick_agent
+from services.negotiation.handlers.assignment import BatchDirectory, pick_agent
 from services.negotiation.handlers.common import Events, event, mark, notify, until_saved
 from services.negotiation.handlers.ports import Store
 from services.negotiation.models import (
@@ -312,3 +312,75 @@ async def open_workspace(
         return True
 
     return await until_saved(attempt, f"case {env.case_id} kept changing while opening its workspace")
+
+
+# ------------------------------------------------------------------ commands, a batch at a time
+
+E = TypeVar("E", Registered, Completed)
+
+
+def first_per_case(envs: list[E]) -> tuple[dict[str, E], list[E]]:
+    """Each case's first event of a batch, and the later ones (in order)."""
+    first: dict[str, E] = {}
+    later: list[E] = []
+    for env in envs:
+        if env.case_id in first:
+            later.append(env)
+        else:
+            first[env.case_id] = env
+    return first, later
+
+
+async def record_registrations(envs: list[Registered], *, repo: Store, now: datetime) -> list[Registered]:
+    """Record a batch of registrations; return the events left to ``record_registration``.
+
+    A case is usually registered before negotiation holds anything of it, so each case's first
+    event is written as a new workspace without a read, all in one bulk insert. Left, in order:
+    cases already stored (investigation's event came first, or a redelivery: the insert is
+    refused) and later events of a case in the same batch.
+    """
+    del now
+    first, later = first_per_case(envs)
+    items: list[tuple[Workspace | None, Workspace, Events]] = []
+    for env in first.values():
+        ws = registration_recorded(Workspace(case_id=env.case_id), env)
+        if ws is not None:
+            items.append((None, ws, []))
+    _, stale = await repo.save_many(items)
+    return [env for case_id, env in first.items() if case_id in stale] + later
+
+
+async def open_workspaces(
+    envs: list[Completed], *, repo: Store, settings: Settings, now: datetime,
+) -> tuple[dict[str, dict[str, Any]], list[Completed]]:
+    """Open a batch of workspaces (``open_workspace`` for many, in bulk writes).
+
+    Each case's first event: its workspace is read (concurrently), opened and assigned (the
+    directory and the agents' loads read once for the batch and counted up as it assigns),
+    and written with the others (``Store.save_many``). Returns the outbox items written per
+    case and the events left to ``open_workspace``, in order: revisions of a workspace already
+    opened (rare; the one-by-one rules), cases someone else wrote meanwhile, and later events
+    of a case in the batch. Redeliveries change nothing.
+    """
+    first, later = first_per_case(envs)
+    ids = list(first)
+    found = await repo.get_many(ids)
+    directory = BatchDirectory(repo)
+    items: list[tuple[Workspace | None, Workspace, Events]] = []
+    left: list[str] = []
+    for case_id in ids:
+        env, existing = first[case_id], found.get(case_id)
+        ws = existing or Workspace(case_id=case_id)
+        if not is_news(ws, env):
+            continue  # a redelivery, or nothing newer than what we hold
+        if ws.investigation_event_id is not None:
+            left.append(case_id)
+            continue
+        ws = opened(ws, env, settings=settings, now=now)
+        agent = await pick_agent(ws, repo=directory)
+        ws, events = started(ws, env, agent=agent, settings=settings, now=now)
+        if agent is not None:
+            directory.took(agent.agent_id)
+        items.append((existing, ws, events))
+    outboxes, stale = await repo.save_many(items)
+    return outboxes, [first[c] for c in ids if c in stale or c in left] + later

@@ -21,6 +21,14 @@ class Store(Protocol):
     async def save(self, ws: Workspace, expected_version: int, events: list[Envelope[Any]]) -> Workspace:
         """Write the workspace and the events it owes in one write; ``Conflict`` if stale."""
 
+    async def get_many(self, case_ids: list[str]) -> dict[str, Workspace]:
+        """Return the workspaces of ``case_ids`` that exist, by case id."""
+
+    async def save_many(self, items: list[tuple[Workspace | None, Workspace, list[Envelope[Any]]]]
+                        ) -> tuple[dict[str, dict[str, Any]], set[str]]:
+        """Write many workspaces (each: as read or None, to write, events owed); return the outbox
+        items written per case and the ids not written because they changed meanwhile."""
+
     async def get_agent(self, agent_id: str) -> AgentProfile | None:
         """Return an agent's profile, or None."""
 

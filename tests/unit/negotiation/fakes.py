@@ -36,6 +36,21 @@ class FakeRepo:
         self.outbox += events
         return copy.deepcopy(saved)
 
+    async def get_many(self, case_ids: list[str]) -> dict[str, Workspace]:
+        return {c: ws for c in case_ids if (ws := await self.get(c)) is not None}
+
+    async def save_many(self, items: list[tuple[Workspace | None, Workspace, list[Envelope[Any]]]]
+                        ) -> tuple[dict[str, dict[str, Any]], set[str]]:
+        written: dict[str, dict[str, Any]] = {}
+        stale: set[str] = set()
+        for before, after, events in items:
+            try:
+                await self.save(after, before.version if before else 0, events)
+                written[after.case_id] = {str(e.event_id): e for e in events}
+            except Conflict:
+                stale.add(after.case_id)
+        return written, stale
+
     async def list_agents(self, team: str | None = None) -> list[AgentProfile]:
         return [a for a in self.agents.values() if team is None or a.team == team]
 
