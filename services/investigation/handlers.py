@@ -625,7 +625,12 @@ async def resume_many(docs: Sequence[dict[str, Any]], *, repo: InvestigationRepo
     envs = [Envelope[ComplaintRegistered].model_validate_json(d["source_event"]) for d in docs]
     texts = ["\n".join(d["texts"]) for d in docs]
     found = await records.load_many([records_request(env, text) for env, text in zip(envs, texts, strict=True)])
-    categories = categorise(texts)
+    # only the cases whose appraisal is back are assessed again (``assess`` keeps the others
+    # waiting on the same test): the classifier is the sweep's dearest step, and most paused
+    # cases are still waiting at each sweep
+    back = [i for i, env in enumerate(envs) if appraisal_back(found.get(env.payload.customer_id), now)]
+    docs, envs, texts = [docs[i] for i in back], [envs[i] for i in back], [texts[i] for i in back]
+    categories = categorise(texts) if texts else []
     written: list[Written] = []
     for doc, env, text, (category, confidence) in zip(docs, envs, texts, categories, strict=True):
         reg = env.payload
@@ -643,6 +648,12 @@ async def resume_many(docs: Sequence[dict[str, Any]], *, repo: InvestigationRepo
             written.append(Written(repo.investigations, env.case_id,
                                    {**(doc.get("outbox") or {}), **outbox_document(events)["outbox"]}))
     return written
+
+
+def appraisal_back(records: CoreRecords | None, now: datetime) -> bool:
+    """Whether a paused case's external appraisal is done by ``now`` (or there is none):
+    ``assess``'s test of ``awaiting_appraisal``, without the rest of the assessment."""
+    return records is None or not records.appraisals or records.appraisals[0]["completed_at"] <= now
 
 
 async def sweep_paused(*, repo: InvestigationRepository, records: RecordsStore, categorise: Categoriser,

@@ -135,7 +135,9 @@ async def test_the_sweep_returns_what_it_finished() -> None:
     kwargs: dict[str, Any] = {"repo": repo, "records": simulated(backing), "categorise": FakeCategoriser("other", 0.7),
                               "settings": SETTINGS}
     assert await handlers.sweep_paused(now=NOW, **kwargs) == []
+    assert kwargs["categorise"].texts == 0, "a case still waiting for its appraisal is not classified again"
     [w] = await handlers.sweep_paused(now=RECEIVED + timedelta(days=20), **kwargs)
+    assert kwargs["categorise"].texts == 1
     assert w.doc_id == "case-p" and w.collection is repo.investigations
     topics = {it["topic"] for it in (w.pending or {}).values()}
     assert {"investigation.paused", "investigation.completed"} <= topics
