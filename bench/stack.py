@@ -172,6 +172,8 @@ class Services:
     jwt_secret: str
     say: object = print
     procs: list[Service] = field(default_factory=list)
+    #: more environment for every process (e.g. ``PARLEY_MONGO_COMMAND_COUNTS``)
+    extra_env: dict[str, str] = field(default_factory=dict)
 
     def env(self) -> dict[str, str]:
         env = dict(os.environ)
@@ -185,6 +187,7 @@ class Services:
             PARLEY_MONGO_DB_PREFIX=self.db_prefix,
             PARLEY_NEGOTIATION_JWT_SECRET=self.jwt_secret,
         )
+        env.update(self.extra_env)
         return env
 
     def start(self, timeout: float = 180, min_alive: float = 10) -> float:

@@ -9,11 +9,16 @@ multi-document transactions, no change streams, no ``$lookup``/``$facet``.
 from __future__ import annotations
 
 import asyncio
+import json
+import os
+import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any, TypeVar
 
-from pymongo import AsyncMongoClient
+from pymongo import AsyncMongoClient, monitoring
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
@@ -26,8 +31,39 @@ T = TypeVar("T")
 DUPLICATE_KEY = 11000
 
 
+class CommandCounts(monitoring.CommandListener):
+    """Counts the commands a process sends, by command and collection (``find cases``,
+    ``update cases``, ``insert outbox_ledger``), into a JSON file at most once a second: how
+    many round trips a stage costs per complaint (``python -m bench.burst``). Off unless
+    ``PARLEY_MONGO_COMMAND_COUNTS`` names the file (``{pid}`` in it: this process's id)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = Path(path.replace("{pid}", str(os.getpid())))
+        self.counts: Counter[str] = Counter()
+        self._written = 0.0
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        target = event.command.get(event.command_name)
+        self.counts[f"{event.command_name} {target}" if isinstance(target, str) else event.command_name] += 1
+        if time.monotonic() - self._written >= 1.0:
+            self.write()
+
+    def write(self) -> None:
+        self._written = time.monotonic()
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(dict(self.counts)))
+        os.replace(tmp, self.path)
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        """Counted when started."""
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        """Counted when started."""
+
+
 def make_client(settings: MongoSettings) -> AsyncMongoClient[dict[str, Any]]:
     """Return an async client; it connects lazily on first use."""
+    listeners = [CommandCounts(settings.command_counts)] if settings.command_counts else []
     return AsyncMongoClient(
         settings.url,
         serverSelectionTimeoutMS=settings.server_selection_timeout_ms,
@@ -37,6 +73,7 @@ def make_client(settings: MongoSettings) -> AsyncMongoClient[dict[str, Any]]:
         # bounded, so that every process together stays below the server's pool (FerretDB on
         # PostgreSQL deadlocks when its own pool runs dry during a DDL; see docs/stack.md)
         maxPoolSize=settings.max_pool_size,
+        event_listeners=listeners,
     )
 
 

@@ -70,6 +70,10 @@ class MongoSettings(BaseSettings):
     max_pool_size: int = Field(
         16, ge=1, le=500, description="Most connections one process opens to the database."
     )
+    command_counts: str = Field(
+        "", description="A diagnostic: a file this process keeps its count of database commands "
+        "in (by command and collection, JSON, rewritten at most once a second); empty: off.",
+    )
 
     def database(self, service: str) -> str:
         """Return the database name a service owns."""
