@@ -27,10 +27,10 @@ from tests.integration.negotiation.support import completed, registered, service
 pytestmark = pytest.mark.integration
 
 
-async def _deps(settings: CommonSettings, client: Any) -> Deps:
+async def _deps(settings: CommonSettings, client: Any) -> tuple[Deps, Repository]:
     repo = Repository(service_database(client, settings.mongo, "negotiation"))
     await repo.ensure_indexes()
-    return Deps(service_settings(settings), repo)
+    return Deps(service_settings(settings), repo), repo
 
 
 def _completed(case_id: str, category: Category = Category.PRICING_FEES) -> Any:
@@ -40,9 +40,7 @@ def _completed(case_id: str, category: Category = Category.PRICING_FEES) -> Any:
 async def test_a_batch_of_registrations_is_written_at_once_and_each_case_as_one_by_one(
     settings: CommonSettings, mongo_client: Any
 ) -> None:
-    deps = await _deps(settings, mongo_client)
-    repo = deps.repo
-    assert repo is not None
+    deps, repo = await _deps(settings, mongo_client)
     # one case investigation reached first (the workspace exists: the insert is refused)
     with batch_token():
         await app.on_completed(deps, [_completed("B-early")])
@@ -72,9 +70,7 @@ async def test_a_batch_of_registrations_is_written_at_once_and_each_case_as_one_
 async def test_a_batch_of_findings_opens_and_spreads_the_cases_over_the_agents(
     settings: CommonSettings, mongo_client: Any
 ) -> None:
-    deps = await _deps(settings, mongo_client)
-    repo = deps.repo
-    assert repo is not None
+    deps, repo = await _deps(settings, mongo_client)
     for agent in ("a1", "a2", "a3"):
         await repo.put_agent(AgentProfile(agent_id=agent, team="t1", max_load=20))
     ids = [f"O{i}" for i in range(45)]
@@ -114,9 +110,7 @@ async def test_a_bulk_write_that_loses_a_race_owes_nothing_for_it(settings: Comm
     """A workspace another writer created (or moved on) between the read and the bulk write:
     it is left to the caller, and the events the lost write owed are not handed over for
     publishing (the one-by-one retry makes its own): no second ``negotiation.started``."""
-    deps = await _deps(settings, mongo_client)
-    repo = deps.repo
-    assert repo is not None
+    deps, repo = await _deps(settings, mongo_client)
     reg = registered("R1", "cust-R1")
     await repo.save(Workspace(case_id="R1", customer_id="cust-R1"), 0, [])  # the other writer
     await repo.save(Workspace(case_id="R2", customer_id="cust-R2"), 0, [])

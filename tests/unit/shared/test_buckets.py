@@ -31,4 +31,4 @@ def test_the_first_sweep_and_one_an_hour_scan_in_full() -> None:
 
 
 def test_a_naive_stored_instant_is_read_as_utc() -> None:
-    assert aware(datetime(2026, 1, 1, 8)) == datetime(2026, 1, 1, 8, tzinfo=UTC)
+    assert aware(datetime(2026, 1, 1, 8)) == datetime(2026, 1, 1, 8, tzinfo=UTC)  # noqa: DTZ001 - a naive one, on purpose
