@@ -339,7 +339,9 @@ class Repository:
                     for i in part:
                         before = moving[i][0]
                         now_at = await self.cases.find_one({"_id": before.case_id}, {"version": 1})
-                        if (now_at or {}).get("version") != before.version + 1:
+                        # with our claim on v + 1 only our update moves it there; beyond it, a
+                        # later writer moved on from ours: written either way
+                        if int((now_at or {}).get("version", 0)) <= before.version:
                             stale.add(before.case_id)
 
             await bounded([lambda p=p: write(p) for p in parts], 4)  # type: ignore[misc]
