@@ -79,17 +79,19 @@ def build_rows(results: dict[str, Any]) -> list[dict[str, str]]:
         rate = burst["registered_per_s"]
         capped = f", capped at {burst['cap_s']:.0f} s" if burst["capped"] else ""
         ok = rate >= 0.5 * near and rate >= 1000
+        alone = burst.get("mode") == "stage alone"
         rows.append(row(
-            f"intake burst of {burst['n']:,}: registrations/s",
+            f"intake burst of {burst['n']:,}: registrations/s" + (", the other workers paused" if alone else ""),
             f"{_num(rate)}/s ({burst['registered']:,} of {burst['published']:,} published in {burst['seconds']:.1f} s"
-            f"{capped}; best 5 s {_num(burst['peak_5s_per_s'])}/s; {burst['mode']})",
+            f"{capped}; best 5 s {_num(burst['peak_5s_per_s'])}/s" + ("" if alone else f"; {burst['mode']}") + ")",
             f"upsert {_num(near)}/s (best round)", _ratio(rate, near, pct=True), "≥ 50 % of raw upsert and ≥ 1,000/s",
             PASS if ok else FAIL,
         ))
         inv = burst["investigation_per_s"]
+        inv_capped = ", capped" if burst.get("investigation_capped") else ""
         rows.append(row(
-            "investigation on the burst's cases, completed or paused/s",
-            f"{_num(inv, 1)}/s ({burst['investigation_in_span']:,} in {burst['investigation_seconds']:.1f} s)",
+            "investigation on the burst's cases, completed or paused/s" + (", alone" if alone else ""),
+            f"{_num(inv, 1)}/s ({burst['investigation_in_span']:,} in {burst['investigation_seconds']:.1f} s{inv_capped})",
             f"intake {_num(rate, 1)}/s", _ratio(inv, rate, pct=True), "keeps up with intake (≥ 90 %)",
             PASS if rate and inv >= 0.9 * rate else FAIL,
         ))

@@ -73,6 +73,7 @@ class Plan:
     levels: tuple[int, ...] = (10_000, 50_000)
     preload_caps: tuple[float, ...] = (60, 280)  # the budget's remainder decides in the end
     settle_cap: float = 8
+    quiet_services_cap: float = 45
     quiet_cap: float = 3
     budget: float = 570  # everything, servers up to servers down; make bench adds ~10 s
 
@@ -82,7 +83,7 @@ class Plan:
             kafka_n=5_000, kafka_cap=2, kafka_latency_s=2, upsert_n=1_000, upsert_cap=1.5,
             bulk_n=5_000, bulk_cap=1.5, probe_n=50, probe_cap=10, steady_s=5, drain_cap=8,
             completion_wait=8, get_slice_s=2, burst_n=500, burst_cap=20, levels=(1_000, 2_000),
-            preload_caps=(15, 20), settle_cap=6, quiet_cap=3, budget=360,
+            preload_caps=(15, 20), settle_cap=6, quiet_cap=3, quiet_services_cap=15, budget=360,
         )
 
 
@@ -162,7 +163,8 @@ class Bench:
         fetcher.setLevel(logging.NOTSET)
         self.mongo: AsyncMongoClient[Any] = AsyncMongoClient(self.stack.mongo_url, uuidRepresentation="standard")
         self.raw_db = f"{self.db_prefix}rawbench"
-        self.copier = Copier(self.mongo, self.db_prefix, say=self.say)
+        # on FerretDB's PostgreSQL backend the copies go straight into its tables (bench/clone.py)
+        self.copier = Copier(self.mongo, self.db_prefix, say=self.say, postgres=self.stack.postgres())
         sample = Complaints("raw")
         self.raw_docs = [sample.submission(i) for i in range(300)]
         self.raw_values = [v for _, v in sample.take(300)]
@@ -289,6 +291,27 @@ class Bench:
                       + (f" and {o.investigation_backlog():,} for investigation" if investigation else "")
                       + f" after {cap:.0f} s")
 
+    async def quiet(self, why: str, cap: float | None = None) -> None:
+        """Wait (capped) until the services' processes use little CPU: the stages after
+        investigation (negotiation, supervision, …) may still be working off an earlier step,
+        which would take the cores from the next measurement."""
+        cap = self.plan.quiet_services_cap if cap is None else cap
+        pids = self.services.pids()
+
+        def used() -> float:
+            return sum(tree_cpu_s(pid) or 0.0 for pid in pids.values())
+
+        t0 = last_t = now()
+        last = used()
+        while now() - t0 < cap:
+            await asyncio.sleep(1)
+            cpu, t = used(), now()
+            share = (cpu - last) / (t - last_t)
+            last, last_t = cpu, t
+            if share < 0.25:  # under a quarter of one core for all services together
+                return
+        self.note(f"before {why}: the services were still busy after {cap:.0f} s")
+
     def dead_check(self) -> None:
         dead = self.services.dead()
         if dead:
@@ -332,6 +355,7 @@ class Bench:
         """
         p = self.plan
         await self.settle(f"the probe at {label}", investigation=True)
+        await self.quiet(f"the probe at {label}")
         stored = await self.stored_cases()
         backlog, inv_backlog = self.observer.backlog(), self.observer.investigation_backlog()
         async with self.step(f"time per complaint with {stored:,} cases stored ({p.probe_n} complaints, cap {p.probe_cap:g} s)"):
@@ -582,53 +606,61 @@ class Bench:
         return {"published": len(ccids), "ccids": ccids, "t0": t0}
 
     async def burst(self) -> dict[str, Any]:
-        """5,000 complaints at once; registrations/s; investigation's rate on the same cases."""
+        """Each stage alone: 5,000 complaints at once to intake while the other services' workers
+        are paused; then investigation alone on the cases intake made; then everything resumes.
+
+        On two cores every process takes from the same CPU: with the whole pipeline running, a
+        burst measures the machine (the probes and the steady steps show that figure). Paused
+        (SIGSTOP), the other stages leave the cores to the stage measured, as they would on
+        machines of their own, so the figure is the stage's own rate on these servers.
+        """
         p = self.plan
-        await self.settle("the burst")
+        await self.settle("the burst", investigation=True)
+        await self.quiet("the burst")
         cap = p.burst_cap
-        async with self.step(f"intake burst of {p.burst_n:,} complaints (cap {cap:.0f} s)"):
-            expected = (self.est_rate or 0) * cap
-            t0 = now()
-            if expected >= p.burst_n:
-                mode = f"all {p.burst_n:,} published at once"
+        result: dict[str, Any] = {"n": p.burst_n, "cap_s": round(cap, 1), "mode": "stage alone"}
+        paused = await asyncio.to_thread(self.services.pause, {"intake"})
+        result["paused"] = paused
+        try:
+            async with self.step(f"intake alone: {p.burst_n:,} complaints at once, {', '.join(paused)} paused "
+                                 f"(cap {cap:.0f} s)"):
                 batch = self.complaints.take(p.burst_n)
                 ccids = [k for k, _ in batch]
+                t0 = now()
                 await self.publish(batch)
                 await self.producer.flush()
-            else:
-                mode = "topped up to keep ~5 s of intake's work waiting"
-                self.note(f"burst: at intake's measured ~{self.est_rate or 0:,.1f}/s the {p.burst_n:,} could not drain "
-                          f"within the {cap:.0f} s cap, so complaints were published to keep ~5 s of its work waiting "
-                          f"and the rate is the one it reached")
-                up = await self.top_up(p.burst_n, lambda: False, cap, "burst")
-                ccids = up["ccids"]
-            all_in = await self.wait_for(lambda: self.observer.registered_of(ccids) == len(ccids),
-                                         max(0.5, cap - (now() - t0)), lambda: self._burst_progress(ccids, t0))
-            reg = sorted(self.observer.registered[c] for c in ccids if c in self.observer.registered)
-            t_reg = reg[-1] if all_in else now()
-            # intake's rate: every registration in the span (a leftover backlog ahead counts as work)
-            n_reg = self.observer.count_between(self.observer.registered_times, t0, t_reg)
-            # investigation on the same cases: a little longer, capped; its rate likewise
-            inv_all = await self.wait_for(lambda: self.observer.handled_of(ccids) >= len(ccids), min(10.0, cap / 3))
-            handled = sorted(h for h in (self._handled_at(c) for c in ccids) if not math.isinf(h))
-            t_inv = handled[-1] if inv_all and handled else now()
-            n_inv = self.observer.count_between(self.observer.handled_times, t0, t_inv)
-            result = {
-                "n": p.burst_n, "published": len(ccids), "mode": mode, "cap_s": round(cap, 1),
-                "registered": len(reg), "seconds": round(t_reg - t0, 2), "registrations_in_span": n_reg,
-                "registered_per_s": round(n_reg / (t_reg - t0), 1) if t_reg > t0 else 0.0,
-                "peak_5s_per_s": round(Observer.peak_rate(self.observer.registered_times, t0, t_reg), 1),
-                "capped": len(reg) < p.burst_n,
-                "investigation_handled": len(handled), "investigation_in_span": n_inv,
-                "investigation_seconds": round(t_inv - t0, 2),
-                "investigation_per_s": round(n_inv / (t_inv - t0), 1) if t_inv > t0 else 0.0,
-                "duplicates_seen": self.observer.duplicates,
-            }
-            if reg:
-                self.est_rate = max(result["registered_per_s"], 0.1)
-            self.say(f"  {len(reg):,}/{len(ccids):,} registered in {t_reg - t0:.1f} s: {result['registered_per_s']:,}/s "
-                     f"(peak 5 s: {result['peak_5s_per_s']:,}/s); investigation {result['investigation_per_s']:,}/s")
-            return result
+                all_in = await self.wait_for(lambda: self.observer.registered_of(ccids) == len(ccids),
+                                             max(0.5, cap - (now() - t0)), lambda: self._burst_progress(ccids, t0))
+                reg = sorted(self.observer.registered[c] for c in ccids if c in self.observer.registered)
+                t_reg = reg[-1] if all_in else now()
+                result.update({
+                    "published": len(ccids), "registered": len(reg), "seconds": round(t_reg - t0, 2),
+                    "registered_per_s": round(len(reg) / (t_reg - t0), 1) if t_reg > t0 else 0.0,
+                    "peak_5s_per_s": round(Observer.peak_rate(self.observer.registered_times, t0, t_reg), 1),
+                    "capped": not all_in, "duplicates_seen": self.observer.duplicates,
+                })
+                self.say(f"  {len(reg):,}/{len(ccids):,} registered in {t_reg - t0:.1f} s: "
+                         f"{result['registered_per_s']:,}/s (best 5 s: {result['peak_5s_per_s']:,}/s)")
+            inv = [n for n in paused if n.startswith("investigation-")]
+            async with self.step(f"investigation alone on the {len(reg):,} cases intake made (cap {cap:.0f} s)"):
+                await asyncio.to_thread(self.services.resume, inv)
+                t1 = now()
+                inv_all = await self.wait_for(
+                    lambda: self.observer.handled_of(ccids) >= len(reg), cap,
+                    lambda: f"investigation: {self.observer.handled_of(ccids):,}/{len(reg):,} completed or paused")
+                handled = sorted(h for h in (self._handled_at(c) for c in ccids) if not math.isinf(h))
+                t_inv = handled[-1] if inv_all and handled else now()
+                n_inv = sum(1 for h in handled if h >= t1)  # (none can be earlier: it was paused)
+                result.update({
+                    "investigation_handled": len(handled), "investigation_in_span": n_inv,
+                    "investigation_seconds": round(t_inv - t1, 2),
+                    "investigation_per_s": round(n_inv / (t_inv - t1), 1) if t_inv > t1 else 0.0,
+                    "investigation_capped": not inv_all,
+                })
+                self.say(f"  {n_inv:,} completed or paused in {t_inv - t1:.1f} s: {result['investigation_per_s']:,}/s")
+        finally:
+            await asyncio.to_thread(self.services.resume)
+        return result
 
     def _burst_progress(self, ccids: list[str], t0: float) -> str:
         reg = self.observer.registered_of(ccids)
@@ -661,7 +693,8 @@ class Bench:
             result = {"level": level, "stored": stored, "made_by_pipeline": done["made_by_pipeline"], "sample_cases": done["seed_cases"],
                       "copied_documents": done["documents"], "collections": done["collections"],
                       "seconds": round(now() - t0, 1), "copy_seconds": done["seconds"], "reached": stored >= level,
-                      "method": "copies of the run's cases (bench/clone.py)"}
+                      "method": "copies of the run's cases (bench/clone.py), written with "
+                      + ("PostgreSQL COPY into FerretDB's tables" if self.copier.postgres else "insert_many through FerretDB")}
             if stored < level:
                 self.note(f"the stores reached {stored:,} of {level:,} cases within the {cap:.0f} s cap")
             return result

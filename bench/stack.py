@@ -18,6 +18,7 @@ import time
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 STACK_SCRIPT = REPO / "deploy" / "local" / "stack.py"
@@ -114,6 +115,16 @@ class Stack:
             except (OSError, ValueError):
                 continue
         return pids
+
+    def postgres(self) -> Any:
+        """``bench.clone.Postgres`` for FerretDB's PostgreSQL backend, or None on another backend."""
+        if self.ferretdb_backend() != "postgresql":
+            return None
+        from bench.clone import Postgres
+        from deploy.local.stack import find_postgresql
+
+        bindir = find_postgresql()
+        return None if bindir is None else Postgres(bindir / "psql", "127.0.0.1", self.ports.postgresql)
 
     def ferretdb_backend(self) -> str:
         """``sqlite`` or ``postgresql``: what the running FerretDB was started with."""
@@ -234,8 +245,29 @@ class Services:
     def dead(self) -> list[str]:
         return [s.name for s in self.procs if s.proc is not None and s.proc.poll() is not None]
 
+    def pause(self, keep: set[str]) -> list[str]:
+        """SIGSTOP the workers of every service not in ``keep`` (APIs go on); the names paused.
+
+        A stage measured alone on the 2-core machine gets the cores the other stages would
+        take; its Kafka consumers miss their heartbeats and rejoin their groups on ``resume``,
+        as after any stall.
+        """
+        paused = []
+        for svc in self.procs:
+            if svc.mode == "worker" and svc.service not in keep and svc.proc is not None and svc.proc.poll() is None:
+                os.killpg(svc.proc.pid, signal.SIGSTOP)
+                paused.append(svc.name)
+        return paused
+
+    def resume(self, names: list[str] | None = None) -> None:
+        """SIGCONT the named processes (default: all)."""
+        for svc in self.procs:
+            if (names is None or svc.name in names) and svc.proc is not None and svc.proc.poll() is None:
+                os.killpg(svc.proc.pid, signal.SIGCONT)
+
     def stop(self, timeout: float = 30) -> None:
         """SIGTERM every process (in parallel), SIGKILL what is still there after ``timeout``."""
+        self.resume()  # a paused process would not see the SIGTERM
         for svc in self.procs:
             if svc.proc is not None and svc.proc.poll() is None:
                 svc.proc.send_signal(signal.SIGTERM)

@@ -38,6 +38,8 @@ class Servers:
     mongo_url: str
     source: str
     restart_kafka: Callable[[], None] | None = None
+    #: the local stack's PostgreSQL (FerretDB's backend), when it runs on one
+    postgresql_port: int | None = None
 
 
 def _free_port() -> int:
@@ -161,6 +163,7 @@ def _local_stack() -> Iterator[Servers]:
             f"mongodb://127.0.0.1:{env['PARLEY_FERRETDB_PORT']}/",
             "local",
             restart,
+            int(env["PARLEY_POSTGRESQL_PORT"]) if env["PARLEY_FERRETDB_BACKEND"] == "postgresql" else None,
         )
     finally:
         if started_here and not os.environ.get("PARLEY_TEST_KEEP_STACK"):
