@@ -9,6 +9,7 @@ multi-document transactions, no change streams, no ``$lookup``/``$facet``.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import os
 import time
@@ -154,5 +155,17 @@ async def insert_new(collection: AsyncCollection[dict[str, Any]], docs: Sequence
             refused.update(part[e["index"]]["_id"] for e in errors)
 
     parts = [list(docs[i:i + chunk]) for i in range(0, len(docs), chunk)]
-    await bounded([lambda p=p: one(p) for p in parts], parallel)  # type: ignore[misc]
+    await bounded([functools.partial(one, p) for p in parts], parallel)
     return refused
+
+
+async def find_by_ids(collection: AsyncCollection[dict[str, Any]], ids: Sequence[Any], *,
+                      projection: dict[str, Any] | None = None, parallel: int = 8) -> dict[Any, dict[str, Any]]:
+    """Read documents by ``_id``: one ``find_one`` each, ``parallel`` at a time; those found.
+
+    Not ``{"_id": {"$in": ids}}``: FerretDB v1 does not push ``$in`` down to its backend, so
+    that reads the whole collection, where each ``find_one`` by ``_id`` is an index lookup.
+    """
+    unique = list(dict.fromkeys(ids))
+    docs = await bounded([functools.partial(collection.find_one, {"_id": i}, projection) for i in unique], parallel)
+    return {i: d for i, d in zip(unique, docs, strict=True) if d is not None}

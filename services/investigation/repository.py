@@ -15,7 +15,6 @@ with concurrent ``find_one`` calls. Only the periodic sweep queries by ``status`
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Sequence
 from decimal import Decimal
@@ -30,7 +29,7 @@ from services.investigation.ports import RecordsRequest
 from services.investigation.records import PRODUCTS, CoreRecords, normalise
 from services.investigation.settings import Settings
 from shared.contracts.envelope import Envelope
-from shared.mongo import insert_new
+from shared.mongo import find_by_ids, insert_new
 from shared.outbox import open_ledger, outbox_fields
 
 log = logging.getLogger(__name__)
@@ -38,12 +37,6 @@ log = logging.getLogger(__name__)
 #: the lists a customer's ``core_records`` document holds (appraisals are kept apart)
 HELD = tuple(name for name in CoreRecords.COLLECTIONS if name != "appraisals")
 
-
-async def find_by_ids(collection: AsyncCollection[dict[str, Any]], ids: Sequence[Any]) -> dict[Any, dict[str, Any]]:
-    """Read many documents by ``_id``, one concurrent ``find_one`` each; return those found."""
-    unique = list(dict.fromkeys(ids))
-    docs = await asyncio.gather(*(collection.find_one({"_id": i}) for i in unique))
-    return {i: d for i, d in zip(unique, docs, strict=True) if d is not None}
 
 
 

@@ -30,6 +30,7 @@ ISO strings. FerretDB v1 has no Decimal128.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Sequence
@@ -49,7 +50,7 @@ from services.negotiation.plan import from_fen, to_fen
 from shared.buckets import Sweeper, aware, day_of, days_up_to, find_by_days
 from shared.contracts.common import Category
 from shared.contracts.envelope import Envelope
-from shared.mongo import bounded, claim_next_version, insert_new
+from shared.mongo import bounded, claim_next_version, find_by_ids, insert_new
 from shared.outbox import (
     SWEEP_GRACE,
     UPDATES_PER_COMMAND,
@@ -194,9 +195,8 @@ class Repository:
     async def get_many(self, case_ids: list[str]) -> dict[str, Workspace]:
         """Return the workspaces of ``case_ids`` that exist: concurrent reads by ``_id``
         (FerretDB v1 does not push ``$in`` down)."""
-        docs = await bounded([lambda c=c: self.cases.find_one({"_id": c}, {"outbox": 0})  # type: ignore[misc]
-                              for c in case_ids], 8)
-        return {c: _workspace(d) for c, d in zip(case_ids, docs, strict=True) if d is not None}
+        docs = await find_by_ids(self.cases, case_ids, projection={"outbox": 0})
+        return {c: _workspace(d) for c, d in docs.items()}
 
     async def find(self, query: dict[str, Any], *, limit: int = 200) -> list[Workspace]:
         """Return workspaces matching a query, newest first."""
@@ -344,7 +344,7 @@ class Repository:
                         if int((now_at or {}).get("version", 0)) <= before.version:
                             stale.add(before.case_id)
 
-            await bounded([lambda p=p: write(p) for p in parts], 4)  # type: ignore[misc]
+            await bounded([functools.partial(write, p) for p in parts], 4)
             for before, _, _ in moving:
                 if before.case_id not in stale:
                     outboxes[before.case_id] = {k.removeprefix("outbox."): v for k, v in fields[before.case_id].items()
@@ -359,8 +359,7 @@ class Repository:
                     moves.setdefault(old, ([], []))[1].append(after.case_id)
                 if holder is not None:
                     moves.setdefault(holder, ([], []))[0].append(after.case_id)
-        await bounded([lambda a=a, m=m: self._change_loads(a, add=m[0], remove=m[1])  # type: ignore[misc]
-                       for a, m in moves.items()], 4)
+        await bounded([functools.partial(self._change_loads, a, add=m[0], remove=m[1]) for a, m in moves.items()], 4)
         return outboxes, stale
 
     async def _link_customers(self, workspaces: list[Workspace]) -> None:
@@ -376,7 +375,7 @@ class Repository:
             if customer_id not in refused:
                 self._linked.add((customer_id, case_id))
         rest = [(c, k) for c, k in wanted if (c, k) not in self._linked]
-        await bounded([lambda c=c, k=k: self.link_customer(c, k) for c, k in rest], 8)  # type: ignore[misc]
+        await bounded([functools.partial(self.link_customer, c, k) for c, k in rest], 8)
 
     async def relay(self, case_id: str, send: SendFn) -> int:
         """Publish a case's pending events."""
@@ -553,8 +552,8 @@ class Repository:
         bands = [query["band"]] if "band" in query else [*(b for b, _, _ in BANDS), "unknown"]
         hardships = [bool(query["hardship"])] if "hardship" in query else [False, True]
         ids = [_cell_id(c, b, h) for c in categories for b in bands for h in hardships]
-        docs = await asyncio.gather(*(self.ref_cells.find_one({"_id": i}) for i in ids))
-        return [Decimal(bp) / 100 for d in docs if d for bp in d.get("bp", {}).values()]
+        docs = await find_by_ids(self.ref_cells, ids)
+        return [Decimal(bp) / 100 for d in docs.values() for bp in d.get("bp", {}).values()]
 
     async def add_ref(self, doc: dict[str, Any]) -> None:
         """Add an agreed settlement to the reference set and its cell (idempotent on ref_id)."""
