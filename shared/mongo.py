@@ -160,7 +160,7 @@ async def insert_new(collection: AsyncCollection[dict[str, Any]], docs: Sequence
 
 
 async def find_by_ids(collection: AsyncCollection[dict[str, Any]], ids: Sequence[Any], *,
-                      projection: dict[str, Any] | None = None, parallel: int = 8) -> dict[Any, dict[str, Any]]:
+                      projection: dict[str, Any] | None = None, parallel: int = 16) -> dict[Any, dict[str, Any]]:
     """Read documents by ``_id``: one ``find_one`` each, ``parallel`` at a time; those found.
 
     Not ``{"_id": {"$in": ids}}``: FerretDB v1 does not push ``$in`` down to its backend, so
