@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import hashlib
 import random
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -28,7 +27,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from services.investigation.claims import Claims, read_claims
+from services.investigation.claims import Caseless, Claims, folded, read_claims
 from shared.clock import DEFAULT_TIMEZONE, zone
 from shared.contracts.common import Product
 from shared.money import fen_to_yuan, to_yuan, yuan_to_fen
@@ -68,18 +67,22 @@ FEE_NAMES: dict[str, tuple[str, str]] = {
 }
 
 
+#: Product by the complaint's words, first match wins.
+_PRODUCT_WORDS: list[tuple[Product, Caseless]] = [
+    (Product.CREDIT_CARD, Caseless(r"信用卡|credit card|账单分期")),
+    (Product.INSURANCE, Caseless(r"保险|保单|投保|退保|insurance")),
+    (Product.WEALTH, Caseless(r"理财|基金|定投|纪念币|贵金属|invest")),
+    (Product.INSTALMENT, Caseless(r"分期购|分期付款|白条|花呗|消费分期|买单吧")),
+    (Product.CONSUMER_LOAN, Caseless(r"贷款|借款|借钱|网贷|放款|loan|mortgage")),
+    (Product.PAYMENTS, Caseless(r"支付|转账|扣款|payment|transfer")),
+]
+
+
 def product_of(text: str, given: Product | str | None) -> Product:
     """Return the product a complaint is about: the text's words first, intake's field second."""
-    rules = [
-        (Product.CREDIT_CARD, r"信用卡|credit card|账单分期"),
-        (Product.INSURANCE, r"保险|保单|投保|退保|insurance"),
-        (Product.WEALTH, r"理财|基金|定投|纪念币|贵金属|invest"),
-        (Product.INSTALMENT, r"分期购|分期付款|白条|花呗|消费分期|买单吧"),
-        (Product.CONSUMER_LOAN, r"贷款|借款|借钱|网贷|放款|loan|mortgage"),
-        (Product.PAYMENTS, r"支付|转账|扣款|payment|transfer"),
-    ]
-    for product, pattern in rules:
-        if re.search(pattern, text, re.I):
+    lowered = folded(text)
+    for product, words in _PRODUCT_WORDS:
+        if words.search(text, lowered):
             return product
     try:
         return Product(given) if given else Product.OTHER
@@ -124,6 +127,8 @@ class CoreRecords:
     service_interactions: list[dict[str, Any]] = field(default_factory=list)
     sales_records: list[dict[str, Any]] = field(default_factory=list)
     appraisals: list[dict[str, Any]] = field(default_factory=list)
+    #: Made by ``normalise`` (already in stored form: ``normalise`` returns it as it is).
+    normalised: bool = field(default=False, compare=False, repr=False)
 
     COLLECTIONS = (
         "accounts", "contracts", "repayment_schedules", "payments", "charges",
@@ -138,21 +143,25 @@ class CoreRecords:
         return str(self.accounts[0]["customer_id"])
 
 
+#: Values a store gives back as they are (exact types: a ``str`` enum still goes through ``_stored``).
+_LEAVES = frozenset({str, int, float, bool, type(None)})
+
+
 def _stored(value: Any) -> Any:
     """``value`` as a MongoDB-wire store gives it back: datetimes in UTC to the millisecond.
 
-    (Dispatch on the exact type, leaves first: this walks every field of every synthesized
-    record and was investigation's costliest Python function.)"""
+    (Dispatch on the exact type, and leaves kept without a call: this walks every field of every
+    synthesized record and was investigation's costliest Python function.)"""
     kind = type(value)
     if kind is dict:
-        return {k: _stored(v) for k, v in value.items()}
+        return {k: v if type(v) in _LEAVES else _stored(v) for k, v in value.items()}
     if kind is list:
-        return [_stored(v) for v in value]
+        return [v if type(v) in _LEAVES else _stored(v) for v in value]
     if kind is datetime or isinstance(value, datetime):
         if value.tzinfo is not UTC:
             value = value.astimezone(UTC)
         return value.replace(microsecond=value.microsecond // 1000 * 1000) if value.microsecond % 1000 else value
-    if kind in (str, int, float, bool) or value is None:
+    if kind in _LEAVES:
         return value
     if isinstance(value, dict):
         return {k: _stored(v) for k, v in value.items()}
@@ -164,8 +173,13 @@ def _stored(value: Any) -> Any:
 def normalise(records: CoreRecords) -> CoreRecords:
     """The records exactly as a store keeps and returns them: each collection sorted by ``_id``,
     times in UTC to the millisecond. Fresh records are investigated in this form, so the first
-    investigation and any replay (which reads them back) see the same input."""
-    out = CoreRecords()
+    investigation and any replay (which reads them back) see the same input.
+
+    Records this function made are returned as they are (the simulator normalises what it
+    generates, and the store normalises what it is given: the walk is done once)."""
+    if records.normalised:
+        return records
+    out = CoreRecords(normalised=True)
     for name, docs in records.items():
         setattr(out, name, sorted((_stored(d) for d in docs), key=lambda d: str(d["_id"])))
     return out
@@ -476,14 +490,6 @@ class SimulatedCoreSystems:
                 for cid, r in first.items()}
         already = await self.backing.store_many(list(made.values()))
         found = {cid: rec for cid, rec in made.items() if cid not in already}
-        if already:
-            found.update(await self.backing.load_many([first[cid] for cid in already]))
-        return found
-        made = {cid: normalise(synthesize(customer_id=cid, case_id=r.case_id, claims=read_claims(r.text),
-                                          product=r.product, received_at=r.received_at))
-                for cid, r in first.items()}
-        already = await self.backing.store_many(list(made.values()))
-        found.update({cid: rec for cid, rec in made.items() if cid not in already})
         if already:
             found.update(await self.backing.load_many([first[cid] for cid in already]))
         return found

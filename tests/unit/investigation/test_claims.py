@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import gzip
+import json
 from decimal import Decimal
 
-from services.investigation.claims import read_claims, zh_number
+import pytest
+
+from services.investigation import claims, classifier, records
+from services.investigation.claims import Caseless, folded, read_claims, zh_number
 
 
 def test_chinese_numerals() -> None:
@@ -44,3 +49,70 @@ def test_english_complaint() -> None:
 
 def test_a_complaint_without_checkable_claims() -> None:
     assert read_claims("电影票选错时间不提供退改").codes == ()
+
+
+# --------------------------------------------------------------------------- Caseless (the fast path)
+
+#: Texts where a lower-cased search of the lower-cased text would differ from IGNORECASE:
+#: ſ (long s), İ / ı and K (Kelvin sign) match ASCII letters under IGNORECASE only.
+TRICKY = [
+    "They charged a ſervice fee and a late fee.",
+    "An unauthoriſed fee was charged, without my conſent to any fee.",
+    "The \u0130NTEREST RATE was too high, the APR 36 % on my loan of 5,000.",
+    "The collector called me 12 TIMES A DAY and threatened me; \u212aept calling at night.",
+    "HARDSHIP: lost my job and they REFUSED any plan; Credit Report wrong; Membership fee.",
+    "借款5000元，年化APR 36%，每天打20个电话，Insurance 保险费, ANNUAL FEE",
+    "",
+]
+
+
+def _caseless_patterns() -> list[tuple[str, Caseless]]:
+    out = [(f"en:{code}", c) for code, c in claims._EN.items()]
+    out += [(f"fee:{kind}", c) for kind, c in claims._FEE_KINDS.items()]
+    out += [("per_day", claims._PER_DAY_EN), ("apr", claims._APR), ("hardship", claims._HARDSHIP)]
+    out += [(f"product:{p.value}", c) for p, c in records._PRODUCT_WORDS]
+    return out
+
+
+def _corpus() -> list[str]:
+    data = classifier.shared_data_dir()
+    texts = list(TRICKY)
+    dev = data / "complaints-zh" / "dev.csv"
+    if dev.exists():
+        texts += classifier.read_labelled_csv(dev)[0][:300]
+    cfpb = data / "cfpb-2023-sample.jsonl.gz"
+    if cfpb.exists():
+        with gzip.open(cfpb, "rt", encoding="utf-8") as fh:
+            narratives = (json.loads(line).get("complaint_what_happened") or "" for line in fh)
+            texts += [t for t in narratives if t.strip()][:300]
+    return texts
+
+
+def test_caseless_search_finds_what_ignorecase_finds() -> None:
+    """The lower-cased search of ASCII text is a shortcut: it must match exactly where the
+    IGNORECASE pattern matches (same spans, same groups), on real complaints and on the
+    characters IGNORECASE folds onto ASCII letters."""
+    texts = _corpus()
+    assert len(texts) > len(TRICKY) + 100, "the shared data is missing: the corpus is too small to mean much"
+    for text in texts:
+        lowered = folded(text)
+        for name, caseless in _caseless_patterns():
+            fast, reference = caseless.search(text, lowered), caseless.pattern.search(text)
+            assert (fast and [fast.span(i) for i in range(fast.re.groups + 1)]) == (
+                reference and [reference.span(i) for i in range(reference.re.groups + 1)]), (name, text[:80])
+
+
+def test_the_tricky_texts_take_the_ignorecase_path() -> None:
+    assert folded("Late FEE") == "late fee"
+    assert folded("a ſervice fee") is None  # not ASCII: searched with IGNORECASE itself
+    c = read_claims(TRICKY[0])
+    assert set(c.fee_kinds) == {"service_fee"} and c.has("late_fees")
+    assert read_claims(TRICKY[3]).contacts_per_day == 12
+
+
+def test_caseless_refuses_a_pattern_lowering_would_change() -> None:
+    with pytest.raises(ValueError, match="upper-case escape"):
+        Caseless(r"late\Sfee")
+    with pytest.raises(ValueError, match="cased letter"):
+        Caseless("ſervice")
+    assert Caseless("信用卡|credit card").search("信用卡", folded("信用卡")) is not None
