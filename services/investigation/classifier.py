@@ -171,12 +171,10 @@ def _strip_redactions(texts: Iterable[str]) -> list[str]:
 
 def is_chinese(text: str) -> bool:
     """True when the text should go to the Chinese model (CJK script dominates, or no Latin)."""
-    cjk = len(_CJK.findall(text))
-    latin = len(_LATIN.findall(text))
-    if cjk == 0:
-        return latin == 0
+    if _CJK.search(text) is None:  # most English texts: no list of every Latin letter to count
+        return _LATIN.search(text) is None
     # a Chinese complaint with a few English words or names is still Chinese
-    return cjk * 8 >= latin
+    return len(_CJK.findall(text)) * 8 >= len(_LATIN.findall(text))
 
 
 def _zh_pipeline(c: float = ZH_C) -> Pipeline:

@@ -99,6 +99,8 @@ def test_language_routing() -> None:
     assert classifier.is_chinese("本人在APP上借款，被收取高额费用")
     assert not classifier.is_chinese("The bank charged me an overdraft fee twice.")
     assert classifier.is_chinese("")
+    assert classifier.is_chinese("12345 ¥ !")  # neither script: the Chinese model
+    assert classifier.is_chinese("a" * 8 + "中") and not classifier.is_chinese("a" * 9 + "中")  # 8 Latin per CJK
 
 
 def test_artifact_is_small(model_dir: Path) -> None:
