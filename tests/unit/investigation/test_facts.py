@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import random
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from services.investigation.facts import Rules, compute, monthly_irr
+from services.investigation import facts
+from services.investigation.facts import Rules, _root_bracket, compute, monthly_irr
 from services.investigation.records import CoreRecords, add_months, annuity
 from shared.money import to_yuan, yuan_to_fen
 
@@ -123,3 +125,32 @@ def test_contacts_outside_hours_over_the_daily_limit_and_to_third_parties() -> N
     assert f.abusive_contacts == 1
     strict = compute(records, rules=Rules(max_contacts_per_day=6, contact_hours_start=7, contact_hours_end=23), as_of=AS_OF)
     assert strict.days_over_limit == 0 and strict.contacts_off_hours == 0
+
+
+def test_the_float_bracket_leaves_the_irr_exactly_as_decimal_halving_finds_it(monkeypatch: Any) -> None:
+    """Every midpoint's sign summed in Decimal (``_root_bracket`` off) is the reference: the
+    bracket only skips sums whose sign it knows, so the halvings and the result are the same."""
+    rng = random.Random(8)
+    cases: list[list[Decimal]] = []
+    for _ in range(1500):
+        principal = Decimal(rng.choice([1000, 3000, 5000, 20000, 50000, 300000, 2000000])) * 100
+        n = rng.choice([1, 2, 3, 6, 12, 24, 36, 45, 60])
+        apr = Decimal(rng.choice(["0.000001", "0.01", "0.1", "0.18", "0.24", "0.3599", "0.36", "1.2", "5", "14"]))
+        fee = Decimal(rng.choice([0, 0, 500, 1999, 30000]))
+        received = principal - Decimal(rng.choice([0, 0, 100, principal // 10]))
+        instalment = (annuity(principal, apr, n) + fee).quantize(Decimal(1))
+        cases.append([received] + [-instalment] * n)
+    cases += [
+        [Decimal(10000), Decimal(-10001)],                   # a rate just above 0
+        [Decimal(10000)] + [Decimal(-1)] * 3 + [Decimal(-9998)],
+        [Decimal(100), Decimal(-500), Decimal(-500)],        # a root above 1: every halving goes up
+        [Decimal(10000), Decimal(-6000), Decimal(3000), Decimal(-8000)],  # money back in the middle: no bracket
+        [Decimal(10000), Decimal(0), Decimal(0), Decimal(-12000)],
+    ]
+    fast = [monthly_irr(flows) for flows in cases]
+    bracketed = sum(_root_bracket(flows) is not None for flows in cases)
+    monkeypatch.setattr(facts, "_root_bracket", lambda flows: None)
+    for flows, irr in zip(cases, fast, strict=True):
+        assert irr == monthly_irr(flows), flows[:3]
+    assert bracketed > len(cases) * 0.9  # the shortcut is taken, not just the fallback
+    assert _root_bracket([Decimal(10000), Decimal(-6000), Decimal(3000), Decimal(-8000)]) is None
