@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import time
 import uuid
 from pathlib import Path
@@ -49,10 +50,20 @@ def command_counts(directory: Path) -> dict[int, dict[str, int]]:
     return out
 
 
-async def run(n: int, names: list[str], port_base: int, settle: float) -> dict[str, Any]:
+STATEMENTS = """SELECT calls, rows, round(total_exec_time)::bigint, round(mean_exec_time::numeric, 2),
+  regexp_replace(query, '\\s+', ' ', 'g') FROM pg_stat_statements
+  WHERE query NOT ILIKE '%pg_stat_statements%' ORDER BY total_exec_time DESC LIMIT 15"""
+
+
+async def run(n: int, names: list[str], port_base: int, settle: float, statements: bool = False) -> dict[str, Any]:
+    if statements:
+        os.environ["PARLEY_POSTGRESQL_STATEMENTS"] = "1"  # the stack's PostgreSQL loads pg_stat_statements
     stack = Stack(REPO / ".parley" / f"burst-stack-{port_base}", Ports(port_base), say=say)
     say(f"starting the servers ({stack.dir})")
     await asyncio.to_thread(stack.start)
+    pg = stack.postgres() if statements else None
+    if pg is not None:
+        await pg.run("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
     counts_dir = stack.dir / "command-counts"
     counts_dir.mkdir(parents=True, exist_ok=True)
     run_id = uuid.uuid4().hex[:6]
@@ -81,6 +92,8 @@ async def run(n: int, names: list[str], port_base: int, settle: float) -> dict[s
         cpu0 = {name: tree_cpu_s(pid) or 0.0 for name, pid in pids.items()}
         await asyncio.sleep(1.2)  # every process has written its counts since the warm-up
         before = command_counts(counts_dir)
+        if pg is not None:
+            await pg.run("SELECT pg_stat_statements_reset()")
         batch = complaints.take(n)
         ids = [k for k, _ in batch]
         t0 = time.monotonic()
@@ -108,6 +121,7 @@ async def run(n: int, names: list[str], port_base: int, settle: float) -> dict[s
         cpu = {name: round((tree_cpu_s(pid) or 0.0) - cpu0[name], 1) for name, pid in pids.items()}
         await asyncio.sleep(1.2)
         after = command_counts(counts_dir)
+        top = (await pg.run(STATEMENTS)).decode().splitlines() if pg is not None else []
     finally:
         await producer.stop()
         await observer.stop()
@@ -127,7 +141,9 @@ async def run(n: int, names: list[str], port_base: int, settle: float) -> dict[s
         by_service[name] = dict(sorted(per.items(), key=lambda kv: -kv[1]))
     return {"complaints": n, "registered_in_s": registered_at, "investigated": handled,
             "investigated_in_s": round(handled_at, 1), "settle_s": settle, "cpu_s": cpu,
-            "commands_per_complaint": by_service}
+            "commands_per_complaint": by_service,
+            "statements": [dict(zip(("calls", "rows", "total_ms", "mean_ms", "query"), line.split("|", 4), strict=True))
+                           for line in top if line.count("|") >= 4]}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -136,8 +152,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port-base", type=int, default=16000)
     parser.add_argument("--services", default=",".join(SERVICES))
     parser.add_argument("--settle", type=float, default=20.0)
+    parser.add_argument("--pg-statements", action="store_true",
+                        help="FerretDB's PostgreSQL statements by total time (pg_stat_statements)")
     args = parser.parse_args(argv)
-    result = asyncio.run(run(args.complaints, args.services.split(","), args.port_base, args.settle))
+    result = asyncio.run(run(args.complaints, args.services.split(","), args.port_base, args.settle,
+                             args.pg_statements))
     print(f"\n{result['complaints']} complaints: registered in {result['registered_in_s']:.1f} s, "
           f"investigated in {result['investigated_in_s']} s")
     print("CPU seconds (burst + settle): " + ", ".join(f"{k} {v}" for k, v in result["cpu_s"].items()))
@@ -145,6 +164,10 @@ def main(argv: list[str] | None = None) -> int:
     for name, per in result["commands_per_complaint"].items():
         total = sum(per.values())
         print(f"  {name:22s} {total:5.2f}  " + ", ".join(f"{k} {v}" for k, v in per.items() if v >= 0.01))
+    if result["statements"]:
+        print("PostgreSQL statements by total time (calls, rows, total ms, mean ms, statement):")
+        for st in result["statements"]:
+            print(f"  {st['calls']:>7} {st['rows']:>8} {st['total_ms']:>7} {st['mean_ms']:>7}  {st['query'][:150]}")
     return 0
 
 

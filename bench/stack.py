@@ -66,7 +66,7 @@ class Stack:
         # only the caller's choices of versions, cache and backend carry over: ports, stack
         # directory and an external PostgreSQL URL must not point this stack anywhere else
         keep = {"PARLEY_CACHE_DIR", "PARLEY_KAFKA_VERSION", "PARLEY_KAFKA_HEAP", "PARLEY_FERRETDB_VERSION",
-                "PARLEY_FERRETDB_BACKEND"}
+                "PARLEY_FERRETDB_BACKEND", "PARLEY_POSTGRESQL_STATEMENTS"}
         env = {k: v for k, v in os.environ.items() if not k.startswith("PARLEY_") or k in keep}
         env.update(
             PARLEY_STACK_DIR=str(self.dir),

@@ -54,6 +54,7 @@ PG_DATABASE = "ferretdb"  # FerretDB's database and the role that owns it
 # lose the last fraction of a second of commits if the server crashes, never corrupts.
 PG_SETTINGS = {
     "synchronous_commit": "off",
+    "default_toast_compression": "lz4",
     "shared_buffers": "256MB",
     "jit": "off",
     "wal_level": "minimal",
@@ -842,6 +843,8 @@ class Server:
             "unix_socket_directories": str(socket_dir) if socket_dir else "",
             **PG_SETTINGS,
         }
+        if os.environ.get("PARLEY_POSTGRESQL_STATEMENTS"):  # a diagnostic: per-statement costs
+            settings["shared_preload_libraries"] = "pg_stat_statements"
         cmd = [str(bindir / "postgres"), "-D", str(data)]
         for key, value in settings.items():
             cmd += ["-c", f"{key}={value}"]
