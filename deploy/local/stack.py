@@ -843,6 +843,9 @@ class Server:
             "unix_socket_directories": str(socket_dir) if socket_dir else "",
             **PG_SETTINGS,
         }
+        with contextlib.suppress(OSError, ValueError):
+            if int((data / "PG_VERSION").read_text().strip().split(".")[0]) < 14:
+                settings.pop("default_toast_compression")  # lz4 for TOAST came with PostgreSQL 14
         if os.environ.get("PARLEY_POSTGRESQL_STATEMENTS"):  # a diagnostic: per-statement costs
             settings["shared_preload_libraries"] = "pg_stat_statements"
         cmd = [str(bindir / "postgres"), "-D", str(data)]
