@@ -585,6 +585,7 @@ class CaseNumbers:
         self._lock = asyncio.Lock()
         self._free: dict[str, list[int]] = {}  # series -> numbers held, ascending
         self._next_start: dict[str, int] = {}  # series -> where this process tries its next block
+        self._hint: asyncio.Task[None] | None = None  # the last hint raise, off the batch's path
 
     async def take(self, prefix: str, day: str, count: int) -> list[str]:
         """Return ``count`` unused case numbers of ``day``, ascending."""
@@ -599,6 +600,12 @@ class CaseNumbers:
                 held.extend(range(start, start + size))
             taken, self._free[series] = held[:count], held[count:]
         return [rules.case_number(prefix, day, n) for n in taken]
+
+    async def _raise_hint(self, series: str, at_least: int) -> None:
+        try:
+            await self._repo.raise_number_hint(series, at_least)
+        except Exception:  # noqa: BLE001 - a hint only: a lost raise costs the next process a walk
+            log.warning("could not raise the case-number hint of %s", series, exc_info=True)
 
     def give_back(self, numbers: Iterable[str]) -> None:
         """Return numbers taken but certainly not used, to be handed out again."""
@@ -617,7 +624,11 @@ class CaseNumbers:
                 raise RegistrationConflict(f"case numbers of {series} are used up")
             if await self._repo.claim_number_block(series, start, size, self._owner):
                 self._next_start[series] = start + size
-                await self._repo.raise_number_hint(series, start + size - 1)
+                # the hint is only where the next process starts looking: the batch does not wait
+                # for it (one round trip less per batch); one raise in flight at a time
+                if self._hint is not None:
+                    await self._hint
+                self._hint = asyncio.ensure_future(self._raise_hint(series, start + size - 1))
                 return start, size
             block = await self._repo.number_block(series, start)
             if block is not None:
