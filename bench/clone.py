@@ -24,6 +24,7 @@ import asyncio
 import csv
 import io
 import json
+import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -49,6 +50,8 @@ CHUNK = 1_000
 SAMPLE = 600
 #: collections written at once (FerretDB's JSON encoding is the bound; it has two cores)
 PARALLEL = 4
+#: most copies written in one COPY per collection (PostgreSQL path)
+PG_COPIES = 5
 
 
 @dataclass
@@ -238,31 +241,48 @@ class Copier:
         t0 = loop.time()
         written = copies = 0
         sem = asyncio.Semaphore(PARALLEL)
+        per_copy = sum(len(docs) for docs in self.originals.values())
         while self.seed and have < target and (deadline is None or deadline() > 0):
-            suffix = f"~{self.next_copy}"
-            share = min(1.0, (target - have) / self.seed)
+            # on PostgreSQL several copies go in one COPY per collection (fewer psql runs), as many
+            # as the rate so far fits in the time left (at most PG_COPIES)
+            k = 1
+            if self.postgres is not None and written:
+                rate = written / max(loop.time() - t0, 1e-3)
+                k = max(1, min(PG_COPIES, math.ceil((target - have) / self.seed)))
+                if deadline is not None:
+                    k = max(1, min(k, int(deadline() * rate / max(per_copy, 1))))
+            rounds: list[tuple[str, float]] = []
+            left = target - have
+            for _ in range(k):
+                share = min(1.0, left / self.seed)
+                rounds.append((f"~{self.next_copy}", share))
+                self.next_copy += 1
+                left -= round(self.seed * share)
 
-            async def copy(pair: tuple[str, str], suffix: str = suffix, share: float = share) -> int:
+            async def copy(pair: tuple[str, str], rounds: list[tuple[str, float]] = rounds) -> int:
                 async with sem:
                     if self.postgres is not None:
                         table, stored = self.stored[pair]
-                        stored = stored[: max(1, round(len(stored) * share))]
-                        await self.postgres.append(pair[0], table, [d.copy(suffix, self.ids) for d in stored])
-                        return len(stored)
-                    docs = self.originals[pair]
-                    docs = docs[: max(1, round(len(docs) * share))]
-                    coll = client[pair[0]][pair[1]]
-                    for start in range(0, len(docs), CHUNK):
-                        batch = [renamed(d, self.ids, suffix) for d in docs[start:start + CHUNK]]
-                        await coll.insert_many(batch, ordered=False)
-                    return len(docs)
+                        texts = [d.copy(suffix, self.ids) for suffix, share in rounds
+                                 for d in stored[: max(1, round(len(stored) * share))]]
+                        await self.postgres.append(pair[0], table, texts)
+                        return len(texts)
+                    n = 0
+                    for suffix, share in rounds:
+                        docs = self.originals[pair]
+                        docs = docs[: max(1, round(len(docs) * share))]
+                        coll = client[pair[0]][pair[1]]
+                        for start in range(0, len(docs), CHUNK):
+                            batch = [renamed(d, self.ids, suffix) for d in docs[start:start + CHUNK]]
+                            await coll.insert_many(batch, ordered=False)
+                        n += len(docs)
+                    return n
 
             written += sum(await asyncio.gather(*(copy(p) for p in self.originals)))
-            added = round(self.seed * share)
+            added = sum(round(self.seed * share) for _, share in rounds)
             have += added
             self.copied += added
-            copies += 1
-            self.next_copy += 1
+            copies += len(rounds)
             rate = written / max(loop.time() - t0, 1e-3)
             self.say(f"  copied: {have:,}/{target:,} cases stored ({written:,} documents, {rate:,.0f}/s)")
         return {"copies": copies, "cases_before": before, "cases_after": have, "seed_cases": self.seed, "made_by_pipeline": self.made,

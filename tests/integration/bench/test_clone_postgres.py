@@ -42,8 +42,9 @@ async def test_copies_written_into_the_tables_read_back_renamed_through_ferretdb
     await supervision.cases.insert_one({"_id": oid, "case_id": "K1", "events": [{"at": at, "kind": "registered"}]})
 
     copier = Copier(mongo_client, prefix, say=lambda _: None, postgres=postgres)
-    done = await copier.grow(9, stored=3)
-    assert done["copies"] == 2 and done["cases_after"] == 9 and copier.copied == 6
+    done = await copier.grow(30, stored=3)  # 9 copies: one, then five in one COPY, then three
+    assert done["copies"] == 9 and done["cases_after"] == 30 and copier.copied == 27
+    assert done["documents"] == 9 * 7
 
     copy = await intake.cases.find_one({"_id": "K1~2"})
     original = await intake.cases.find_one({"_id": "K1"})
@@ -56,6 +57,7 @@ async def test_copies_written_into_the_tables_read_back_renamed_through_ferretdb
     assert [d["_id"] async for d in intake.cases.find({"customer_id": "cu2~1"})] == ["K2~1"], "the index finds a copy"
     assert await intake.complaints.find_one({"_id": "app:0~1"}) == {"_id": "app:0~1", "case_id": "K0~1", "received_at": at}
     timelines = [d async for d in supervision.cases.find({})]
-    assert len(timelines) == 3 and len({d["_id"] for d in timelines}) == 3, "an ObjectId _id gets a new one per copy"
-    assert sorted(d["case_id"] for d in timelines) == ["K1", "K1~1", "K1~2"]
+    assert len(timelines) == 10 and len({d["_id"] for d in timelines}) == 10, "an ObjectId _id gets a new one per copy"
+    assert sorted(d["case_id"] for d in timelines) == sorted(["K1", *(f"K1~{k}" for k in range(1, 10))])
+    assert await intake.cases.count_documents({}) == 30
     assert all(isinstance(d["_id"], ObjectId) for d in timelines)
