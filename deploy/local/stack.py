@@ -55,6 +55,7 @@ PG_DATABASE = "ferretdb"  # FerretDB's database and the role that owns it
 PG_SETTINGS = {
     "synchronous_commit": "off",
     "default_toast_compression": "lz4",
+    "gin_pending_list_limit": "64kB",
     "shared_buffers": "256MB",
     "jit": "off",
     "wal_level": "minimal",
