@@ -48,6 +48,12 @@ CHUNK = 1_000
 #: documents read from each per-case collection and copied over and over: reading every
 #: stored document through FerretDB took longer than the copying (~2 min for 4,300 cases)
 SAMPLE = 600
+#: documents of a sample that are not copied, by collection: (field, value). A case paused for an
+#: external appraisal waits on an appraisal record the copies do not have (``appraisals`` is not
+#: per case), so its copies would stay paused for ever and the periodic sweep would read more of
+#: them every round — a pile-up a desk never has (its paused cases resume within days).
+EXCLUDE = {"investigations": ("status", "paused")}
+
 #: collections written at once (FerretDB's JSON encoding is the bound; it has two cores)
 PARALLEL = 4
 #: most copies written in one COPY per collection (PostgreSQL path)
@@ -149,6 +155,11 @@ class Stored:
         return json.dumps({"$s": schema, "_id": str(ObjectId()), **out}, ensure_ascii=False)
 
 
+def _excluded(collection: str, doc: dict[str, Any]) -> bool:
+    field, value = EXCLUDE.get(collection, ("", None))
+    return bool(field) and doc.get(field) == value
+
+
 def _ids_of(doc: Any, fields: set[str], out: set[str]) -> None:
     """Collect the string values of identifier fields, at any depth."""
     if isinstance(doc, dict):
@@ -201,7 +212,7 @@ class Copier:
 
         async def read(db: str, name: str) -> list[dict[str, Any]]:
             cursor = self.client[db][name].find({}, batch_size=SAMPLE).limit(SAMPLE)
-            return [d async for d in cursor]
+            return [d async for d in cursor if not _excluded(name, d)]
 
         for pair, docs in zip(pairs, await asyncio.gather(*(read(*p) for p in pairs)), strict=True):
             self.originals[pair] = docs
@@ -221,8 +232,11 @@ class Copier:
             if table is not None:
                 texts[(db, name)] = (table, await pg.sample(db, table, SAMPLE))
         fields = set(ID_FIELDS)
-        for pair, (_, rows) in texts.items():
+        for pair, (table, rows) in list(texts.items()):
             docs = [json.loads(t) for t in rows]
+            kept = [i for i, doc in enumerate(docs) if not _excluded(pair[1], doc)]
+            docs, rows = [docs[i] for i in kept], [rows[i] for i in kept]
+            texts[pair] = (table, rows)
             for doc in docs:
                 doc.pop("$s", None)
                 _ids_of(doc, fields, self.ids)

@@ -38,13 +38,15 @@ async def test_copies_written_into_the_tables_read_back_renamed_through_ferretdb
         for i in range(3)
     ])
     await intake.complaints.insert_many([{"_id": f"app:{i}", "case_id": f"K{i}", "received_at": at} for i in range(3)])
+    investigations = mongo_client[f"{prefix}investigation"].investigations
+    await investigations.insert_many([{"_id": "K0", "status": "completed"}, {"_id": "K1", "status": "paused"}])
     oid = ObjectId()
     await supervision.cases.insert_one({"_id": oid, "case_id": "K1", "events": [{"at": at, "kind": "registered"}]})
 
     copier = Copier(mongo_client, prefix, say=lambda _: None, postgres=postgres)
     done = await copier.grow(30, stored=3)  # 9 copies: one, then five in one COPY, then three
     assert done["copies"] == 9 and done["cases_after"] == 30 and copier.copied == 27
-    assert done["documents"] == 9 * 7
+    assert done["documents"] == 9 * 8
 
     copy = await intake.cases.find_one({"_id": "K1~2"})
     original = await intake.cases.find_one({"_id": "K1"})
@@ -60,4 +62,7 @@ async def test_copies_written_into_the_tables_read_back_renamed_through_ferretdb
     assert len(timelines) == 10 and len({d["_id"] for d in timelines}) == 10, "an ObjectId _id gets a new one per copy"
     assert sorted(d["case_id"] for d in timelines) == sorted(["K1", *(f"K1~{k}" for k in range(1, 10))])
     assert await intake.cases.count_documents({}) == 30
+    paused = [d["_id"] async for d in investigations.find({"status": "paused"})]
+    assert paused == ["K1"], "a case paused for an appraisal is not copied (it could never resume)"
+    assert await investigations.count_documents({}) == 11
     assert all(isinstance(d["_id"], ObjectId) for d in timelines)
