@@ -104,6 +104,11 @@ def test_a_hop_without_its_traceparent_fails_the_check() -> None:
         check_hops({t: rs for t, rs in whole.items() if t != "case.closed"}, trace_id)
 
 
+#: the requests of the story whose server spans the trace holds
+REQUESTS = {"POST /complaints", "POST /cases/{case_id}/offers",
+            "POST /customer/cases/{case_id}/offers/{offer_id}/accept", "POST /executions/{case_id}/callback"}
+
+
 def _spans(directory: Path, service: str) -> list[dict[str, Any]]:
     return [json.loads(line) for f in sorted(directory.glob(f"{service}-*.jsonl"))
             for line in f.read_text(encoding="utf-8").splitlines() if line.strip()]
@@ -131,7 +136,9 @@ async def test_one_complaint_is_one_trace_from_received_to_closed(settings: Comm
             names = {s["name"] for s in spans}
             missing += [f"{service} {t}" for t in CONSUMED[service] if f"{service} {t}" not in names]
             missing += [f"{service} send {t}" for t in SENT[service] if f"{service} send {t}" not in names]
-        return missing
+        # the requests' server spans too (an API exports them in batches: a loaded machine is late)
+        served = {s["name"] for service in services for s in _spans(traces, service) if s["kind"] == "SpanKind.SERVER"}
+        return missing + sorted(REQUESTS - served)
 
     with pipeline(settings, tmp_path, PARLEY_TRACE_EXPORTER="file",
                   PARLEY_TRACE_FILE=str(traces / "{service}-{pid}.jsonl")) as base:
@@ -176,9 +183,7 @@ async def test_one_complaint_is_one_trace_from_received_to_closed(settings: Comm
     # trace linked to that request's or timer's span (a trace of its own)
     every_span = {s["context"]["span_id"]: s for service in services for s in _spans(traces, service)}
     requests = {i: s for i, s in every_span.items() if s["kind"] == "SpanKind.SERVER"}
-    assert {"POST /complaints", "POST /cases/{case_id}/offers",
-            "POST /customer/cases/{case_id}/offers/{offer_id}/accept",
-            "POST /executions/{case_id}/callback"} <= {s["name"] for s in requests.values()}
+    assert REQUESTS <= {s["name"] for s in requests.values()}
     roots = [s for s in sends.values() if s["parent_id"] is None]
     assert {s["name"] for s in roots} >= {"intake send complaint.received", "negotiation send settlement.agreed",
                                           "followup send followup.completed"}
