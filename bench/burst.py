@@ -2,8 +2,9 @@
 
     python -m bench.burst [--complaints 2000] [--port-base 16000] [--services intake,...]
 
-Brings up its own Kafka + PostgreSQL + FerretDB (``.parley/burst-stack-<port base>``, ports from
-``--port-base``, so two runs can go side by side) and the services as processes, each counting the database commands it
+Brings up its own Kafka + PostgreSQL + FerretDB (``.parley/burst-stack-<port base>``, ports
+from ``--port-base``, so two runs can go side by side) and the services as processes, each
+counting the database commands it
 sends (``PARLEY_MONGO_COMMAND_COUNTS``, ``shared.mongo.CommandCounts``), publishes the
 complaints at once and waits until every one is registered and investigated, then
 (``--settle`` seconds later, for the stages after investigation) prints the CPU seconds each
@@ -83,8 +84,9 @@ async def run(n: int, names: list[str], port_base: int, settle: float, statement
         for key, value in warm:
             await producer.send(prefix + "complaint.received", value, key=key.encode())
         t = time.monotonic()
-        warm_done = observer.handled_of if "investigation" in names else observer.registered_of
-        while warm_done([k for k, _ in warm]) < len(warm) and time.monotonic() - t < 180:  # noqa: ASYNC110 - polls what the observer saw
+        # without investigation running, a complaint is through when it is registered
+        done = observer.handled_of if "investigation" in names else observer.registered_of
+        while done([k for k, _ in warm]) < len(warm) and time.monotonic() - t < 180:  # noqa: ASYNC110 - polls what the observer saw
             await asyncio.sleep(0.5)
         say(f"warm-up: 20 complaints through in {time.monotonic() - t:.1f} s; settling {settle:.0f} s")
         await asyncio.sleep(settle)
@@ -103,8 +105,6 @@ async def run(n: int, names: list[str], port_base: int, settle: float, statement
         say(f"published {n} complaints")
         registered_at = None
         last = 0.0
-        # without investigation running, the burst ends when every complaint is registered
-        done = observer.handled_of if "investigation" in names else observer.registered_of
         while done(ids) < n and time.monotonic() - t0 < 600:
             await asyncio.sleep(0.5)
             registered = observer.registered_of(ids)

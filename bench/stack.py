@@ -18,7 +18,10 @@ import time
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from bench.clone import Postgres
 
 REPO = Path(__file__).resolve().parents[1]
 STACK_SCRIPT = REPO / "deploy" / "local" / "stack.py"
@@ -116,7 +119,7 @@ class Stack:
                 continue
         return pids
 
-    def postgres(self) -> Any:
+    def postgres(self) -> Postgres | None:
         """``bench.clone.Postgres`` for FerretDB's PostgreSQL backend, or None on another backend."""
         if self.ferretdb_backend() != "postgresql":
             return None
