@@ -101,7 +101,9 @@ async def claim_next_version(
     unique ``_id`` is atomic on both, so the one writer whose claim document goes in first
     may update; the others get ``False`` and answer 409. A claim left by a writer that died
     before its update (the document still at ``expected_version`` after ``stale_after``) is
-    removed and claimed afresh.
+    removed and claimed afresh. Writes outside the claims (an outbox clear) could still undo a
+    claimed update on FerretDB; the local stack fences those (a write lowering ``version`` is
+    refused: ``deploy/local/stack.py``, docs/stack.md).
     """
     key = f"{doc_id}#{expected_version + 1}"
     for _ in range(2):

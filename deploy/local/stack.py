@@ -103,7 +103,39 @@ FERRETDB_PG_POOL_MAX_CONNS = 500
 # lookup by _id in investigation's table during a bench run, growing with the table, against
 # 0.2 ms through the index. Every filter on a hot path has an index here, so the planner is
 # told to use one wherever it can; queries without a usable index still scan.
+#
+# The version fence. FerretDB v1 updates a document by reading it, applying the update in Go
+# and writing the whole document back (``UPDATE ... SET _jsonb = $1 WHERE _jsonb->'_id' = $2``),
+# with nothing in between: two concurrent updates of one document can both read it, and the
+# second write silently undoes the first. The services' versioned writers serialise among
+# themselves with a unique claim (``shared.mongo.claim_next_version``), but an outbox clear
+# (``shared.outbox``, by ``_id``) that read version v could still land after a claimed update
+# to v + 1 and put the document back to v: a negotiation workspace lost its investigation's
+# result this way in ``test_horizontal_scale`` (about one run in three). MongoDB updates a
+# document atomically, so the application is right; here a trigger on every FerretDB table
+# refuses (skips, as FerretDB ignores the row count) a write that would lower a numeric
+# top-level ``version``. The stale clear is dropped instead: its events were published, and
+# at worst they stay in the outbox to be published again (same event ids; consumers dedupe).
+# The same event trigger attaches it to each table FerretDB creates; every start attaches it
+# to tables made before.
 INDEX_COMPANIONS_SQL = r"""
+CREATE OR REPLACE FUNCTION parley_refuse_update() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  RETURN NULL;
+END $$;
+CREATE OR REPLACE FUNCTION parley_version_fence(tbl oid) RETURNS integer LANGUAGE plpgsql AS $$
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = tbl AND attname = '_jsonb' AND NOT attisdropped)
+     OR EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = tbl AND tgname = 'parley_version_fence') THEN
+    RETURN 0;
+  END IF;
+  EXECUTE format('CREATE TRIGGER parley_version_fence BEFORE UPDATE ON %s FOR EACH ROW '
+                 'WHEN (jsonb_typeof(NEW._jsonb -> ''version'') = ''number'' '
+                 'AND jsonb_typeof(OLD._jsonb -> ''version'') = ''number'' '
+                 'AND (NEW._jsonb -> ''version'') < (OLD._jsonb -> ''version'')) '
+                 'EXECUTE FUNCTION parley_refuse_update()', tbl::regclass);
+  RETURN 1;
+END $$;
 CREATE OR REPLACE FUNCTION parley_gin_companions(idx oid) RETURNS integer LANGUAGE plpgsql AS $$
 DECLARE tbl oid; nkeys int; k int; expr text; field text; made int := 0; uniq boolean;
 BEGIN
@@ -130,23 +162,32 @@ BEGIN
   END LOOP;
   RETURN made;
 END $$;
-CREATE OR REPLACE FUNCTION parley_gin_on_create_index() RETURNS event_trigger LANGUAGE plpgsql AS $$
+CREATE OR REPLACE FUNCTION parley_on_create() RETURNS event_trigger LANGUAGE plpgsql AS $$
 DECLARE r record;
 BEGIN
   FOR r IN SELECT * FROM pg_event_trigger_ddl_commands()
-           WHERE command_tag = 'CREATE INDEX' AND object_type = 'index'
+           WHERE command_tag IN ('CREATE INDEX', 'CREATE TABLE') AND object_type IN ('index', 'table')
              AND schema_name NOT IN ('pg_catalog', 'public', 'information_schema') LOOP
-    PERFORM parley_gin_companions(r.objid);
+    IF r.object_type = 'index' THEN
+      PERFORM parley_gin_companions(r.objid);
+    ELSE
+      PERFORM parley_version_fence(r.objid);
+    END IF;
   END LOOP;
 END $$;
 DROP EVENT TRIGGER IF EXISTS parley_id_index;
 DROP FUNCTION IF EXISTS parley_id_index();
 DROP EVENT TRIGGER IF EXISTS parley_gin_index;
-CREATE EVENT TRIGGER parley_gin_index ON ddl_command_end WHEN TAG IN ('CREATE INDEX')
-  EXECUTE FUNCTION parley_gin_on_create_index();
+DROP FUNCTION IF EXISTS parley_gin_on_create_index();
+DROP EVENT TRIGGER IF EXISTS parley_on_create;
+CREATE EVENT TRIGGER parley_on_create ON ddl_command_end WHEN TAG IN ('CREATE INDEX', 'CREATE TABLE')
+  EXECUTE FUNCTION parley_on_create();
 SELECT count(parley_gin_companions(i.indexrelid))
   FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid JOIN pg_namespace n ON n.oid = c.relnamespace
  WHERE n.nspname NOT IN ('pg_catalog', 'public', 'information_schema', 'pg_toast');
+SELECT count(parley_version_fence(c.oid))
+  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+ WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'public', 'information_schema', 'pg_toast');
 ALTER DATABASE ferretdb SET plan_cache_mode = force_custom_plan;
 ALTER DATABASE ferretdb SET enable_seqscan = off;
 """
@@ -760,7 +801,7 @@ class Server:
             _run(
                 [
                     java, f"-Dlog4j2.configurationFile={log4j}", "-cp", classpath,
-                    "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(props),
+                    "kafka.tools.StorageTool", "format", f"--cluster-id={cluster_id}", "-c", str(props),
                 ]
             )
         return [

@@ -22,6 +22,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
+
 from deploy.local import stack
 
 REPO = Path(__file__).resolve().parents[2]
@@ -183,3 +185,25 @@ def provide_servers() -> Iterator[Servers]:
     else:
         with _local_stack() as servers:
             yield servers
+
+
+def psql_command(servers: Servers) -> list[str]:
+    """``psql`` as the local stack's PostgreSQL superuser, on FerretDB's database (unaligned,
+    tuples only); only when the stack runs a PostgreSQL of its own (``servers.postgresql_port``)."""
+    bindir = stack.find_postgresql()
+    assert bindir is not None and servers.postgresql_port is not None
+    return [str(bindir / "psql"), "-X", "-At", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1",
+            "-p", str(servers.postgresql_port), "-U", stack.PG_SUPERUSER, "-d", stack.PG_DATABASE]
+
+
+def psql(servers: Servers, sql: str) -> str:
+    """Run ``sql`` with ``psql_command`` and return what it printed."""
+    proc = subprocess.run([*psql_command(servers), "-c", sql], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+def skip_unless_own_postgresql(servers: Servers) -> None:
+    """Skip the test unless the local stack runs FerretDB on a PostgreSQL of its own."""
+    if servers.source != "local" or servers.postgresql_port is None:
+        pytest.skip("only the local stack runs FerretDB on a PostgreSQL of its own")

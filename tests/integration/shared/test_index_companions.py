@@ -11,35 +11,18 @@ from __future__ import annotations
 
 import base64
 import os
-import subprocess
 from typing import Any
 
-import pytest
 from pymongo import ASCENDING, AsyncMongoClient
 
-from deploy.local import stack
 from shared.settings import CommonSettings
-from tests.support.servers import Servers
-
-
-def _psql(sql: str) -> str:
-    bindir = stack.find_postgresql()
-    port = os.environ.get("PARLEY_TEST_POSTGRESQL_PORT") or "29432"
-    assert bindir is not None
-    proc = subprocess.run(
-        [str(bindir / "psql"), "-X", "-At", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-p", port,
-         "-U", stack.PG_SUPERUSER, "-d", stack.PG_DATABASE, "-c", sql],
-        capture_output=True, text=True, timeout=60,
-    )
-    assert proc.returncode == 0, proc.stderr
-    return proc.stdout
+from tests.support.servers import Servers, psql, skip_unless_own_postgresql
 
 
 async def test_declared_indexes_get_a_gin_companion_that_the_planner_uses(
     servers: Servers, settings: CommonSettings, mongo_client: AsyncMongoClient[Any]
 ) -> None:
-    if servers.source != "local" or (os.environ.get("PARLEY_TEST_FERRETDB_BACKEND") or "postgresql") != "postgresql":
-        pytest.skip("only the local stack runs FerretDB on a PostgreSQL of its own")
+    skip_unless_own_postgresql(servers)
     db_name = f"{settings.mongo.db_prefix}companions"
     coll = mongo_client[db_name]["docs"]
     # few rows of large documents: jsonb TOASTed out of a tiny heap, where PostgreSQL's cost
@@ -50,12 +33,12 @@ async def test_declared_indexes_get_a_gin_companion_that_the_planner_uses(
     await coll.create_index([("outbox_pending", ASCENDING)], name="outbox_pending")
     await coll.create_index([("customer_id", ASCENDING), ("outbox_pending", ASCENDING)], name="by_customer")
 
-    table = _psql(
+    table = psql(servers, 
         "SELECT n.nspname || '.' || c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
         f"WHERE n.nspname = '{db_name.lower()}' AND c.relkind = 'r' AND c.relname LIKE 'docs%'"
     ).strip()
     assert table, "FerretDB's table for the collection"
-    gins = _psql(
+    gins = psql(servers, 
         "SELECT pg_get_indexdef(i.indexrelid, 1, false) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
         f"JOIN pg_am a ON a.oid = c.relam WHERE i.indrelid = '{table}'::regclass AND a.amname = 'gin' ORDER BY 1"
     ).split()
@@ -65,7 +48,7 @@ async def test_declared_indexes_get_a_gin_companion_that_the_planner_uses(
 
     # the non-unique btrees FerretDB made beside them are gone (no query of FerretDB's uses
     # them; each cost every write an index entry); the unique _id btree stays
-    btrees = _psql(
+    btrees = psql(servers, 
         "SELECT pg_get_indexdef(i.indexrelid, 1, false) || ' ' || i.indisunique FROM pg_index i "
         f"JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_am a ON a.oid = c.relam "
         f"WHERE i.indrelid = '{table}'::regclass AND a.amname = 'btree' ORDER BY 1"
@@ -73,10 +56,10 @@ async def test_declared_indexes_get_a_gin_companion_that_the_planner_uses(
     assert btrees == ["((_jsonb -> '_id'::text)) true"], btrees
     assert sorted(i["name"] for i in await (await coll.list_indexes()).to_list()) == ["_id_", "by_customer", "outbox_pending"]
 
-    _psql(f"ANALYZE {table}")
-    plan = _psql(f"EXPLAIN SELECT _jsonb FROM {table} WHERE _jsonb->'outbox_pending' @> 'true'")
+    psql(servers, f"ANALYZE {table}")
+    plan = psql(servers, f"EXPLAIN SELECT _jsonb FROM {table} WHERE _jsonb->'outbox_pending' @> 'true'")
     assert "Index Scan" in plan and "Seq Scan" not in plan, plan
-    plan = _psql(f"EXPLAIN SELECT _jsonb FROM {table} WHERE _jsonb->'_id' @> '\"d77\"'")
+    plan = psql(servers, f"EXPLAIN SELECT _jsonb FROM {table} WHERE _jsonb->'_id' @> '\"d77\"'")
     assert "Index Scan" in plan and "Seq Scan" not in plan, plan
 
     # and through FerretDB the answers are the same as without the index
