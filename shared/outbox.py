@@ -39,6 +39,7 @@ from pymongo.errors import BulkWriteError
 
 from shared import metrics
 from shared.contracts.envelope import Envelope
+from shared.mongo import find_by_ids
 
 log = logging.getLogger(__name__)
 
@@ -342,8 +343,11 @@ class Written:
     """A document a handler wrote together with events to publish (its outbox).
 
     ``pending`` is the outbox the writer just wrote (event id -> item), which saves reading
-    it back; None means "read it". Handlers return these; the runtime publishes them after
-    the batch (``publish_written``).
+    it back; None means "read it". It must be the document's *whole* outbox as that write left
+    it: the publisher clears the flag once these items are gone, so an event an earlier writer
+    left unpublished (killed between its write and its relay) and not listed here would be
+    stranded where no sweep looks. A writer that did not read the outbox it updated passes
+    None. Handlers return these; the runtime publishes them after the batch (``publish_written``).
     """
 
     collection: AsyncCollection[dict[str, Any]]
@@ -369,13 +373,15 @@ async def publish_written(written: Iterable[Written | None], send: SendFn) -> in
     items = await _expand_ledgers([w for w in written if w is not None])
     if not items:
         return 0
-    missing = [w for w in items if w.pending is None]
+    missing: dict[int, tuple[AsyncCollection[dict[str, Any]], list[Any]]] = {}
+    for w in items:
+        if w.pending is None:
+            missing.setdefault(id(w.collection), (w.collection, []))[1].append(w.doc_id)
     if missing:
-        docs = await asyncio.gather(
-            *(w.collection.find_one({"_id": w.doc_id}, {"outbox": 1}) for w in missing)
-        )
-        found = {id(w): (d or {}).get("outbox") or {} for w, d in zip(missing, docs, strict=True)}
-        items = [w if w.pending is not None else Written(w.collection, w.doc_id, found[id(w)])
+        outboxes = {cid: await find_by_ids(collection, ids, projection={"outbox": 1})
+                    for cid, (collection, ids) in missing.items()}
+        items = [w if w.pending is not None else
+                 Written(w.collection, w.doc_id, (outboxes[id(w.collection)].get(w.doc_id) or {}).get("outbox") or {})
                  for w in items]
     # the same document written twice in one batch: publish its latest outbox once (a
     # document's ledger events and its outbox events are kept apart: they are closed apart)

@@ -296,15 +296,18 @@ class Repository:
         )
 
     async def save_many(self, items: list[tuple[Workspace | None, Workspace, list[Envelope[Any]]]]
-                        ) -> tuple[dict[str, dict[str, Any]], set[str]]:
+                        ) -> tuple[dict[str, dict[str, Any] | None], set[str]]:
         """Write many workspaces as ``save`` does, in bulk commands; one item per case.
 
         Each item is (the workspace as read, or None for a new one; the workspace to write;
         the events it owes). New workspaces go in with one unordered ``insert_many``; changed
         ones win their version claims with one, then move version ``v`` to ``v + 1`` in update
         commands of at most ``UPDATES_PER_COMMAND``. Customers are linked first (never a case
-        unlinked) and agents' loads moved after, once per agent. Returns the outbox items
-        written per case (for ``Written``: no read to publish them) and the ids of cases not
+        unlinked) and agents' loads moved after, once per agent. Returns, per case written that
+        owes events, its outbox for ``Written``: the items of a new workspace (no read to publish
+        them), None for a changed one — its outbox may still hold events an earlier writer left
+        unpublished (a worker killed between its write and its relay), which the relay must read
+        and publish with these, or clearing the flag would strand them. Also the ids of cases not
         written because someone else wrote them first: the caller takes those the one-by-one
         way (``save``), which reads them again.
         """
@@ -313,7 +316,7 @@ class Repository:
         docs = {after.case_id: _document(after) for _, after, _ in items}
         await self._link_customers([after for _, after, _ in items])
         stale: set[str] = set()
-        outboxes: dict[str, dict[str, Any]] = {}
+        outboxes: dict[str, dict[str, Any] | None] = {}
         new = [(after, events) for before, after, events in items if before is None]
         if new:
             rows = [{"_id": ws.case_id, **docs[ws.case_id], "version": 1, **outbox_document(events)}
@@ -345,10 +348,9 @@ class Repository:
                             stale.add(before.case_id)
 
             await bounded([functools.partial(write, p) for p in parts], 4)
-            for before, _, _ in moving:
-                if before.case_id not in stale:
-                    outboxes[before.case_id] = {k.removeprefix("outbox."): v for k, v in fields[before.case_id].items()
-                                                if k.startswith("outbox.")}
+            for before, _, events in moving:
+                if before.case_id not in stale and events:
+                    outboxes[before.case_id] = None
         moves: dict[str, tuple[list[str], list[str]]] = {}
         for read, after, _ in items:
             if after.case_id in stale:
@@ -538,8 +540,12 @@ class Repository:
         async for doc in self.refs.find({}, {"ref_id": 1, "category": 1, "band": 1, "hardship": 1, "relief_bp": 1}):
             cell = _cell_id(doc["category"], doc["band"], bool(doc["hardship"]))
             cells.setdefault(cell, {})[_ref_key(doc["ref_id"])] = int(doc["relief_bp"])
+        versions = {d["_id"]: int(d.get("version", 0))
+                    async for d in self.ref_cells.find({"_id": {"$in": list(cells)}}, {"version": 1})}
         for cell, bp in cells.items():
-            await _replace_or_insert(self.ref_cells, {"_id": cell, "bp": bp, "version": 1})
+            # a rebuild moves a cell's version on, never back (the local stack refuses a write
+            # that lowers a version: deploy/local/stack.py, the version fence)
+            await _replace_or_insert(self.ref_cells, {"_id": cell, "bp": bp, "version": versions.get(cell, 0) + 1})
         await _replace_or_insert(self.meta, {"_id": "ref_cells_v1", "at": datetime.now(UTC)})
 
     async def peer_pcts(self, query: dict[str, Any]) -> list[Decimal]:

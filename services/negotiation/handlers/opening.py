@@ -352,13 +352,13 @@ async def record_registrations(envs: list[Registered], *, repo: Store, now: date
 
 async def open_workspaces(
     envs: list[Completed], *, repo: Store, settings: Settings, now: datetime,
-) -> tuple[dict[str, dict[str, Any]], list[Completed]]:
+) -> tuple[dict[str, dict[str, Any] | None], list[Completed]]:
     """Open a batch of workspaces (``open_workspace`` for many, in bulk writes).
 
     Each case's first event: its workspace is read (concurrently), opened and assigned (the
     directory and the agents' loads read once for the batch and counted up as it assigns),
-    and written with the others (``Store.save_many``). Returns the outbox items written per
-    case and the events left to ``open_workspace``, in order: revisions of a workspace already
+    and written with the others (``Store.save_many``). Returns the outboxes to publish per
+    case (``Store.save_many``) and the events left to ``open_workspace``, in order: revisions of a workspace already
     opened (rare; the one-by-one rules), cases someone else wrote meanwhile, and later events
     of a case in the batch. Redeliveries change nothing.
     """

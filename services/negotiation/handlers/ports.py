@@ -25,9 +25,10 @@ class Store(Protocol):
         """Return the workspaces of ``case_ids`` that exist, by case id."""
 
     async def save_many(self, items: list[tuple[Workspace | None, Workspace, list[Envelope[Any]]]]
-                        ) -> tuple[dict[str, dict[str, Any]], set[str]]:
-        """Write many workspaces (each: as read or None, to write, events owed); return the outbox
-        items written per case and the ids not written because they changed meanwhile."""
+                        ) -> tuple[dict[str, dict[str, Any] | None], set[str]]:
+        """Write many workspaces (each: as read or None, to write, events owed); return per case
+        written with events its outbox items (None: read the outbox back, it may hold older
+        ones) and the ids not written because they changed meanwhile."""
 
     async def get_agent(self, agent_id: str) -> AgentProfile | None:
         """Return an agent's profile, or None."""

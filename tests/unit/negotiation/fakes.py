@@ -40,8 +40,8 @@ class FakeRepo:
         return {c: ws for c in case_ids if (ws := await self.get(c)) is not None}
 
     async def save_many(self, items: list[tuple[Workspace | None, Workspace, list[Envelope[Any]]]]
-                        ) -> tuple[dict[str, dict[str, Any]], set[str]]:
-        written: dict[str, dict[str, Any]] = {}
+                        ) -> tuple[dict[str, dict[str, Any] | None], set[str]]:
+        written: dict[str, dict[str, Any] | None] = {}
         stale: set[str] = set()
         for before, after, events in items:
             try:
