@@ -293,8 +293,12 @@ def build_worker(spec: ServiceSpec[S, D], settings: S, **faust_overrides: Any) -
 
         return run
 
+    def closing() -> bool:
+        return bool(state.get("closing"))
+
     for timer in spec.timers:
-        _declare_timer(app, timer.name, timer.interval_s(settings), run_timer(timer), published, spec.name)
+        _declare_timer(app, timer.name, timer.interval_s(settings), run_timer(timer), published, spec.name,
+                       closing=closing)
 
     if spec.outboxes:
 
@@ -308,7 +312,7 @@ def build_worker(spec: ServiceSpec[S, D], settings: S, **faust_overrides: Any) -
             return total
 
         _declare_timer(app, "outbox-sweep", spec.sweep_interval_s(settings), sweep_outboxes, None,
-                       spec.name)
+                       spec.name, closing=closing)
 
     async def _logging_context() -> None:
         install_context_filter()
@@ -316,6 +320,7 @@ def build_worker(spec: ServiceSpec[S, D], settings: S, **faust_overrides: Any) -
     app.task(_logging_context)
 
     async def _close_mongo(sender: Any, **_: Any) -> None:
+        state["closing"] = True  # a timer still running fails on the closed client: not an error
         client = state.get("client")
         if client is not None:
             await client.close()
@@ -360,7 +365,8 @@ def _declare_agent(app: Any, settings: CommonSettings, spec: ServiceSpec[Any, An
 
 
 def _declare_timer(app: Any, name: str, interval: float, run: Callable[[], Awaitable[Any]],
-                   published: Callable[[Any], Awaitable[None]] | None, service: str = "") -> None:
+                   published: Callable[[Any], Awaitable[None]] | None, service: str = "", *,
+                   closing: Callable[[], bool] = lambda: False) -> None:
     async def timer() -> None:
         try:
             with tracing.timer(service, name):  # a span per run; what it publishes links to it
@@ -368,6 +374,9 @@ def _declare_timer(app: Any, name: str, interval: float, run: Callable[[], Await
                 if published is not None:
                     await published(result)
         except Exception:  # noqa: BLE001 - a timer runs again; one failure must not stop the worker
+            if closing():  # the worker is stopping and closed its database client under the run
+                log.info("timer %s stopped with the worker", name)
+                return
             log.exception("timer %s failed; it runs again in %.1fs", name, interval)
 
     timer.__name__ = f"timer_{name}".replace(".", "_").replace("-", "_")
