@@ -680,7 +680,8 @@ class Bench:
 
         Sending 50,000 complaints through the pipeline would take longer than the whole budget
         on the 2-core machine; the copies are other customers' cases with every identifier
-        renamed, written with ``insert_many`` into the services' own collections.
+        renamed, made inside PostgreSQL straight into FerretDB's tables on its PostgreSQL backend,
+        otherwise written with ``insert_many`` into the services' own collections.
         """
         have = await self.stored_cases()
         async with self.step(f"stored cases to {level:,} by copying the run's cases (have {have:,}; cap {cap:.0f} s)"):
@@ -694,7 +695,8 @@ class Bench:
                       "copied_documents": done["documents"], "collections": done["collections"],
                       "seconds": round(now() - t0, 1), "copy_seconds": done["seconds"], "reached": stored >= level,
                       "method": "copies of the run's cases (bench/clone.py), written with "
-                      + ("PostgreSQL COPY into FerretDB's tables" if self.copier.postgres else "insert_many through FerretDB")}
+                      + ("INSERT … SELECT inside PostgreSQL into FerretDB's tables" if self.copier.postgres
+                         else "insert_many through FerretDB")}
             if stored < level:
                 self.note(f"the stores reached {stored:,} of {level:,} cases within the {cap:.0f} s cap")
             return result
