@@ -129,3 +129,10 @@ async def test_a_copy_is_stored_as_ferretdb_stores_the_renamed_document(
                               "AND pid <> pg_backend_pid()")
     assert left.decode().strip() == "0"
     assert await postgres.run("SHOW gin_pending_list_limit") == limit, "the server's settings are untouched"
+
+    # settling vacuums (and analyses) every table the copies went into, before a probe
+    assert await copier.settle() >= 0
+    vacuumed = await postgres.run(
+        "SELECT count(*) FILTER (WHERE last_vacuum IS NOT NULL AND last_analyze IS NOT NULL), count(*) "
+        f"FROM pg_stat_user_tables WHERE relid = '{tables['cases']}'::regclass")
+    assert vacuumed.decode().split() == ["1|1"]
