@@ -39,8 +39,9 @@ async def _waiting(servers: Servers, table: str, n: int) -> None:
     """Until ``n`` statements wait on a lock of ``table``'s rows."""
     name = table.split(".")[-1].strip('"')
     for _ in range(600):
-        count = psql(servers, "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-                              f"AND query LIKE 'UPDATE%{name}%'").strip()
+        # (psql in a thread: the event loop must go on sending the updates that are to queue)
+        count = (await asyncio.to_thread(psql, servers, "SELECT count(*) FROM pg_stat_activity WHERE "
+                                         f"wait_event_type = 'Lock' AND query LIKE 'UPDATE%{name}%'")).strip()
         if int(count) >= n:
             return
         await asyncio.sleep(0.05)
