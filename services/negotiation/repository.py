@@ -33,6 +33,7 @@ import asyncio
 import functools
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -117,6 +118,10 @@ UNPLANNED = "unplanned"
 #: How long a process answers an agent's profile from memory (``Repository.get_agent``).
 AGENT_PROFILE_TTL_S = 2.0
 
+#: How many outboxes ``get_many`` remembers for ``save_many``, by (case, version); oldest
+#: forgotten first (a forgotten one costs ``save_many``'s caller a read of the outbox).
+OUTBOX_READ_MEMORY = 20_000
+
 
 async def _replace_or_insert(collection: Any, doc: dict[str, Any]) -> None:
     """``replace_one(..., upsert=True)`` that tolerates a concurrent writer of the same ``_id``:
@@ -149,6 +154,10 @@ class Repository:
         self._agents: dict[str, tuple[float, AgentProfile | None]] = {}  # get_agent's memory
         self._deadline_sweeps = Sweeper()  # open_near_deadline: day buckets, a full scan hourly
         self._progress_sweeps = Sweeper()  # progress_due: likewise
+        # the outbox get_many read at each (case, version): at that version the outbox holds at
+        # most these items for good, since items are added only by writes that move the version
+        # (publishers only remove them); save_many hands them on with its own (see there)
+        self._outbox_read: OrderedDict[tuple[str, int], dict[str, Any]] = OrderedDict()
 
     async def ensure_indexes(self) -> None:
         """Create the indexes queries and idempotency rely on."""
@@ -195,7 +204,11 @@ class Repository:
     async def get_many(self, case_ids: list[str]) -> dict[str, Workspace]:
         """Return the workspaces of ``case_ids`` that exist: concurrent reads by ``_id``
         (FerretDB v1 does not push ``$in`` down)."""
-        docs = await find_by_ids(self.cases, case_ids, projection={"outbox": 0})
+        docs = await find_by_ids(self.cases, case_ids)  # with the outbox: usually empty
+        for case_id, doc in docs.items():
+            self._outbox_read[(case_id, int(doc.get("version", 0)))] = doc.get("outbox") or {}
+        while len(self._outbox_read) > OUTBOX_READ_MEMORY:
+            self._outbox_read.popitem(last=False)
         return {c: _workspace(d) for c, d in docs.items()}
 
     async def find(self, query: dict[str, Any], *, limit: int = 200) -> list[Workspace]:
@@ -307,7 +320,11 @@ class Repository:
         owes events, its outbox for ``Written``: the items of a new workspace (no read to publish
         them), None for a changed one — its outbox may still hold events an earlier writer left
         unpublished (a worker killed between its write and its relay), which the relay must read
-        and publish with these, or clearing the flag would strand them. Also the ids of cases not
+        and publish with these, or clearing the flag would strand them. Unless ``get_many`` read
+        that version (it remembers what it read): then its outbox as read plus these events is
+        the whole outbox or more (items are added only by writes that move the version, and
+        ours moved it from the one read; publishers only remove them), handed over without a
+        read. Publishing an item again is harmless (same event id). Also the ids of cases not
         written because someone else wrote them first: the caller takes those the one-by-one
         way (``save``), which reads them again.
         """
@@ -350,7 +367,10 @@ class Repository:
             await bounded([functools.partial(write, p) for p in parts], 4)
             for before, _, events in moving:
                 if before.case_id not in stale and events:
-                    outboxes[before.case_id] = None
+                    as_read = self._outbox_read.pop((before.case_id, before.version), None)
+                    outboxes[before.case_id] = None if as_read is None else {**as_read, **{
+                        key.removeprefix("outbox."): item for key, item in fields[before.case_id].items()
+                        if key.startswith("outbox.")}}
         moves: dict[str, tuple[list[str], list[str]]] = {}
         for read, after, _ in items:
             if after.case_id in stale:

@@ -20,7 +20,7 @@ from shared.contracts.common import Category
 from shared.contracts.envelope import Envelope
 from shared.contracts.negotiation import NegotiationStarted
 from shared.mongo import service_database
-from shared.outbox import batch_token, publish_written
+from shared.outbox import Written, batch_token, publish_written
 from shared.settings import CommonSettings
 from shared.topics import decode
 from tests.integration.negotiation.support import completed, registered, service_settings
@@ -86,9 +86,13 @@ async def test_a_batch_of_findings_opens_and_spreads_the_cases_over_the_agents(
     with batch_token():
         written = await app.on_completed(deps, events)
     assert sorted(w.doc_id for w in written) == sorted(ids), "each case written once, O7 included"
-    # the workspaces existed (registered first): the publisher reads each outbox back, which may
-    # hold more than this write's events (test_an_opening_publishes_what_a_dead_writer_left)
-    assert all(w.pending is None for w in written)
+    # the workspaces existed (registered first) and were read with their outboxes: each one
+    # written in bulk is handed over with its whole outbox as stored (no read back; it may hold
+    # more than this write's events: test_an_opening_publishes_what_a_dead_writer_left)
+    for w in written:
+        if w.doc_id != "O7":
+            stored = await repo.cases.find_one({"_id": w.doc_id}, {"outbox": 1})
+            assert w.pending is not None and set(w.pending) == set(stored["outbox"]), w.doc_id
     loads = {}
     for case_id in ids:
         ws = await repo.get(case_id)
@@ -149,6 +153,10 @@ async def test_an_opening_publishes_what_a_dead_writer_left(settings: CommonSett
     await repo.save(ws, ws.version, [left])  # the writer died here, before its relay
     with batch_token():
         written = await app.on_completed(deps, [_completed("L1")])
+    # handed over as read with the workspace (no read back): the left event and the opening's
+    mine = [w for w in written if w is not None and w.doc_id == "L1"]
+    assert len(mine) == 1 and mine[0].pending is not None and str(left.event_id) in mine[0].pending
+    assert len(mine[0].pending) == 2
     sent: list[tuple[str, str]] = []
 
     async def send(topic: str, key: bytes, value: bytes) -> None:
@@ -159,3 +167,37 @@ async def test_an_opening_publishes_what_a_dead_writer_left(settings: CommonSett
     doc = await repo.cases.find_one({"_id": "L1"})
     assert doc is not None and doc["status"] == "open"
     assert doc["outbox"] == {} and doc["outbox_pending"] is False
+
+
+async def test_a_bulk_write_of_a_workspace_it_did_not_read_has_its_outbox_read_back(
+    settings: CommonSettings, mongo_client: Any
+) -> None:
+    """``save_many`` hands over a changed workspace's outbox only when its own ``get_many`` read
+    that version (what an earlier writer left is then known); a workspace read elsewhere (here:
+    by another repository, as another worker) gets None, and the publisher reads the outbox,
+    so the left event still goes out."""
+    deps, repo = await _deps(settings, mongo_client)
+    reg = registered("K1", "cust-K1")
+    with batch_token():
+        await app.on_registered(deps, [reg])
+    ws = await repo.get("K1")
+    assert ws is not None
+    left = Envelope.wrap(NegotiationStarted(case_number="TS-K1", agent_id=None, team="default"),
+                         case_id="K1", producer="negotiation", cause=reg)
+    ws = await repo.save(ws, ws.version, [left])  # the writer died here, before its relay
+    read = (await Repository(repo.db).get_many(["K1"]))["K1"]  # another worker's read
+    assert read.version == ws.version
+    mine = Envelope.wrap(NegotiationStarted(case_number="TS-K1", agent_id="a1", team="default"),
+                         case_id="K1", producer="negotiation", cause=reg)
+    outboxes, stale = await repo.save_many([(read, read.model_copy(update={"status": "open"}), [mine])])
+    assert stale == set() and outboxes == {"K1": None}
+    written = [Written(repo.cases, "K1", outboxes["K1"])]
+    sent: list[str] = []
+
+    async def send(topic: str, key: bytes, value: bytes) -> None:
+        sent.append(json.loads(value)["event_id"])
+
+    assert await publish_written(written, send) == 2
+    assert sorted(sent) == sorted([str(left.event_id), str(mine.event_id)])
+    doc = await repo.cases.find_one({"_id": "K1"})
+    assert doc is not None and doc["outbox"] == {} and doc["outbox_pending"] is False
