@@ -138,19 +138,25 @@ async def test_a_bulk_write_that_loses_a_race_owes_nothing_for_it(settings: Comm
     assert (await repo.cases.find_one({"_id": "R1"}))["outbox"] == {}
 
 
+async def _left_by_a_dead_writer(deps: Deps, repo: Repository, case_id: str) -> tuple[Any, Workspace, Envelope[Any]]:
+    """Register ``case_id``, then save an event in its outbox as a worker killed before its relay
+    leaves it; return the registration, the workspace as saved and the left event."""
+    reg = registered(case_id, f"cust-{case_id}")
+    with batch_token():
+        await app.on_registered(deps, [reg])
+    ws = await repo.get(case_id)
+    assert ws is not None
+    left = Envelope.wrap(NegotiationStarted(case_number=f"TS-{case_id}", agent_id=None, team="default"),
+                         case_id=case_id, producer="negotiation", cause=reg)
+    return reg, await repo.save(ws, ws.version, [left]), left
+
+
 async def test_an_opening_publishes_what_a_dead_writer_left(settings: CommonSettings, mongo_client: Any) -> None:
     """A workspace whose outbox still holds an event a killed worker wrote but never published
     (its progress notice, say) is opened by a bulk write: publishing the opening sends that
     event too before the flag is cleared; it is not stranded in an outbox no sweep looks at."""
     deps, repo = await _deps(settings, mongo_client)
-    reg = registered("L1", "cust-L1")
-    with batch_token():
-        await app.on_registered(deps, [reg])
-    ws = await repo.get("L1")
-    assert ws is not None
-    left = Envelope.wrap(NegotiationStarted(case_number="TS-L1", agent_id=None, team="default"),
-                         case_id="L1", producer="negotiation", cause=reg)
-    await repo.save(ws, ws.version, [left])  # the writer died here, before its relay
+    _, _, left = await _left_by_a_dead_writer(deps, repo, "L1")
     with batch_token():
         written = await app.on_completed(deps, [_completed("L1")])
     # handed over as read with the workspace (no read back): the left event and the opening's
@@ -177,14 +183,7 @@ async def test_a_bulk_write_of_a_workspace_it_did_not_read_has_its_outbox_read_b
     by another repository, as another worker) gets None, and the publisher reads the outbox,
     so the left event still goes out."""
     deps, repo = await _deps(settings, mongo_client)
-    reg = registered("K1", "cust-K1")
-    with batch_token():
-        await app.on_registered(deps, [reg])
-    ws = await repo.get("K1")
-    assert ws is not None
-    left = Envelope.wrap(NegotiationStarted(case_number="TS-K1", agent_id=None, team="default"),
-                         case_id="K1", producer="negotiation", cause=reg)
-    ws = await repo.save(ws, ws.version, [left])  # the writer died here, before its relay
+    reg, ws, left = await _left_by_a_dead_writer(deps, repo, "K1")
     read = (await Repository(repo.db).get_many(["K1"]))["K1"]  # another worker's read
     assert read.version == ws.version
     mine = Envelope.wrap(NegotiationStarted(case_number="TS-K1", agent_id="a1", team="default"),
