@@ -22,8 +22,10 @@ import json
 import os
 import time
 import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiokafka import AIOKafkaProducer
 
@@ -32,6 +34,9 @@ from bench.observe import Observer
 from bench.stack import REPO, Ports, Services, Stack, tree_cpu_s
 from shared.kafka import ensure_topics
 from shared.settings import KafkaSettings
+
+if TYPE_CHECKING:
+    from bench.clone import Postgres
 
 SERVICES = ("intake", "investigation", "negotiation", "followup", "supervision")
 
@@ -56,7 +61,21 @@ STATEMENTS = """SELECT calls, rows, round(total_exec_time)::bigint, round(mean_e
   WHERE query NOT ILIKE '%pg_stat_statements%' ORDER BY total_exec_time DESC LIMIT 15"""
 
 
-async def run(n: int, names: list[str], port_base: int, settle: float, statements: bool = False) -> dict[str, Any]:
+@dataclass
+class Run:
+    """One run's servers, topics and (not yet started) service processes."""
+
+    stack: Stack
+    services: Services
+    pg: Postgres | None  # FerretDB's PostgreSQL with pg_stat_statements, when asked for
+    counts_dir: Path  # each service process's command counts (PARLEY_MONGO_COMMAND_COUNTS)
+    run_id: str
+    prefix: str  # the run's topic prefix
+
+
+async def bring_up(names: list[str], port_base: int, statements: bool, say: Callable[[str], None]) -> Run:
+    """Start a fresh stack in ``.parley/burst-stack-<port base>`` and create the run's topics;
+    the service processes are made, not started."""
     if statements:
         os.environ["PARLEY_POSTGRESQL_STATEMENTS"] = "1"  # the stack's PostgreSQL loads pg_stat_statements
     stack = Stack(REPO / ".parley" / f"burst-stack-{port_base}", Ports(port_base), say=say)
@@ -72,6 +91,12 @@ async def run(n: int, names: list[str], port_base: int, settle: float, statement
     await ensure_topics(KafkaSettings(bootstrap=stack.kafka_bootstrap, topic_prefix=prefix))
     services = Services(stack, names, prefix, f"burst{run_id}_", uuid.uuid4().hex * 2, say=say,
                         extra_env={"PARLEY_MONGO_COMMAND_COUNTS": str(counts_dir / "{pid}.json")})
+    return Run(stack, services, pg, counts_dir, run_id, prefix)
+
+
+async def run(n: int, names: list[str], port_base: int, settle: float, statements: bool = False) -> dict[str, Any]:
+    up = await bring_up(names, port_base, statements, say)
+    stack, services, pg, counts_dir, run_id, prefix = up.stack, up.services, up.pg, up.counts_dir, up.run_id, up.prefix
     say(f"starting {', '.join(names)}")
     await asyncio.to_thread(services.start)
     observer = Observer(stack.kafka_bootstrap, prefix)
