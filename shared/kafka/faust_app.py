@@ -8,6 +8,7 @@ from typing import Any
 import faust
 
 from shared import tracing
+from shared.kafka.batches import QuietStream
 from shared.kafka.dlq import DeadLetter, DeadLetterStore, dlq_limit
 from shared.kafka.producer import DeadLetterSender
 from shared.settings import CommonSettings
@@ -27,7 +28,8 @@ def make_faust_app(
     New consumer groups read from the earliest offset, so nothing published before a
     service first started is skipped. Several workers of one service on one machine
     (``settings.worker_index`` 1..N, ``PARLEY_WORKER_INDEX``) share the consumer group but
-    not the data directory: worker ``k`` ≥ 2 uses ``var/faust/<app_id>-<k>``.
+    not the data directory: worker ``k`` ≥ 2 uses ``var/faust/<app_id>-<k>``. Streams are
+    ``shared.kafka.batches.QuietStream``: an idle agent's batch loop sleeps instead of ticking.
     """
     kafka = settings.kafka
     app_id = f"{kafka.topic_prefix}parley-{service}"
@@ -47,6 +49,7 @@ def make_faust_app(
         "web_enabled": web_port is not None,
         "autodiscover": False,
         "datadir": str(datadir),
+        "Stream": QuietStream,  # take_events without wakes while idle (shared.kafka.batches)
     }
     if web_port is not None:
         options["web_port"] = web_port
