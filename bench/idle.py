@@ -49,15 +49,15 @@ def say(line: str, start: float = time.monotonic()) -> None:
     print(f"[idle {time.monotonic() - start:6.1f}s] {line}", flush=True)
 
 
-_PID = re.compile(r'pid=(\d+)')
+_CLIENT = re.compile(r'"([^"]*)",pid=(\d+)')
 _SEGS = re.compile(r"\bdata_segs_out:(\d+)")
 
 
-def segments_out(server_ports: dict[int, str]) -> dict[tuple[int, str], int]:
+def segments_out(server_ports: dict[int, str]) -> dict[tuple[int, str, str], int]:
     """TCP data segments sent so far on each established connection to one of ``server_ports``,
-    summed by (client process id, server name) (``ss -tinp``)."""
+    summed by (client process id, its command name, server name) (``ss -tinp``)."""
     out = subprocess.run(["ss", "-tinpH", "state", "established"], capture_output=True, text=True).stdout
-    totals: dict[tuple[int, str], int] = {}
+    totals: dict[tuple[int, str, str], int] = {}
     lines = out.splitlines()
     for i, line in enumerate(lines):
         fields = line.split()
@@ -68,11 +68,11 @@ def segments_out(server_ports: dict[int, str]) -> dict[tuple[int, str], int]:
         except (ValueError, IndexError):
             continue
         server = server_ports.get(peer_port)
-        pid = _PID.search(line)
+        pid = _CLIENT.search(line)
         segs = _SEGS.search(lines[i + 1])
         if server is None or pid is None or segs is None:
             continue
-        key = (int(pid.group(1)), server)
+        key = (int(pid.group(2)), pid.group(1), server)
         totals[key] = totals.get(key, 0) + int(segs.group(1))
     return totals
 
@@ -182,8 +182,8 @@ async def run(names: list[str], port_base: int, window: float, settle: float, st
             per = per_minute(counts0.get(pid, {}), counts, seconds)
             commands[named[pid]] = dict(sorted(per.items(), key=lambda kv: -kv[1]))
     segments: dict[str, dict[str, float]] = {}
-    for (pid, server), rate in segs.items():
-        name = owner.get(pid, f"pid {pid}")
+    for (pid, command, server), rate in segs.items():
+        name = owner.get(pid, f"{command} (pid {pid})")
         segments.setdefault(name, {})[server] = segments.get(name, {}).get(server, 0) + rate
     return {"window_s": round(seconds, 1), "settle_s": settle, "cpu_s_per_min": cpu,
             "commands_per_min": commands, "segments_per_min": segments, "profiles": profiles,
