@@ -15,6 +15,7 @@ harness's own Kafka clients, waits ``--settle`` seconds for the later stages, th
 - the TCP data segments each process sent to Kafka, FerretDB and PostgreSQL, per minute (``ss -ti``
   on its connections: a request that fits one segment — every idle poll, heartbeat and query —
   is one segment), which says which client drives each server;
+- Kafka's CPU by thread (JIT compiler, request handlers, network, controller...);
 - with ``--pg-statements``, FerretDB's PostgreSQL statements by calls.
 
 With ``--profile SECONDS`` it then records each service process with py-spy (after the
@@ -75,6 +76,20 @@ def segments_out(server_ports: dict[int, str]) -> dict[tuple[int, str, str], int
         key = (int(pid.group(2)), pid.group(1), server)
         totals[key] = totals.get(key, 0) + int(segs.group(1))
     return totals
+
+
+def thread_cpu(pid: int) -> dict[str, int]:
+    """Clock ticks used so far by each thread of ``pid``, summed by thread name with its digits
+    taken out (a JVM's ``data-plane-kafka-request-handler-3`` counts as ``...-N``)."""
+    out: dict[str, int] = {}
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            name = re.sub(r"\d+", "N", (task / "comm").read_text().strip())
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # the thread ended
+        out[name] = out.get(name, 0) + int(fields[11]) + int(fields[12])
+    return out
 
 
 def per_minute(before: dict[Any, int], after: dict[Any, int], seconds: float) -> dict[Any, float]:
@@ -155,6 +170,7 @@ async def run(names: list[str], port_base: int, window: float, settle: float, st
                  stack.ports.postgresql: "postgresql"}
         cpu0 = {name: tree_cpu_s(pid) or 0.0 for name, pid in pids.items()}
         segs0 = segments_out(ports)
+        threads0 = thread_cpu(pids["kafka"]) if "kafka" in pids else {}
         counts0 = command_counts(counts_dir)
         if pg is not None:
             await pg.run("SELECT pg_stat_statements_reset()")
@@ -163,6 +179,9 @@ async def run(names: list[str], port_base: int, window: float, settle: float, st
         seconds = time.monotonic() - t0
         cpu = {name: round(((tree_cpu_s(pid) or 0.0) - cpu0[name]) * 60 / seconds, 2) for name, pid in pids.items()}
         segs = per_minute(segs0, segments_out(ports), seconds)
+        tick = os.sysconf("SC_CLK_TCK")
+        kafka_threads = {k: round(v / tick, 2) for k, v in per_minute(
+            threads0, thread_cpu(pids["kafka"]) if "kafka" in pids else {}, seconds).items()}
         named = {pid: name for name, pid in pids.items()}  # a process by its own or its parent's name
         owner = {child: named[pid] for pid in named for child in children(pid)} | named
         counts1 = command_counts(counts_dir)
@@ -187,6 +206,7 @@ async def run(names: list[str], port_base: int, window: float, settle: float, st
         segments.setdefault(name, {})[server] = segments.get(name, {}).get(server, 0) + rate
     return {"window_s": round(seconds, 1), "settle_s": settle, "cpu_s_per_min": cpu,
             "commands_per_min": commands, "segments_per_min": segments, "profiles": profiles,
+            "kafka_threads_cpu_s_per_min": dict(sorted(kafka_threads.items(), key=lambda kv: -kv[1])),
             "statements": [dict(zip(("calls", "rows", "total_ms", "mean_ms", "query"), line.split("|", 4), strict=True))
                            for line in top if line.count("|") >= 4]}
 
@@ -215,6 +235,8 @@ def main(argv: list[str] | None = None) -> int:
           + (f" (services with {' '.join(args.service_env)})" if args.service_env else ""))
     print(f"CPU seconds per minute (total {sum(cpu.values()):.1f}): "
           + ", ".join(f"{k} {v}" for k, v in sorted(cpu.items(), key=lambda kv: -kv[1])))
+    print("Kafka's threads, CPU seconds per minute: " + ", ".join(
+        f"{k} {v}" for k, v in list(result["kafka_threads_cpu_s_per_min"].items())[:8]))
     print("database commands per minute:")
     for name, per in result["commands_per_min"].items():
         print(f"  {name:22s} {sum(per.values()):6.1f}  " + ", ".join(f"{k} {v}" for k, v in per.items()))
