@@ -75,7 +75,9 @@ class Observer:
     async def start(self) -> None:
         consumer = AIOKafkaConsumer(
             bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False,
-            auto_offset_reset="earliest", fetch_max_wait_ms=20, max_partition_fetch_bytes=4 << 20,
+            # the broker answers a fetch as soon as a record is there (fetch_min_bytes 1), so a long
+            # wait delays no arrival; 20 ms made the harness fetch 50 times a second all run long
+            auto_offset_reset="earliest", fetch_max_wait_ms=500, max_partition_fetch_bytes=4 << 20,
         )
         await consumer.start()
         topics = [self.prefix + t for t in (REGISTERED, COMPLETED, PAUSED)]
